@@ -1,0 +1,5 @@
+"""Locust users for wsgauge (``locust -f loadtest``).
+
+Locust imports every ``*.py`` here whose name does not start with ``_`` as a locustfile, under its bare name;
+shared code lives in ``_``-prefixed modules imported absolutely (``from loadtest._client import ...``).
+"""

@@ -1,0 +1,1 @@
+"""The wsgauge reference server: the seed's WebSocket protocol, served exactly, authenticated and durable."""
