@@ -1,5 +1,5 @@
-"""The run store: per-second samples of a load run, written by ``loadtest`` and read by ``monitor`` and ``reports``.
+"""The run store: per-second samples of a load run, written by ``loadtest``, read by ``monitor``/``reports``.
 
-Data flows one way: users -> samples (:mod:`runstore.samples`) -> SQLite (:mod:`runstore.store`) -> monitor and
-reports -> gate verdict.
+Data flows one way: users -> samples (:mod:`runstore.samples`) -> SQLite (:mod:`runstore.store`) ->
+monitor and reports -> gate verdict.
 """

@@ -1,0 +1,114 @@
+"""Names of what a run records: latency metrics, counters, gauges and connection events.
+
+These strings are the contract between the load test that writes a run and the monitor and reports that read
+it (``docs/run-store.md``). Names are stable and never carry per-user ids.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "CONNECTION_EVENTS",
+    "CONNECTION_STATES",
+    "COUNTER_ERRORS",
+    "COUNTER_RECEIVED",
+    "COUNTER_SENT",
+    "GAUGE_QUEUE_SIZE",
+    "LATENCY_METRICS",
+    "METRIC_ACK_PREFIX",
+    "METRIC_CONNECT",
+    "METRIC_DELIVERY_CHAT",
+    "METRIC_HTTP_NOTIFICATION",
+    "METRIC_PONG",
+    "METRIC_PUSH_NOTIFICATION",
+    "METRIC_SEND_LAG",
+    "METRIC_SYNC_PROGRESS",
+    "ack_metric",
+    "error_counter",
+    "received_counter",
+    "sent_counter",
+    "state_gauge",
+]
+
+# --- latency metrics (microsecond HdrHistograms, one per second) -------------------------------------------
+METRIC_CONNECT: Final = "connect"
+"""WebSocket opening handshake, TCP connect to the first usable frame slot."""
+METRIC_ACK_PREFIX: Final = "ack:"
+"""``ack:<type>``: a client frame carrying ``requestId`` to its ``ack`` (effect durably stored)."""
+METRIC_PONG: Final = "pong"
+"""``ping`` to ``pong``: the seed PerformanceMonitor's ``websocketLatency``."""
+METRIC_DELIVERY_CHAT: Final = "delivery:chat"
+"""``chat_message`` sent by one user to ``new_message`` received by its receiver."""
+METRIC_PUSH_NOTIFICATION: Final = "push:notification"
+"""``POST /api/notifications`` issued to ``notification_update`` received by the user."""
+METRIC_SYNC_PROGRESS: Final = "sync:progress"
+"""``progress_update`` sent to ``progress_sync`` received on the same connection."""
+METRIC_HTTP_NOTIFICATION: Final = "http:notification_create"
+"""The back end's ``POST /api/notifications`` request, to its HTTP response."""
+METRIC_SEND_LAG: Final = "send_lag"
+"""Open model only: actual minus scheduled send time. A growing lag means the generator saturated."""
+
+
+def ack_metric(message_type: str) -> str:
+    """Return the latency metric for acks of ``message_type`` (``ack:chat_message``)."""
+    return METRIC_ACK_PREFIX + message_type
+
+
+LATENCY_METRICS: Final = (
+    METRIC_CONNECT,
+    ack_metric("chat_message"),
+    ack_metric("notification_read"),
+    ack_metric("progress_update"),
+    ack_metric("batch"),
+    METRIC_PONG,
+    METRIC_DELIVERY_CHAT,
+    METRIC_PUSH_NOTIFICATION,
+    METRIC_SYNC_PROGRESS,
+    METRIC_HTTP_NOTIFICATION,
+    METRIC_SEND_LAG,
+)
+"""The metrics a wsgauge load test records (a run may have a subset; readers accept any name)."""
+
+# --- counters (additive integers per second) --------------------------------------------------------------
+COUNTER_SENT: Final = "sent."
+COUNTER_RECEIVED: Final = "recv."
+COUNTER_ERRORS: Final = "errors."
+
+
+def sent_counter(message_type: str) -> str:
+    """Frames of ``message_type`` sent by clients (``sent.chat_message``)."""
+    return COUNTER_SENT + message_type
+
+
+def received_counter(message_type: str) -> str:
+    """Frames of ``message_type`` received by clients (``recv.new_message``)."""
+    return COUNTER_RECEIVED + message_type
+
+
+def error_counter(message_type: str, code: str) -> str:
+    """Errors for ``message_type`` by ``code`` (``errors.chat_message.rate_limited``).
+
+    ``message_type`` is the client frame the error answers, or ``connect``/``frame`` for errors that belong
+    to no request (a failed handshake, a malformed server frame). ``code`` is the server's error code, or a
+    client-side kind such as ``timeout``, ``connection_lost`` or ``malformed_frame``.
+    """
+    return f"{COUNTER_ERRORS}{message_type}.{code}"
+
+
+# --- gauges (per-user observations, one snapshot per worker per second) ----------------------------------
+GAUGE_QUEUE_SIZE: Final = "queue_size"
+"""Client-side outbound queue per user (debounced, batched, offline-cached): mean = sum / count."""
+
+CONNECTION_STATES: Final = ("connected", "reconnecting", "disconnected")
+"""The seed's ``connectionStatus``. Each user observes 1 for its state and 0 for the others, so ``sum`` is the
+number of users in that state."""
+
+
+def state_gauge(state: str) -> str:
+    """Gauge name of a connection state (``users.connected``)."""
+    return f"users.{state}"
+
+
+# --- connection events (one row per transition) ------------------------------------------------------------
+CONNECTION_EVENTS: Final = ("connected", "disconnected", "reconnecting", "connect_failed", "gave_up")
