@@ -1,0 +1,340 @@
+"""The load test's options: registered on Locust's parser, parsed into one frozen :class:`LoadSettings`.
+
+Every wsgauge option lives here, so ``locust -f loadtest --help`` documents them all in one group and the web
+UI shows the ones that make sense to change per run. Parsing is pure: :func:`settings_from` takes Locust's
+``parsed_options`` (an ``argparse.Namespace``) and raises :class:`SettingsError` with a message naming the
+option at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from runstore.store import DEFAULT_RESULTS
+
+__all__ = [
+    "AUTH_MODES",
+    "LoadSettings",
+    "SettingsError",
+    "add_arguments",
+    "http_base_of",
+    "settings_from",
+]
+
+AuthMode = Literal["v4", "v5", "cookies", "none"]
+AUTH_MODES: tuple[AuthMode, ...] = ("v4", "v5", "cookies", "none")
+
+
+class SettingsError(ValueError):
+    """An option value that cannot be used; the message names the option."""
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Everything a wsgauge load run is configured with (besides Locust's own ``-u``/``-r``/``-t``)."""
+
+    # target and auth
+    host: str | None
+    """``ws://`` or ``wss://`` URL of the target's WebSocket endpoint; ``None``: embedded server."""
+    http_base: str | None
+    """``http(s)://host:port`` of the target's HTTP API (notifications, metrics); derived from ``host``."""
+    auth: AuthMode
+    secret: str | None
+    cookie_name: str | None
+    cookies_file: Path | None
+    admin_token: str | None
+    # results
+    results: Path
+    run_name: str | None
+    report: bool
+    scrape_metrics: bool
+    # traffic
+    seed: int
+    think_scale: float
+    peers: int
+    request_timeout: float
+    use_acks: bool
+    notification_rate: float
+    churn_away_s: float
+    # the seed's client strategies
+    debounce_ms: float
+    batch_size: int
+    batch_ms: float
+    offline_cache: bool
+    reconnect_base_ms: float
+    reconnect_max_ms: float
+    reconnect_retries: int
+    # open model
+    open_rate: float
+    """Messages per second per user on a fixed schedule (0 = closed model: Locust's users and wait times)."""
+    # embedded server knobs (ignored with --host)
+    server_test_delay_ms: float
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_arguments(parser: Any) -> None:
+    """Register wsgauge's options on Locust's parser (call from ``events.init_command_line_parser``).
+
+    ``parser`` is Locust's ``LocustArgumentParser`` (configargparse): ``env_var``, ``include_in_web_ui`` and
+    ``is_secret`` are its extensions. Every option also reads ``WSGAUGE_<NAME>`` from the environment.
+    """
+    group = parser.add_argument_group(
+        "wsgauge",
+        "WebSocket load test options (see README). Without --host the reference server is embedded.",
+    )
+
+    def add(flag: str, *, web: bool = True, secret: bool = False, **kwargs: Any) -> None:
+        env = "WSGAUGE_" + flag.lstrip("-").upper().replace("-", "_")
+        group.add_argument(flag, env_var=env, include_in_web_ui=web, is_secret=secret, **kwargs)
+
+    add(
+        "--auth",
+        choices=AUTH_MODES,
+        default="v4",
+        help="v4/v5: mint a NextAuth cookie per user from "
+        "--secret; cookies: read them from --cookies-file; none: no credential (default: %(default)s)",
+    )
+    add(
+        "--secret",
+        default=None,
+        secret=True,
+        help="NextAuth secret (NEXTAUTH_SECRET / AUTH_SECRET) to mint "
+        "session cookies with (the embedded server generates its own)",
+    )
+    add(
+        "--cookie-name",
+        default=None,
+        help="session cookie name (default: next-auth.session-token for v4, authjs.session-token for v5)",
+    )
+    add(
+        "--cookies-file",
+        default=None,
+        web=False,
+        help="with --auth cookies: a file of 'USER_ID COOKIE_HEADER' "
+        "lines, one per simulated user (used round robin)",
+    )
+    add(
+        "--admin-token",
+        default=None,
+        secret=True,
+        help="bearer token for the target's POST "
+        "/api/notifications (the back-end persona); the embedded server generates its own",
+    )
+    add("--results", default=str(DEFAULT_RESULTS), web=False, help="run store file (default: %(default)s)")
+    add("--run-name", default=None, help="name of the run in the store (default: personas and user count)")
+    add(
+        "--report",
+        type=_bool,
+        default=True,
+        web=False,
+        help="write the HTML report at the end (default: %(default)s)",
+    )
+    add(
+        "--scrape-metrics",
+        type=_bool,
+        default=True,
+        web=False,
+        help="scrape the target's /metrics every second into the run store (default: %(default)s)",
+    )
+    add(
+        "--seed",
+        type=int,
+        default=1,
+        help="random seed for think times, peers and payloads: the same "
+        "seed repeats the same traffic (default: %(default)s)",
+    )
+    add(
+        "--think-scale",
+        type=_positive_float,
+        default=1.0,
+        help="multiply every think time by this (0 = no thinking; default: %(default)s)",
+    )
+    add(
+        "--peers",
+        type=_non_negative_int,
+        default=3,
+        help="conversation partners per student (default: %(default)s)",
+    )
+    add(
+        "--request-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds to wait for an ack, pong, "
+        "push or delivery before counting a timeout (default: %(default)s)",
+    )
+    add(
+        "--acks",
+        type=_bool,
+        default=True,
+        help="send requestId and measure ack round trips; false sends "
+        "exactly the seed's frames (default: %(default)s)",
+    )
+    add(
+        "--notification-rate",
+        type=_positive_float,
+        default=2.0,
+        help="notifications per second per back-end user (default: %(default)s)",
+    )
+    add(
+        "--churn-away",
+        type=_positive_float,
+        default=3.0,
+        help="mean seconds a churning user stays away before coming back (default: %(default)s)",
+    )
+    add(
+        "--debounce-ms",
+        type=_positive_float,
+        default=0.0,
+        help="debounce progress updates by this many ms (0 = off; default: %(default)s)",
+    )
+    add(
+        "--batch-size",
+        type=_non_negative_int,
+        default=0,
+        help="send messages in batch envelopes of up to N (0 = off; default: %(default)s)",
+    )
+    add(
+        "--batch-ms",
+        type=_positive_float,
+        default=100.0,
+        help="flush a partial batch after this many ms (default: %(default)s)",
+    )
+    add(
+        "--offline-cache",
+        type=_bool,
+        default=True,
+        help="queue messages while disconnected and send "
+        "them, all of them, on reconnect (default: %(default)s)",
+    )
+    add(
+        "--reconnect-base-ms",
+        type=_positive_float,
+        default=250.0,
+        help="first reconnect delay; doubles per attempt, with full jitter (default: %(default)s)",
+    )
+    add(
+        "--reconnect-max-ms",
+        type=_positive_float,
+        default=10_000.0,
+        help="cap on one reconnect delay (default: %(default)s)",
+    )
+    add(
+        "--reconnect-retries",
+        type=_non_negative_int,
+        default=20,
+        help="attempts before a user gives up (default: %(default)s)",
+    )
+    add(
+        "--open-rate",
+        type=_positive_float,
+        default=0.0,
+        help="open model: messages per second per user "
+        "on a fixed schedule, latency measured from the scheduled time (0 = closed model; default: "
+        "%(default)s)",
+    )
+    add(
+        "--server-test-delay-ms",
+        type=_positive_float,
+        default=0.0,
+        web=False,
+        help="embedded server "
+        "only, for tests and benchmarks: delay every frame's handling by this many ms (default: %(default)s)",
+    )
+
+
+def http_base_of(ws_url: str) -> str:
+    """Return the HTTP base URL of a WebSocket endpoint (``ws://h:p/ws`` -> ``http://h:p``).
+
+    Raises:
+        SettingsError: if ``ws_url`` is not a ``ws://`` or ``wss://`` URL with a host.
+    """
+    parts = urlsplit(ws_url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise SettingsError(
+            f"--host must be a ws:// or wss:// URL such as ws://127.0.0.1:8765/ws, got {ws_url!r}"
+        )
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return urlunsplit((scheme, parts.netloc, "", "", ""))
+
+
+def settings_from(options: argparse.Namespace) -> LoadSettings:
+    """Validate Locust's parsed options into :class:`LoadSettings`.
+
+    Raises:
+        SettingsError: naming the first option that cannot be used.
+    """
+    host = getattr(options, "host", None) or None
+    http_base = http_base_of(host) if host else None
+    auth: AuthMode = options.auth
+    cookies_file = Path(options.cookies_file) if options.cookies_file else None
+    if auth == "cookies":
+        if cookies_file is None:
+            raise SettingsError("--auth cookies needs --cookies-file FILE")
+        if not cookies_file.is_file():
+            raise SettingsError(f"--cookies-file {cookies_file}: no such file")
+    if host and auth in ("v4", "v5") and not options.secret:
+        raise SettingsError(
+            f"--auth {auth} against --host {host} needs --secret (the server's NextAuth secret)"
+        )
+    if options.reconnect_max_ms < options.reconnect_base_ms:
+        raise SettingsError("--reconnect-max-ms must be >= --reconnect-base-ms")
+    if options.batch_size == 1:
+        raise SettingsError("--batch-size 1 is not batching: use 0 (off) or >= 2")
+    return LoadSettings(
+        host=host,
+        http_base=http_base,
+        auth=auth,
+        secret=options.secret or None,
+        cookie_name=options.cookie_name or None,
+        cookies_file=cookies_file,
+        admin_token=options.admin_token or None,
+        results=Path(options.results),
+        run_name=options.run_name or None,
+        report=_bool(options.report),
+        scrape_metrics=_bool(options.scrape_metrics),
+        seed=int(options.seed),
+        think_scale=float(options.think_scale),
+        peers=int(options.peers),
+        request_timeout=float(options.request_timeout),
+        use_acks=_bool(options.acks),
+        notification_rate=float(options.notification_rate),
+        churn_away_s=float(options.churn_away),
+        debounce_ms=float(options.debounce_ms),
+        batch_size=int(options.batch_size),
+        batch_ms=float(options.batch_ms),
+        offline_cache=_bool(options.offline_cache),
+        reconnect_base_ms=float(options.reconnect_base_ms),
+        reconnect_max_ms=float(options.reconnect_max_ms),
+        reconnect_retries=int(options.reconnect_retries),
+        open_rate=float(options.open_rate),
+        server_test_delay_ms=float(options.server_test_delay_ms),
+    )
