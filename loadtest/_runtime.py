@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,10 @@ class Runtime:
     admin_token: str | None
     identities: IdentityAllocator
     aggregator: SampleAggregator = field(default_factory=SampleAggregator)
+    users: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
+    """Live users of this process. Each has ``connection_state`` (one of
+    :data:`runstore.names.CONNECTION_STATES`) and ``queue_size`` (its client-side outbound queue); the
+    lifecycle samples them once a second into the ``users.*`` and ``queue_size`` gauges."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Lifecycle-private state (the run id, greenlets ...): users do not touch it."""
 
