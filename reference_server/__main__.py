@@ -1,0 +1,167 @@
+"""``python -m reference_server`` (also the ``wsgauge-server`` console script).
+
+Prints exactly one line, ``wsgauge reference server listening on ws://HOST:PORT/ws``, to stdout
+once it accepts connections. SIGTERM or SIGINT: stop accepting, close every socket with 1001,
+flush the store, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from .app import create_app
+from .config import ServerConfig, secrets_from_env
+
+__all__ = ["build_parser", "config_from_args", "main", "serve"]
+
+log = logging.getLogger("reference_server")
+
+_DEFAULTS = ServerConfig()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface; ``--help`` documents every option."""
+    p = argparse.ArgumentParser(
+        prog="python -m reference_server",
+        description=(
+            "wsgauge reference server: the seed WebSocket protocol on ws://HOST:PORT/ws, "
+            "authenticated with NextAuth session cookies (v4 and v5) and stored in SQLite. "
+            "Also serves GET /healthz, GET /metrics (Prometheus) and POST /api/notifications."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    a = p.add_argument
+    a("--host", default=_DEFAULTS.host, help="interface to bind")
+    a("--port", type=int, default=_DEFAULTS.port, help="TCP port (0: pick a free one)")
+    a("--db", default=os.environ.get("WSGAUGE_DB", _DEFAULTS.db),
+      help="SQLite database file (WAL mode), or ':memory:' for a volatile in-RAM store "
+           "[env WSGAUGE_DB]")  # fmt: skip
+    a("--secret", action="append", default=None, metavar="SECRET",
+      help="NextAuth secret for session tokens; repeat to accept old secrets during rotation "
+           "(first = current). Default: env AUTH_SECRET, AUTH_SECRET_1..9, NEXTAUTH_SECRET")  # fmt: skip
+    a("--admin-token", default=os.environ.get("WSGAUGE_ADMIN_TOKEN"),
+      help="bearer token required by POST /api/notifications; unset disables that route "
+           "[env WSGAUGE_ADMIN_TOKEN]")  # fmt: skip
+    a("--max-message-size", type=int, default=_DEFAULTS.max_message_size,
+      help="largest inbound WebSocket message in bytes; larger ones close with 1009")  # fmt: skip
+    a("--max-content-length", type=int, default=_DEFAULTS.max_content_length,
+      help="longest chat_message content in characters (content_too_long error)")  # fmt: skip
+    a("--max-batch", type=int, default=_DEFAULTS.max_batch,
+      help="most inner messages in one batch frame (batch_too_large error)")  # fmt: skip
+    a("--rate-limit", type=float, default=_DEFAULTS.rate_limit,
+      help="inbound messages per second per connection, batch items counted singly "
+           "(rate_limited error); 0 disables")  # fmt: skip
+    a("--rate-burst", type=float, default=None,
+      help="rate-limit bucket size (default: max(rate-limit, max-batch))")  # fmt: skip
+    a("--outbound-limit", type=int, default=_DEFAULTS.outbound_limit,
+      help="bytes buffered for one client before it is closed as a slow consumer (4002)")  # fmt: skip
+    a("--max-inflight", type=int, default=_DEFAULTS.max_inflight,
+      help="requests per connection awaiting the store before reading from it pauses")  # fmt: skip
+    a("--heartbeat", type=float, default=_DEFAULTS.heartbeat,
+      help="seconds between WebSocket pings; a peer silent for 1.5x this is dropped")  # fmt: skip
+    a("--confirm-interval", type=float, default=_DEFAULTS.confirm_interval,
+      help="seconds between delivery-confirmation pings on a connection with unconfirmed "
+           "frames (a pong advances the user's delivery cursor)")  # fmt: skip
+    a("--clock-tolerance", type=float, default=_DEFAULTS.clock_tolerance,
+      help="seconds of clock skew allowed on token exp/nbf")  # fmt: skip
+    a("--batch-max", type=int, default=_DEFAULTS.batch_max,
+      help="most store jobs in one group commit")  # fmt: skip
+    a("--sync", dest="synchronous", choices=("NORMAL", "FULL"), type=str.upper,
+      default=_DEFAULTS.synchronous,
+      help="SQLite synchronous mode: NORMAL survives a process crash, FULL also power loss "
+           "(an fsync per group commit)")  # fmt: skip
+    a("--shutdown-timeout", type=float, default=_DEFAULTS.shutdown_timeout,
+      help="seconds to wait for clients to answer the close handshake")  # fmt: skip
+    a("--test-delay-ms", type=float, default=0.0, metavar="FLOAT",
+      help="TEST ONLY: delay the handling (and so the ack/push) of every inbound frame by "
+           "this many milliseconds, per connection and in order, without blocking other "
+           "connections; used by load-test and gate benchmarks to simulate a slower build")  # fmt: skip
+    a("--log-level", default=os.environ.get("WSGAUGE_LOG_LEVEL", "WARNING"),
+      help="logging level (stderr) [env WSGAUGE_LOG_LEVEL]")  # fmt: skip
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """Turn parsed arguments into a :class:`ServerConfig`."""
+    secrets = tuple(args.secret) if args.secret else secrets_from_env()
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        secrets=secrets,
+        admin_token=args.admin_token or None,
+        max_message_size=args.max_message_size,
+        max_content_length=args.max_content_length,
+        max_batch=args.max_batch,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        outbound_limit=args.outbound_limit,
+        max_inflight=args.max_inflight,
+        heartbeat=args.heartbeat,
+        confirm_interval=args.confirm_interval,
+        clock_tolerance=args.clock_tolerance,
+        batch_max=args.batch_max,
+        synchronous=args.synchronous,
+        shutdown_timeout=args.shutdown_timeout,
+        test_delay_ms=args.test_delay_ms,
+    )
+
+
+async def serve(config: ServerConfig, *, ready_line: bool = True) -> None:
+    """Run the server until SIGTERM or SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    app = create_app(config)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=config.shutdown_timeout
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, backlog=4096, reuse_address=True)
+    await site.start()
+    port = config.port
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            port = address[1]
+            break
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if ready_line:
+        sys.stdout.write(f"wsgauge reference server listening on ws://{config.host}:{port}/ws\n")
+        sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m reference_server`` and ``wsgauge-server``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not config.secrets:
+        parser.error("no NextAuth secret: pass --secret or set AUTH_SECRET / NEXTAUTH_SECRET")
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        print(f"wsgauge reference server: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Server configuration: one frozen dataclass, filled from the command line and the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["ServerConfig", "secrets_from_env"]
+
+
+def secrets_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """NextAuth secrets from the environment, newest first.
+
+    Reads ``AUTH_SECRET``, then ``AUTH_SECRET_1``, ``AUTH_SECRET_2``, … (Auth.js rotation), then
+    ``NEXTAUTH_SECRET`` (next-auth v4). Empty values are skipped; duplicates dropped.
+    """
+    env = os.environ if environ is None else environ
+    found: list[str] = []
+    names = ["AUTH_SECRET", *(f"AUTH_SECRET_{i}" for i in range(1, 10)), "NEXTAUTH_SECRET"]
+    for name in names:
+        value = env.get(name)
+        if value and value not in found:
+            found.append(value)
+    return tuple(found)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """Everything the reference server can be told.
+
+    Attributes:
+        host: Interface to bind.
+        port: TCP port (``0`` picks a free one).
+        db: SQLite file, or ``":memory:"``.
+        secrets: NextAuth secrets accepted for session tokens (first = current).
+        admin_token: Bearer token guarding ``POST /api/notifications``; ``None`` disables it.
+        max_message_size: Largest inbound WebSocket message in bytes; bigger closes with 1009.
+        max_content_length: Longest ``chat_message`` content in characters.
+        max_batch: Most inner messages in one ``batch``.
+        rate_limit: Inbound messages per second per connection (``0``: unlimited).
+        rate_burst: Rate-limit bucket size (``None``: ``max(rate_limit, max_batch)``).
+        outbound_limit: Bytes buffered for one client before it counts as a slow consumer
+            and is closed with 4002.
+        max_inflight: Requests per connection awaiting the store before reading pauses.
+        heartbeat: Seconds between WebSocket pings (dead peers are dropped after 1.5x).
+        confirm_interval: Seconds between delivery-confirmation pings on a busy connection.
+        clock_tolerance: Seconds of clock skew allowed on token ``exp``/``nbf``.
+        backlog_page: Offline-backlog rows read per store round trip.
+        batch_max: Most store jobs per group commit.
+        synchronous: SQLite ``synchronous`` pragma (``NORMAL``: crash-safe; ``FULL``:
+            power-loss-safe).
+        shutdown_timeout: Seconds to wait for connections to close on shutdown.
+        test_delay_ms: TEST ONLY. Delay every inbound frame's handling by this many
+            milliseconds (per connection, in order) to simulate a slower server.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    db: str = "wsgauge.db"
+    secrets: tuple[str, ...] = field(default_factory=tuple)
+    admin_token: str | None = None
+    max_message_size: int = 64 * 1024
+    max_content_length: int = 10_000
+    max_batch: int = 100
+    rate_limit: float = 1000.0
+    rate_burst: float | None = None
+    outbound_limit: int = 4 * 1024 * 1024
+    max_inflight: int = 1000
+    heartbeat: float = 30.0
+    confirm_interval: float = 0.1
+    clock_tolerance: float = 15.0
+    backlog_page: int = 1000
+    batch_max: int = 2000
+    synchronous: str = "NORMAL"
+    shutdown_timeout: float = 5.0
+    test_delay_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port out of range: {self.port}")
+        for name in ("max_message_size", "max_content_length", "max_batch", "outbound_limit"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.rate_limit < 0 or self.test_delay_ms < 0:
+            raise ValueError("rate_limit and test_delay_ms must not be negative")
+        if self.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"bad synchronous mode {self.synchronous!r}")

@@ -1,0 +1,415 @@
+"""The I/O driver of one WebSocket connection, and the hub that routes frames between them.
+
+:class:`Connection` moves bytes between an aiohttp ``WebSocketResponse`` and a
+:class:`~reference_server.protocol.Session`, runs the store requests the session asks for, and
+routes the session's pushes through the :class:`Hub`. It holds no protocol logic.
+
+Outbound frames are written straight to the transport, coalesced: everything queued for a
+connection during one event-loop pass leaves in one ``transport.write`` (one syscall), so a
+group commit that acks 500 messages costs one write per connection, not 1,000. A connection
+whose transport buffer passes ``outbound_limit`` bytes is a slow consumer: it gets close 4002
+and its transport is aborted after ``close_grace`` seconds; what it had not confirmed stays in
+the store and is delivered again when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from .errors import (
+    CLOSE_GOING_AWAY,
+    ConnectionClosingError,
+    LocalProtocolError,
+    MessageTooBig,
+    SlowConsumer,
+    UnsupportedData,
+)
+from .messages import (
+    ChatMessage,
+    NewMessage,
+    Notification,
+    NotificationRead,
+    NotificationUpdate,
+    ProgressUpdate,
+    StoredMessage,
+)
+from .protocol import Push, Session, State, StoreRequest
+
+if TYPE_CHECKING:
+    from .config import ServerConfig
+    from .metrics import ServerMetrics
+    from .store import Backlog, Store
+
+__all__ = ["Connection", "Hub", "encode_frame"]
+
+log = logging.getLogger(__name__)
+
+_HDR2 = struct.Struct("!BB")
+_HDR4 = struct.Struct("!BBH")
+_HDR10 = struct.Struct("!BBQ")
+
+
+def encode_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One unmasked, final RFC 6455 frame (server → client) carrying ``payload``."""
+    n = len(payload)
+    first = 0x80 | opcode
+    if n < 126:
+        return _HDR2.pack(first, n) + payload
+    if n < 65536:
+        return _HDR4.pack(first, 126, n) + payload
+    return _HDR10.pack(first, 127, n) + payload
+
+
+class Hub:
+    """Routes frames to every open connection of a user, and batches their writes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.by_user: dict[str, set[Connection]] = {}
+        self._loop = loop
+        self._dirty: list[Connection] = []
+        self._scheduled = False
+
+    def add(self, conn: Connection) -> None:
+        self.by_user.setdefault(conn.user_id, set()).add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        conns = self.by_user.get(conn.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.by_user[conn.user_id]
+
+    def route(self, push: Push) -> None:
+        """Deliver ``push`` to every open connection of its user (none open: it waits in the
+        store if it is an inbox item)."""
+        conns = self.by_user.get(push.user_id)
+        if conns:
+            for conn in conns:
+                conn.session.deliver(push.seq, push.frame)
+                self.mark_dirty(conn)
+
+    def mark_dirty(self, conn: Connection) -> None:
+        """Flush ``conn`` at the end of this event-loop pass."""
+        if not conn.dirty:
+            conn.dirty = True
+            self._dirty.append(conn)
+            if not self._scheduled:
+                self._scheduled = True
+                self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.dirty = False
+            conn.flush()
+
+    def connection_count(self) -> int:
+        return sum(len(c) for c in self.by_user.values())
+
+
+class Connection:
+    """Drives one authenticated WebSocket connection.
+
+    Args:
+        ws: The prepared ``WebSocketResponse``.
+        transport: Its transport (``request.transport``), written to directly.
+        session: The connection's protocol core.
+        hub, store, metrics, config: Shared application objects.
+    """
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        session: Session,
+        *,
+        hub: Hub,
+        store: Store,
+        metrics: ServerMetrics,
+        config: ServerConfig,
+    ) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.session = session
+        self.user_id = session.user_id
+        self.hub = hub
+        self.store = store
+        self.metrics = metrics
+        self.config = config
+        self.dirty = False
+        self._loop = asyncio.get_running_loop()
+        self._confirm_timer: asyncio.TimerHandle | None = None
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._inflight_waiter: asyncio.Future[None] | None = None
+        self._closing_task: asyncio.Task[Any] | None = None
+        self._delayed: asyncio.Queue[tuple[float, str]] | None = None
+        self._delay_task: asyncio.Task[None] | None = None
+        self._on_done_cb = self._on_done
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Register with the hub, start the offline backlog and the expiry timer."""
+        self.hub.add(self)
+        self.store.load_backlog(self.user_id, self._on_backlog, limit=self.config.backlog_page)
+        expires_at = self.session.expires_at
+        if expires_at is not None:
+            delay = max(0.0, expires_at - time.time())
+            self._expiry_timer = self._loop.call_later(delay, self._expire)
+        if self.config.test_delay_ms > 0:
+            self._delayed = asyncio.Queue()
+            self._delay_task = asyncio.ensure_future(self._run_delayed())
+
+    def stop(self) -> None:
+        """Unregister; called once the socket is closed."""
+        self.hub.remove(self)
+        if self.session.state is not State.CLOSED:
+            self.session.connection_lost()
+        for timer in (self._confirm_timer, self._expiry_timer):
+            if timer is not None:
+                timer.cancel()
+        if self._delay_task is not None:
+            self._delay_task.cancel()
+        if self._inflight_waiter is not None and not self._inflight_waiter.done():
+            self._inflight_waiter.set_result(None)
+
+    async def run(self) -> None:
+        """Read frames until the connection ends. Call :meth:`start` first."""
+        ws = self.ws
+        session = self.session
+        delayed = self._delayed
+        async for msg in ws:
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                if delayed is not None:
+                    delayed.put_nowait((time.monotonic() + self.config.test_delay_ms / 1000, msg.data))
+                    continue
+                self.receive(msg.data)
+                if session.state is not State.OPEN:
+                    break
+                if session.pending_replies > self.config.max_inflight:
+                    await self._wait_inflight()
+            elif kind is WSMsgType.PONG:
+                self.on_pong(msg.data)
+            elif kind is WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif kind is WSMsgType.BINARY:
+                session.fail(UnsupportedData("binary frames are not supported; send JSON text"))
+                break
+            elif kind is WSMsgType.ERROR:
+                exc = ws.exception()
+                if ws.close_code == MessageTooBig.close_code:
+                    session.fail(MessageTooBig(str(exc)))
+                    self.metrics.error(MessageTooBig.code)
+                break
+        if session.state is State.CLOSING and not ws.closed:
+            await self.close(session.close_code or 1000, session.close_reason)
+
+    async def _run_delayed(self) -> None:
+        """TEST ONLY: handle frames ``test_delay_ms`` after arrival, in order."""
+        assert self._delayed is not None
+        while True:
+            due, data = await self._delayed.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.receive(data)
+            if self.session.state is State.CLOSING:
+                await self.close(self.session.close_code or 1000, self.session.close_reason)
+                return
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Close with ``code`` (after writing what is queued); abort if the peer stalls."""
+        self.flush()
+        transport = self.transport
+        if self.session.state is State.OPEN:
+            self.session.close(code, reason)
+        # A peer that does not read would keep its buffered frames (and the socket) alive.
+        self._loop.call_later(self.config.shutdown_timeout, _abort, transport)
+        await self.ws.close(code=code, message=reason.encode()[:120])
+
+    def _expire(self) -> None:
+        if self.session.expire(time.time()):
+            self.metrics.error("session_expired")
+            self._schedule_close()
+
+    def _schedule_close(self) -> None:
+        if self._closing_task is None and not self.ws.closed:
+            self._closing_task = asyncio.ensure_future(
+                self.close(self.session.close_code or 1000, self.session.close_reason)
+            )
+
+    async def shutdown(self) -> None:
+        """Server shutdown: close with 1001 Going Away."""
+        await self.close(CLOSE_GOING_AWAY, "server shutdown")
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def receive(self, data: str) -> None:
+        """Feed one text frame to the session and start the work it asks for."""
+        session = self.session
+        session.receive_text(data, time.time())
+        for request in session.events_received():
+            self._run(request)
+        if session.has_unsent:
+            self.hub.mark_dirty(self)
+        if session.state is State.CLOSING:
+            self._schedule_close()
+
+    def _run(self, request: StoreRequest) -> None:
+        message = request.message
+        store = self.store
+        kind = type(message)
+        cb = self._on_done_cb
+        try:
+            if kind is ChatMessage:
+                store.append_message(
+                    request.user_id,
+                    message.receiver_id,  # type: ignore[union-attr]
+                    message.content,  # type: ignore[union-attr]
+                    message.timestamp,  # type: ignore[union-attr]
+                    lambda result, exc: cb(request, result, exc),
+                )
+            elif kind is NotificationRead:
+                store.mark_read(
+                    request.user_id,
+                    message.id,  # type: ignore[union-attr]
+                    lambda result, exc: cb(request, result, exc),
+                )
+            elif kind is ProgressUpdate:
+                store.save_progress(
+                    request.user_id,
+                    message.subject,  # type: ignore[union-attr]
+                    message.topic,  # type: ignore[union-attr]
+                    message.completion,  # type: ignore[union-attr]
+                    lambda result, exc: cb(request, result, exc),
+                )
+            else:  # pragma: no cover - the session only emits the three kinds above
+                raise LocalProtocolError(f"no store operation for {kind.__name__}")
+        except Exception as exc:
+            self._on_done(request, None, exc)
+
+    def _on_done(self, request: StoreRequest, result: Any, exc: BaseException | None) -> None:
+        session = self.session
+        if exc is None:
+            pushes = session.event_completed(request, result)
+            route = self.hub.route
+            frames_out = self.metrics.frames_out
+            for push in pushes:
+                route(push)
+                frames_out[_push_kind(result)] += 1
+        else:
+            log.error("store request failed: %r", exc)
+            session.event_failed(request, LocalProtocolError("the server could not store this"))
+        self.metrics.handling.observe(time.time() - request.received_at)
+        self.hub.mark_dirty(self)
+        waiter = self._inflight_waiter
+        if waiter is not None and session.pending_replies <= self.config.max_inflight // 2:
+            self._inflight_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait_inflight(self) -> None:
+        self._inflight_waiter = self._loop.create_future()
+        await self._inflight_waiter
+
+    def _on_backlog(self, result: Backlog | None, exc: BaseException | None) -> None:
+        if exc is not None or result is None:
+            log.error("backlog load failed for a connection: %r", exc)
+            self.session.fail(ConnectionClosingError("could not load undelivered messages"))
+            self._schedule_close()
+            return
+        cursor, rows, more = result
+        frames: list[tuple[int, bytes]] = []
+        for seq, record in rows:
+            if type(record) is StoredMessage:
+                frames.append((seq, NewMessage(record).to_frame()))
+            elif type(record) is Notification:
+                frames.append((seq, NotificationUpdate(record).to_frame()))
+        self.session.backlog_loaded(cursor, frames, more=more)
+        if frames:
+            self.metrics.frame_out("backlog", len(frames))
+        self.flush()
+        if more and self.session.state is State.OPEN:
+            self._next_backlog_page()
+
+    def _next_backlog_page(self) -> None:
+        if self.session.state is not State.OPEN:
+            return
+        if self.transport.get_write_buffer_size() > self.config.outbound_limit // 4:
+            self._loop.call_later(0.05, self._next_backlog_page)
+            return
+        self.store.load_backlog(
+            self.user_id,
+            self._on_backlog,
+            after=self.session.sent_seq,
+            limit=self.config.backlog_page,
+        )
+
+    def on_pong(self, payload: bytes) -> None:
+        seq = self.session.pong_received(payload)
+        if seq is not None:
+            self.store.advance_cursor(self.user_id, seq)
+            self._maybe_confirm()
+
+    # -- outbound -----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every frame the session has ready, in one transport write."""
+        frames = self.session.messages_to_send()
+        if not frames:
+            return
+        transport = self.transport
+        if transport.is_closing() or self.ws.closed:
+            return
+        if len(frames) == 1:
+            transport.write(encode_frame(frames[0]))
+        else:
+            transport.write(b"".join([encode_frame(f) for f in frames]))
+        if transport.get_write_buffer_size() > self.config.outbound_limit:
+            self.slow_consumer()
+            return
+        self._maybe_confirm()
+
+    def _maybe_confirm(self) -> None:
+        session = self.session
+        if self._confirm_timer is None and session.sent_seq > session.confirmed_seq:
+            self._confirm_timer = self._loop.call_later(self.config.confirm_interval, self._send_confirmation)
+
+    def _send_confirmation(self) -> None:
+        self._confirm_timer = None
+        if self.session.state is not State.OPEN or self.transport.is_closing():
+            return
+        payload = self.session.confirmation_ping()
+        if payload is not None:
+            self.transport.write(encode_frame(payload, opcode=0x9))
+
+    def slow_consumer(self) -> None:
+        """The client stopped reading: close it with 4002; abort if it never reads again."""
+        if self.session.state is not State.OPEN:
+            return
+        self.session.fail(SlowConsumer("client is not reading; outbound buffer full"))
+        self.metrics.error(SlowConsumer.code)
+        self._schedule_close()
+
+
+def _abort(transport: asyncio.Transport) -> None:
+    """Drop a transport that is still open, or closing but unable to flush."""
+    if not transport.is_closing() or transport.get_write_buffer_size():
+        transport.abort()
+
+
+def _push_kind(result: object) -> str:
+    kind = type(result)
+    if kind is StoredMessage:
+        return "new_message"
+    if kind is Notification:
+        return "notification_update"
+    return "progress_sync"

@@ -1,0 +1,496 @@
+"""The I/O-free protocol core: one :class:`Session` per WebSocket connection.
+
+A :class:`Session` knows nothing about sockets, asyncio or SQLite. The driver (see
+:mod:`reference_server.connection`) feeds it what arrives and runs what it asks for:
+
+1. :meth:`Session.receive_text` parses one text frame, validates it, applies the rate limit and
+   queues work. After calling it, you must call :meth:`Session.events_received` and run each
+   returned :class:`StoreRequest` against the store, then :meth:`Session.messages_to_send` and
+   write the frames it returns.
+2. When the store has durably committed a request's effect, call :meth:`Session.event_completed`
+   with the stored record. It returns the :class:`Push` frames to route to users' connections and
+   releases the ``ack``. Replies (``ack``/``error``/``pong``) leave in the order of the frames
+   that caused them, whatever order the work finishes in.
+3. Frames routed to this connection's user go through :meth:`Session.deliver`, which orders them
+   after the offline backlog (:meth:`Session.backlog_loaded`) and drops duplicates by sequence
+   number.
+4. Delivery is confirmed with WebSocket ping/pong: :meth:`Session.confirmation_ping` names the
+   highest sequence sent; :meth:`Session.pong_received` returns it once the client's pong proves
+   the client read everything before it.
+
+The connection state machine is the :data:`TRANSITIONS` table; every state change goes through
+:meth:`Session._transition`.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import (
+    CLOSE_NORMAL,
+    BatchTooLarge,
+    ConnectionClosingError,
+    ContentTooLong,
+    InvalidBatch,
+    InvalidField,
+    LocalProtocolError,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    RemoteProtocolError,
+    SessionExpired,
+)
+from .messages import (
+    Ack,
+    Batch,
+    ChatMessage,
+    Error,
+    NewMessage,
+    Notification,
+    NotificationRead,
+    NotificationUpdate,
+    Ping,
+    ProgressRecord,
+    ProgressSync,
+    ProgressUpdate,
+    StoredMessage,
+    decode_json,
+    parse_message,
+    request_id_of,
+)
+
+if TYPE_CHECKING:
+    from .messages import InboundMessage
+
+__all__ = [
+    "TRANSITIONS",
+    "ConnectionLost",
+    "Push",
+    "Session",
+    "SessionHooks",
+    "State",
+    "StoreRequest",
+]
+
+
+class State(enum.Enum):
+    """Connection states."""
+
+    OPEN = "open"  #: frames are handled
+    CLOSING = "closing"  #: a close was decided; inbound frames are dropped
+    CLOSED = "closed"  #: the transport is gone
+
+
+class ConnectionLost:
+    """State-machine event: the transport closed."""
+
+
+class CloseRequested:
+    """State-machine event: the session decided to close (fault, expiry or shutdown)."""
+
+
+#: ``state -> {event type -> next state}``. Anything not listed is a disallowed transition.
+TRANSITIONS: dict[State, dict[type, State]] = {
+    State.OPEN: {
+        ChatMessage: State.OPEN,
+        NotificationRead: State.OPEN,
+        ProgressUpdate: State.OPEN,
+        Ping: State.OPEN,
+        Batch: State.OPEN,
+        CloseRequested: State.CLOSING,
+        ConnectionLost: State.CLOSED,
+    },
+    State.CLOSING: {
+        CloseRequested: State.CLOSING,
+        ConnectionLost: State.CLOSED,
+    },
+    State.CLOSED: {
+        ConnectionLost: State.CLOSED,
+    },
+}
+
+
+class SessionHooks(Protocol):
+    """What a Session reports for metrics (duck-typed; no I/O)."""
+
+    def frame_in(self, kind: str) -> None: ...
+    def frame_out(self, kind: str, n: int = 1) -> None: ...
+    def error(self, code: str) -> None: ...
+
+
+class _NoHooks:
+    def frame_in(self, kind: str) -> None:
+        pass
+
+    def frame_out(self, kind: str, n: int = 1) -> None:
+        pass
+
+    def error(self, code: str) -> None:
+        pass
+
+
+@dataclass(slots=True, eq=False)
+class StoreRequest:
+    """Work for the driver: make ``message``'s effect durable, then report back.
+
+    After the store commits, call :meth:`Session.event_completed` (or
+    :meth:`Session.event_failed`) with this object.
+    """
+
+    message: ChatMessage | NotificationRead | ProgressUpdate
+    user_id: str
+    received_at: float
+    _slot: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """A frame to route to every open connection of ``user_id``.
+
+    ``seq`` is the store's sequence number for inbox items (chat messages and new
+    notifications), which are delivered offline too, or ``None`` for live-only pushes.
+    """
+
+    user_id: str
+    seq: int | None
+    frame: bytes
+
+
+_PING_PAYLOAD = struct.Struct("!4sQ")
+_PING_MAGIC = b"wsgd"
+
+
+class Session:
+    """Protocol state of one authenticated WebSocket connection.
+
+    Args:
+        user_id: The authenticated user (the token's ``sub``); the sender of everything.
+        now: Current time in seconds (any monotonic-ish clock, same one as later calls).
+        expires_at: When the user's session token expires (same clock), or ``None``.
+        max_content_length: Longest accepted ``message.content``, in characters.
+        max_batch: Most inner messages in one ``batch``.
+        rate_limit: Sustained inbound messages per second (batch items count one each);
+            ``0`` disables the limit.
+        rate_burst: Bucket size for the rate limit; defaults to ``max(rate_limit, max_batch)``.
+        hooks: Receives frame and error counts for metrics.
+    """
+
+    def __init__(
+        self,
+        user_id: str,
+        *,
+        now: float = 0.0,
+        expires_at: float | None = None,
+        max_content_length: int = 10_000,
+        max_batch: int = 100,
+        rate_limit: float = 1000.0,
+        rate_burst: float | None = None,
+        hooks: SessionHooks | None = None,
+    ) -> None:
+        self.user_id = user_id
+        self.state = State.OPEN
+        self.close_code: int | None = None
+        self.close_reason = ""
+        #: The last fault that closed or was reported on this session, kept for logs.
+        self.last_error: ProtocolError | None = None
+        self.expires_at = expires_at
+        self.max_content_length = max_content_length
+        self.max_batch = max_batch
+        self.rate_limit = rate_limit
+        self.rate_burst = rate_burst if rate_burst is not None else max(rate_limit, max_batch)
+        self._tokens = self.rate_burst
+        self._tokens_at = now
+        self._hooks: SessionHooks = hooks or _NoHooks()
+
+        self._events: list[StoreRequest] = []
+        self._replies: deque[list[Any]] = deque()  # [frame | None, done, kind], arrival order
+        self._outbox: list[bytes] = []
+
+        self._catching_up = True
+        self._held: list[tuple[int | None, bytes]] = []
+        self.sent_seq = 0
+        self.confirmed_seq = 0
+        self._ping_outstanding: int | None = None
+
+    # -- state machine ------------------------------------------------------------------------
+
+    def _transition(self, event_type: type) -> None:
+        try:
+            self.state = TRANSITIONS[self.state][event_type]
+        except KeyError:
+            raise LocalProtocolError(
+                f"event {event_type.__name__} not allowed in state {self.state.name}"
+            ) from None
+
+    def fail(self, exc: ConnectionClosingError) -> None:
+        """Decide to close the connection because of ``exc``.
+
+        After calling this, :attr:`close_code` and :attr:`close_reason` say how to close.
+        """
+        self.last_error = exc
+        if self.state is State.OPEN:
+            self._transition(CloseRequested)
+            self.close_code = exc.close_code
+            self.close_reason = exc.message[:120]
+
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Decide to close the connection normally (e.g. server shutdown)."""
+        if self.state is State.OPEN:
+            self._transition(CloseRequested)
+            self.close_code = code
+            self.close_reason = reason
+
+    def connection_lost(self) -> None:
+        """The transport is gone; the session accepts nothing more."""
+        self._transition(ConnectionLost)
+
+    def expire(self, now: float) -> bool:
+        """Close the session if its token has expired at ``now``. Returns ``True`` if it did."""
+        if self.expires_at is not None and now >= self.expires_at and self.state is State.OPEN:
+            self.fail(SessionExpired("session token expired"))
+            return True
+        return False
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def receive_text(self, data: str | bytes, now: float) -> None:
+        """Handle one inbound text frame.
+
+        Never raises: every fault becomes an ``error`` reply or a close decision.
+        After calling this, you must call :meth:`events_received` and :meth:`messages_to_send`.
+        """
+        if self.state is not State.OPEN or self.expire(now):
+            return
+        obj: object = None
+        try:
+            obj = decode_json(data)
+            message = parse_message(obj)
+            self._hooks.frame_in(message.type)
+            if type(message) is Batch:
+                self._receive_batch(message, now)
+            else:
+                self._handle(message, now)
+        except RemoteProtocolError as exc:
+            self._hooks.frame_in("invalid")
+            self._reply_error(exc, request_id_of(obj))
+        except ConnectionClosingError as exc:
+            self._hooks.error(exc.code)
+            self.fail(exc)
+        except Exception as exc:  # a bug must not kill the connection or the server
+            self._reply_error(LocalProtocolError(f"internal error: {type(exc).__name__}"), None)
+            self.last_error = LocalProtocolError(repr(exc))
+
+    def _receive_batch(self, batch: Batch, now: float) -> None:
+        n = len(batch.messages)
+        if n > self.max_batch:
+            raise BatchTooLarge(f"a batch holds at most {self.max_batch} messages, not {n}")
+        for item in batch.messages:
+            try:
+                message = parse_message(item)
+                if type(message) is Batch:
+                    raise InvalidBatch("a batch cannot contain a batch")
+                self._hooks.frame_in(message.type)
+                self._handle(message, now)
+            except RemoteProtocolError as exc:
+                self._reply_error(exc, request_id_of(item))
+        if batch.request_id is not None:
+            # Released only after every inner reply before it: i.e. once all are durable.
+            self._reply_now(Ack(request_id=batch.request_id, data={"count": n}).to_frame(), "ack")
+
+    def _handle(self, message: InboundMessage, now: float) -> None:
+        if self.rate_limit > 0:
+            tokens = self._tokens + (now - self._tokens_at) * self.rate_limit
+            if tokens > self.rate_burst:
+                tokens = self.rate_burst
+            self._tokens_at = now
+            if tokens < 1.0:
+                self._tokens = tokens
+                raise RateLimited(f"rate limit of {self.rate_limit:g} messages/s exceeded")
+            self._tokens = tokens - 1.0
+        kind = type(message)
+        if kind is ChatMessage:
+            if not message.content:  # type: ignore[union-attr]
+                raise InvalidField("message.content must not be empty")
+            if len(message.content) > self.max_content_length:  # type: ignore[union-attr]
+                raise ContentTooLong(f"message.content is longer than {self.max_content_length} characters")
+        elif kind is Ping:
+            self._reply_now(message.response().to_frame(), "pong")  # type: ignore[union-attr]
+            return
+        slot: list[Any] = [None, False, "ack"]
+        self._replies.append(slot)
+        self._events.append(StoreRequest(message, self.user_id, now, slot))  # type: ignore[arg-type]
+
+    def _reply_now(self, frame: bytes, kind: str) -> None:
+        if self._replies:
+            self._replies.append([frame, True, kind])
+        else:
+            self._outbox.append(frame)
+            self._hooks.frame_out(kind)
+
+    def _reply_error(self, exc: ProtocolError, request_id: Any) -> None:
+        self.last_error = exc
+        self._hooks.error(exc.code)
+        frame = Error(code=exc.code, message=exc.message, request_id=request_id).to_frame()
+        self._reply_now(frame, "error")
+
+    def _release(self) -> None:
+        replies = self._replies
+        while replies and replies[0][1]:
+            frame, _, kind = replies.popleft()
+            if frame is not None:
+                self._outbox.append(frame)
+                self._hooks.frame_out(kind)
+
+    def events_received(self) -> list[StoreRequest]:
+        """Drain the store requests queued by :meth:`receive_text`, in arrival order."""
+        events, self._events = self._events, []
+        return events
+
+    # -- completion ---------------------------------------------------------------------------
+
+    def event_completed(self, request: StoreRequest, result: object) -> list[Push]:
+        """Report that ``request``'s effect is durably stored as ``result``.
+
+        ``result`` is the :class:`StoredMessage`, :class:`Notification` (``None`` if the user
+        has no such notification) or :class:`ProgressRecord` the store returned.
+
+        Returns:
+            The frames to route to users' connections (this session's own user included).
+            After calling this, you must call :meth:`messages_to_send`.
+        """
+        message = request.message
+        request_id = message.request_id
+        pushes: list[Push]
+        if type(result) is StoredMessage:
+            pushes = [Push(result.receiver_id, result.seq, NewMessage(result).to_frame())]
+        elif type(result) is Notification:
+            pushes = [Push(self.user_id, None, NotificationUpdate(result).to_frame())]
+        elif type(result) is ProgressRecord:
+            pushes = [Push(self.user_id, None, ProgressSync(result).to_frame())]
+        elif result is None and type(message) is NotificationRead:
+            self.event_failed(request, NotFound(f"no notification {message.id!r} for this user"))
+            return []
+        else:
+            self.event_failed(request, LocalProtocolError("store returned an unexpected result"))
+            return []
+        slot = request._slot
+        if request_id is not None:
+            slot[0] = Ack(request_id=request_id, data=result.to_json()).to_frame()
+        slot[1] = True
+        # Released by messages_to_send(): pushes routed now (to this user's connections too)
+        # go out before the ack.
+        return pushes
+
+    def event_failed(self, request: StoreRequest, exc: ProtocolError) -> None:
+        """Report that ``request`` could not be carried out; its reply becomes an ``error``.
+
+        After calling this, you must call :meth:`messages_to_send`.
+        """
+        self.last_error = exc
+        self._hooks.error(exc.code)
+        slot = request._slot
+        slot[0] = Error(code=exc.code, message=exc.message, request_id=request.message.request_id).to_frame()
+        slot[1] = True
+        slot[2] = "error"
+
+    # -- outbound delivery --------------------------------------------------------------------
+
+    def deliver(self, seq: int | None, frame: bytes) -> None:
+        """Queue a frame routed to this session's user.
+
+        Inbox frames (``seq`` not ``None``) already sent are dropped; while the offline backlog
+        is loading, frames are held and sent after it.
+        After calling this, you must call :meth:`messages_to_send`.
+        """
+        if self.state is not State.OPEN:
+            return
+        if self._catching_up:
+            # Inbox frames committed before the backlog query are in the backlog; later
+            # ones arrive after it. Only live-only frames need holding.
+            if seq is None:
+                self._held.append((seq, frame))
+        elif seq is None:
+            self._outbox.append(frame)
+        elif seq > self.sent_seq:
+            self.sent_seq = seq
+            self._outbox.append(frame)
+
+    def backlog_loaded(self, cursor: int, entries: list[tuple[int, bytes]], *, more: bool = False) -> None:
+        """Send one page of the offline backlog (inbox frames after the user's cursor).
+
+        Args:
+            cursor: The user's confirmed delivery cursor when the backlog was read.
+            entries: ``(seq, frame)`` pairs with ``seq > cursor``, in order.
+            more: ``True`` if the page was full: read the next page after :attr:`sent_seq`
+                and call this again. Live frames are held until the last page.
+        After calling this, you must call :meth:`messages_to_send`.
+        """
+        if self.sent_seq < cursor:
+            self.sent_seq = cursor
+        if self.confirmed_seq < cursor:
+            self.confirmed_seq = cursor
+        out = self._outbox
+        for seq, frame in entries:
+            if seq > self.sent_seq:
+                self.sent_seq = seq
+                out.append(frame)
+        if more:
+            return
+        self._catching_up = False
+        held, self._held = self._held, []
+        for seq, frame in held:
+            self.deliver(seq, frame)
+
+    @property
+    def catching_up(self) -> bool:
+        """``True`` until :meth:`backlog_loaded` is called."""
+        return self._catching_up
+
+    def messages_to_send(self) -> list[bytes]:
+        """Drain the frames ready to send (UTF-8 JSON text), in order."""
+        if self._replies and self._replies[0][1]:
+            self._release()
+        out, self._outbox = self._outbox, []
+        return out
+
+    @property
+    def has_unsent(self) -> bool:
+        return bool(self._outbox) or bool(self._replies and self._replies[0][1])
+
+    # -- delivery confirmation ----------------------------------------------------------------
+
+    def confirmation_ping(self) -> bytes | None:
+        """Payload for a WebSocket ping confirming everything sent so far, or ``None``.
+
+        Returns ``None`` if nothing new was sent or a confirmation is already outstanding.
+        """
+        if self._ping_outstanding is not None or self.sent_seq <= self.confirmed_seq:
+            return None
+        self._ping_outstanding = self.sent_seq
+        return _PING_PAYLOAD.pack(_PING_MAGIC, self.sent_seq)
+
+    def pong_received(self, payload: bytes) -> int | None:
+        """Handle a WebSocket pong. Returns the newly confirmed sequence number, if any.
+
+        A pong carrying our outstanding confirmation proves that the client's WebSocket stack
+        read every frame sent before the ping (TCP and WebSocket keep order).
+        """
+        if self._ping_outstanding is None or len(payload) != _PING_PAYLOAD.size:
+            return None
+        magic, seq = _PING_PAYLOAD.unpack(payload)
+        if magic != _PING_MAGIC or seq != self._ping_outstanding:
+            return None
+        self._ping_outstanding = None
+        if seq > self.confirmed_seq:
+            self.confirmed_seq = seq
+            return seq
+        return None
+
+    @property
+    def pending_replies(self) -> int:
+        """Requests whose reply is still waiting for the store."""
+        return len(self._replies)

@@ -1,0 +1,522 @@
+"""Durable storage: SQLite in WAL mode, written by one thread with group commit.
+
+The event loop never touches SQLite. Each operation (:meth:`Store.append_message`,
+:meth:`Store.mark_read`, ...) queues a job for the store thread and names a callback. The thread
+takes every pending job (up to ``batch_max``), runs them in one transaction, commits, and only
+then hands all the results back to the loop in one ``call_soon_threadsafe``; the callbacks run
+there in submission order. So:
+
+* an effect is reported (and acked) only after the commit that holds it;
+* results arrive in the order the work was submitted, which is also sequence order;
+* many writes share one commit: throughput grows with load, latency stays about one commit.
+
+Consecutive chat-message inserts in a batch become one multi-row ``INSERT`` (few GIL hand-offs).
+If a batch fails, it is rolled back and its jobs retried one transaction each, so one bad job
+cannot fail its neighbours.
+
+Sequence numbers (``seq``) are allocated on the loop, from one counter shared by chat messages
+and notifications; they order each user's inbox and back the per-user delivery cursor.
+
+``synchronous=NORMAL`` (the default) survives a process crash (SIGKILL): a committed WAL frame is
+in the OS page cache. Use ``synchronous="FULL"`` to survive power loss too, at an fsync per
+commit. ``path=":memory:"`` keeps everything in RAM (for speed tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from .messages import Notification, ProgressRecord, StoredMessage
+
+__all__ = ["Backlog", "Callback", "Store", "iso_utc"]
+
+log = logging.getLogger(__name__)
+
+#: ``callback(result, exc)``: run on the event loop after the commit (``exc`` set on failure).
+Callback = Callable[[Any, BaseException | None], None]
+#: ``(cursor, [(seq, record)], more)`` for one page of a user's offline backlog.
+Backlog = tuple[int, list[tuple[int, StoredMessage | Notification]], bool]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    receiver_id TEXT NOT NULL,
+    content TEXT NOT NULL,
+    timestamp TEXT NOT NULL,          -- the client's value, JSON-encoded
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_receiver ON messages (receiver_id, seq);
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    user_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    read INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    extra TEXT NOT NULL DEFAULT '{}'  -- optional fields, JSON object
+);
+CREATE INDEX IF NOT EXISTS notifications_by_user ON notifications (user_id, seq);
+CREATE TABLE IF NOT EXISTS progress (
+    user_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    completion REAL NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, subject, topic)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cursors (
+    user_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL              -- highest inbox seq the user confirmed reading
+) WITHOUT ROWID;
+"""
+
+_MSG_COLS = 7
+_MAX_ROWS_PER_INSERT = 4000  # 7 * 4000 < SQLite's default 32766 variables
+
+_last_sec = -1
+_last_prefix = ""
+
+
+def iso_utc(t: float) -> str:
+    """``t`` (Unix seconds) as JavaScript's ``toISOString()`` does: ``2026-11-25T22:05:46.123Z``."""
+    global _last_sec, _last_prefix
+    sec = int(t)
+    if sec != _last_sec:
+        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _last_sec = sec
+    return f"{_last_prefix}.{int((t - sec) * 1000):03d}Z"
+
+
+# -- operations run on the store thread -------------------------------------------------------
+# Each takes the connection and its arguments and returns the result handed to the callback.
+
+
+def _op_insert_message(db: sqlite3.Connection, m: StoredMessage) -> StoredMessage:
+    db.execute(
+        "INSERT INTO messages VALUES (?,?,?,?,?,?,?)",
+        (m.seq, m.id, m.sender_id, m.receiver_id, m.content, _dump(m.timestamp), m.created_at),
+    )
+    return m
+
+
+def _insert_messages(db: sqlite3.Connection, ms: list[StoredMessage]) -> None:
+    for start in range(0, len(ms), _MAX_ROWS_PER_INSERT):
+        chunk = ms[start : start + _MAX_ROWS_PER_INSERT]
+        params: list[Any] = []
+        for m in chunk:
+            params += (
+                m.seq,
+                m.id,
+                m.sender_id,
+                m.receiver_id,
+                m.content,
+                _dump(m.timestamp),
+                m.created_at,
+            )
+        sql = "INSERT INTO messages VALUES " + ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
+        db.execute(sql, params)
+
+
+def _dump(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _row_to_notification(row: tuple[Any, ...]) -> Notification:
+    nid, seq, user_id, title, body, read, created_at, updated_at, extra = row
+    return Notification(
+        seq=seq,
+        id=nid,
+        user_id=user_id,
+        title=title,
+        body=body,
+        read=bool(read),
+        created_at=created_at,
+        updated_at=updated_at,
+        extra=orjson.loads(extra),
+    )
+
+
+def _row_to_message(row: tuple[Any, ...]) -> StoredMessage:
+    seq, mid, sender, receiver, content, ts, created_at = row
+    return StoredMessage(
+        seq=seq,
+        id=mid,
+        sender_id=sender,
+        receiver_id=receiver,
+        content=content,
+        timestamp=orjson.loads(ts),
+        created_at=created_at,
+    )
+
+
+def _op_mark_read(db: sqlite3.Connection, user_id: str, nid: str, now: str) -> Notification | None:
+    db.execute(
+        "UPDATE notifications SET read = 1, updated_at = ? WHERE id = ? AND user_id = ? AND NOT read",
+        (now, nid, user_id),
+    )
+    row = db.execute("SELECT * FROM notifications WHERE id = ? AND user_id = ?", (nid, user_id)).fetchone()
+    return None if row is None else _row_to_notification(row)
+
+
+def _op_save_progress(db: sqlite3.Connection, p: ProgressRecord) -> ProgressRecord:
+    db.execute(
+        "INSERT INTO progress VALUES (?,?,?,?,?) ON CONFLICT (user_id, subject, topic) "
+        "DO UPDATE SET completion = excluded.completion, updated_at = excluded.updated_at",
+        (p.user_id, p.subject, p.topic, p.completion, p.updated_at),
+    )
+    return p
+
+
+def _op_create_notification(db: sqlite3.Connection, n: Notification) -> Notification:
+    db.execute(
+        "INSERT INTO notifications VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            n.id,
+            n.seq,
+            n.user_id,
+            n.title,
+            n.body,
+            int(n.read),
+            n.created_at,
+            n.updated_at,
+            _dump(dict(n.extra)),
+        ),
+    )
+    return n
+
+
+def _op_advance_cursor(db: sqlite3.Connection, user_id: str, seq: int) -> None:
+    db.execute(
+        "INSERT INTO cursors VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+        (user_id, seq),
+    )
+
+
+def _op_load_backlog(db: sqlite3.Connection, user_id: str, after: int | None, limit: int) -> Backlog:
+    row = db.execute("SELECT seq FROM cursors WHERE user_id = ?", (user_id,)).fetchone()
+    cursor = row[0] if row else 0
+    start = cursor if after is None else max(cursor, after)
+    msgs = [
+        (r[0], _row_to_message(r))
+        for r in db.execute(
+            "SELECT * FROM messages WHERE receiver_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (user_id, start, limit + 1),
+        )
+    ]
+    notes = [
+        (r[1], _row_to_notification(r))
+        for r in db.execute(
+            "SELECT * FROM notifications WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (user_id, start, limit + 1),
+        )
+    ]
+    merged: list[tuple[int, StoredMessage | Notification]] = list(
+        heapq.merge(msgs, notes, key=lambda e: e[0])
+    )
+    more = len(merged) > limit
+    return cursor, merged[:limit], more
+
+
+def _op_query(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    return db.execute(sql, params).fetchall()
+
+
+_STOP = object()
+
+
+class Store:
+    """SQLite store with a dedicated writer thread and group commit.
+
+    Args:
+        path: Database file, or ``":memory:"``.
+        batch_max: Most jobs per transaction.
+        synchronous: SQLite ``synchronous`` pragma: ``"NORMAL"`` (crash-safe) or ``"FULL"``
+            (power-loss-safe).
+        on_commit: Called on the loop after each commit with ``(seconds, jobs)`` (metrics).
+
+    Call :meth:`start` from the event loop before use and ``await`` :meth:`close` at the end.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        batch_max: int = 2000,
+        synchronous: str = "NORMAL",
+        on_commit: Callable[[float, int], None] | None = None,
+    ) -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"bad synchronous mode {synchronous!r}")
+        self.path = path
+        self.batch_max = batch_max
+        self.synchronous = synchronous.upper()
+        self._on_commit = on_commit
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._seq = 0
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self.pending = 0  #: jobs submitted and not yet reported back
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self.path != ":memory:":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA temp_store=MEMORY")
+        db.execute("PRAGMA cache_size=-65536")
+        db.executescript(_SCHEMA)
+        return db
+
+    def start(self) -> None:
+        """Open the database (creating the schema) and start the writer thread.
+
+        Raises:
+            sqlite3.Error: The database cannot be opened.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="wsgauge-store", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._open_error is not None:
+            raise self._open_error
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop the thread and close the database."""
+        if self._thread is None:
+            return
+        self._jobs.put(_STOP)
+        thread, self._thread = self._thread, None
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        # Deliver results of the last batch, queued by the thread before it stopped.
+        await asyncio.sleep(0)
+
+    # -- submission (event loop) --------------------------------------------------------------
+
+    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], callback: Callback) -> None:
+        if self._thread is None:
+            raise RuntimeError("store is closed")
+        self.pending += 1
+        self._jobs.put((fn, args, callback))
+
+    def next_seq(self) -> int:
+        """Allocate the next inbox sequence number."""
+        self._seq += 1
+        return self._seq
+
+    def append_message(
+        self,
+        sender_id: str,
+        receiver_id: str,
+        content: str,
+        timestamp: Any,
+        callback: Callback,
+        *,
+        now: float | None = None,
+    ) -> StoredMessage:
+        """Store a chat message; ``callback(stored_message, exc)`` after the commit."""
+        seq = self.next_seq()
+        created_at = iso_utc(time.time() if now is None else now)
+        m = StoredMessage(
+            seq=seq,
+            id=f"m{seq}",
+            sender_id=sender_id,
+            receiver_id=receiver_id,
+            content=content,
+            timestamp=created_at if timestamp is None else timestamp,
+            created_at=created_at,
+        )
+        self._submit(_op_insert_message, (m,), callback)
+        return m
+
+    def mark_read(self, user_id: str, notification_id: str, callback: Callback) -> None:
+        """Mark ``user_id``'s notification read; callback gets the Notification or ``None``."""
+        self._submit(_op_mark_read, (user_id, notification_id, iso_utc(time.time())), callback)
+
+    def save_progress(
+        self, user_id: str, subject: str, topic: str, completion: float, callback: Callback
+    ) -> ProgressRecord:
+        """Upsert progress for (user, subject, topic); callback gets the ProgressRecord."""
+        p = ProgressRecord(
+            user_id=user_id,
+            subject=subject,
+            topic=topic,
+            completion=completion,
+            updated_at=iso_utc(time.time()),
+        )
+        self._submit(_op_save_progress, (p,), callback)
+        return p
+
+    def create_notification(
+        self,
+        user_id: str,
+        title: str,
+        body: str,
+        extra: Mapping[str, Any],
+        callback: Callback,
+    ) -> Notification:
+        """Store a new unread notification; callback gets the Notification."""
+        now = iso_utc(time.time())
+        n = Notification(
+            seq=self.next_seq(),
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            title=title,
+            body=body,
+            read=False,
+            created_at=now,
+            updated_at=now,
+            extra=dict(extra),
+        )
+        self._submit(_op_create_notification, (n,), callback)
+        return n
+
+    def advance_cursor(self, user_id: str, seq: int) -> None:
+        """Record that ``user_id`` has read every inbox item up to ``seq`` (fire and forget)."""
+        self._submit(_op_advance_cursor, (user_id, seq), _ignore)
+
+    def load_backlog(
+        self, user_id: str, callback: Callback, *, after: int | None = None, limit: int = 1000
+    ) -> None:
+        """Read one page of ``user_id``'s undelivered inbox; callback gets a :data:`Backlog`."""
+        self._submit(_op_load_backlog, (user_id, after, limit), callback)
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(db, *args)`` on the store thread, in order with all other jobs; await it."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            if fut.done():
+                return
+            if exc is None:
+                fut.set_result(result)
+            else:
+                fut.set_exception(exc)
+
+        self._submit(fn, args, done)
+        return await fut
+
+    async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run a read-only SQL query (diagnostics and tests)."""
+        return await self.call(_op_query, sql, params)
+
+    # -- the store thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            db = self._connect()
+            row = db.execute(
+                "SELECT max(s) FROM (SELECT max(seq) AS s FROM messages "
+                "UNION ALL SELECT max(seq) FROM notifications)"
+            ).fetchone()
+            self._seq = row[0] or 0
+        except BaseException as exc:
+            self._open_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        jobs = self._jobs
+        batch_max = self.batch_max
+        stopping = False
+        try:
+            while not stopping:
+                batch = [jobs.get()]
+                try:
+                    while len(batch) < batch_max:
+                        batch.append(jobs.get_nowait())
+                except queue.Empty:
+                    pass
+                if batch[-1] is _STOP:
+                    batch.pop()
+                    stopping = True
+                    # Anything queued after STOP cannot exist: submit refuses once closed.
+                if _STOP in batch:
+                    batch = [j for j in batch if j is not _STOP]
+                    stopping = True
+                if batch:
+                    self._run_batch(db, batch)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            db.close()
+
+    def _run_batch(self, db: sqlite3.Connection, batch: list[Any]) -> None:
+        t0 = time.perf_counter()
+        results: list[tuple[Callback, Any, BaseException | None]] = []
+        try:
+            db.execute("BEGIN")
+            run: list[StoredMessage] = []
+            pending: list[Callback] = []
+            for fn, args, callback in batch:
+                if fn is _op_insert_message:
+                    run.append(args[0])
+                    pending.append(callback)
+                    continue
+                if run:
+                    _insert_messages(db, run)
+                    results.extend(zip(pending, run, [None] * len(run), strict=True))
+                    run, pending = [], []
+                results.append((callback, fn(db, *args), None))
+            if run:
+                _insert_messages(db, run)
+                results.extend(zip(pending, run, [None] * len(run), strict=True))
+            db.execute("COMMIT")
+        except Exception:
+            log.exception("store batch of %d failed; retrying one by one", len(batch))
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            results = [self._run_one(db, job) for job in batch]
+        elapsed = time.perf_counter() - t0
+        loop = self._loop
+        assert loop is not None
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody to tell
+            loop.call_soon_threadsafe(self._complete, results, elapsed)
+
+    @staticmethod
+    def _run_one(db: sqlite3.Connection, job: Any) -> tuple[Callback, Any, BaseException | None]:
+        fn, args, callback = job
+        try:
+            db.execute("BEGIN")
+            result = fn(db, *args)
+            db.execute("COMMIT")
+            return callback, result, None
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            return callback, None, exc
+
+    def _complete(self, results: list[tuple[Callback, Any, BaseException | None]], elapsed: float) -> None:
+        self.pending -= len(results)
+        if self._on_commit is not None:
+            self._on_commit(elapsed, len(results))
+        for callback, result, exc in results:
+            try:
+                callback(result, exc)
+            except Exception:
+                log.exception("store callback failed")
+
+
+def _ignore(result: Any, exc: BaseException | None) -> None:
+    if exc is not None:
+        log.error("store write failed: %r", exc)
