@@ -25,7 +25,8 @@ class OpenSchedule:
         start: time of the first send, on the caller's clock (unix seconds in the users).
         rng: seeded random source; with ``poisson=True`` it draws exponential gaps, and it also picks the
             phase of the first send so that users of one spawn wave do not all send in the same instant.
-        poisson: ``False``: exactly ``1/rate`` apart (deterministic); ``True``: a Poisson process of that rate.
+        poisson: ``False``: exactly ``1/rate`` apart (deterministic); ``True``: a Poisson process
+            of that rate.
 
     A schedule never skips: if the caller falls behind, :meth:`next_send_at` keeps returning times in the
     past, and the caller sends them back to back. That backlog is the send lag the open model exists to show.
