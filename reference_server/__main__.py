@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
            "[env WSGAUGE_ADMIN_TOKEN]")  # fmt: skip
     a("--max-message-size", type=int, default=_DEFAULTS.max_message_size,
       help="largest inbound WebSocket message in bytes; larger ones close with 1009")  # fmt: skip
+    a("--max-header-size", type=int, default=_DEFAULTS.max_header_size,
+      help="largest HTTP header line in bytes (chunked session cookies are large)")  # fmt: skip
     a("--max-content-length", type=int, default=_DEFAULTS.max_content_length,
       help="longest chat_message content in characters (content_too_long error)")  # fmt: skip
     a("--max-batch", type=int, default=_DEFAULTS.max_batch,
@@ -111,6 +113,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         batch_max=args.batch_max,
         synchronous=args.synchronous,
         shutdown_timeout=args.shutdown_timeout,
+        max_header_size=args.max_header_size,
         test_delay_ms=args.test_delay_ms,
     )
 
@@ -120,7 +123,13 @@ async def serve(config: ServerConfig, *, ready_line: bool = True) -> None:
     loop = asyncio.get_running_loop()
     app = create_app(config)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=config.shutdown_timeout
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=config.shutdown_timeout,
+        # Chunked NextAuth cookies (``name.0``, ``name.1``, …) exceed aiohttp's 8 KiB default.
+        max_field_size=config.max_header_size,
+        max_line_size=config.max_header_size,
     )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, backlog=4096, reuse_address=True)

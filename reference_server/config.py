@@ -36,6 +36,7 @@ class ServerConfig:
         secrets: NextAuth secrets accepted for session tokens (first = current).
         admin_token: Bearer token guarding ``POST /api/notifications``; ``None`` disables it.
         max_message_size: Largest inbound WebSocket message in bytes; bigger closes with 1009.
+        max_header_size: Longest HTTP header in bytes (chunked NextAuth cookies).
         max_content_length: Longest ``chat_message`` content in characters.
         max_batch: Most inner messages in one ``batch``.
         rate_limit: Inbound messages per second per connection (``0``: unlimited).
@@ -61,6 +62,7 @@ class ServerConfig:
     secrets: tuple[str, ...] = field(default_factory=tuple)
     admin_token: str | None = None
     max_message_size: int = 64 * 1024
+    max_header_size: int = 64 * 1024
     max_content_length: int = 10_000
     max_batch: int = 100
     rate_limit: float = 1000.0
