@@ -135,6 +135,7 @@ class IdentityAllocator:
         self._tag = process_tag
         self._group_size = max(1, group_size)
         self._counters: dict[str, itertools.count[int]] = {}
+        self._allocated: dict[str, list[str]] = {}
 
     def allocate(self, persona: str) -> Identity:
         """Return the next identity for a user of ``persona`` (``student``, ``backend``, ``churn`` ...)."""
@@ -145,10 +146,20 @@ class IdentityAllocator:
             user_id, cookie = fixed[index % len(fixed)]
             group = self._group_of(index, len(fixed))
             peers = tuple(fixed[i % len(fixed)][0] for i in group if i != index)
+            self._allocated.setdefault(persona, []).append(user_id)
             return Identity(user_id, cookie, tuple(p for p in peers if p != user_id))
         user_id = self._user_id(persona, index)
         peers = tuple(self._user_id(persona, i) for i in self._group_of(index) if i != index)
+        self._allocated.setdefault(persona, []).append(user_id)
         return Identity(user_id, self._credentials.mint(user_id), peers)
+
+    def allocated(self, *personas: str) -> list[str]:
+        """User ids handed out so far to users of ``personas`` (all personas if none given), in order.
+
+        The back-end persona picks notification recipients from these: users of this process that exist.
+        """
+        names = personas or tuple(self._allocated)
+        return [user_id for name in names for user_id in self._allocated.get(name, ())]
 
     def _user_id(self, persona: str, index: int) -> str:
         return f"{persona}-{self._tag}-{index}"
