@@ -566,6 +566,72 @@ class RunStore:
         )
         return frame
 
+    def counters_bucketed(
+        self,
+        run_id: int,
+        width: int,
+        prefix: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> pd.DataFrame:
+        """Counter sums per bucket of ``width`` seconds: rows ``name, t, value`` (``t`` = bucket start).
+
+        The same numbers as summing :meth:`counters` per bucket, aggregated in SQLite (a day of one-second
+        rows reads in tens of milliseconds instead of hundreds). Buckets start at whole multiples of
+        ``width``; empty buckets have no row.
+        """
+        if width < 1:
+            raise ValueError("width must be a positive number of seconds")
+        clause, params = _range_clause(start, end)
+        if prefix:
+            clause += " AND substr(name, 1, ?) = ?"
+            params += [len(prefix), prefix]
+        return self._frame(
+            f"SELECT name, (t / ?) * ? AS b, SUM(value) FROM counters WHERE run_id = ?{clause}"
+            " GROUP BY name, b ORDER BY name, b",
+            [int(width), int(width), run_id, *params],
+            ["name", "t", "value"],
+        )
+
+    def gauges_bucketed(
+        self,
+        run_id: int,
+        width: int,
+        names: Sequence[str] | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> pd.DataFrame:
+        """Gauge statistics per bucket of ``width`` seconds: ``name, t, sum, count, min, max, seconds, mean``.
+
+        ``sum``/``count``/``min``/``max`` combine the bucket's per-second rows exactly (``mean`` = sum /
+        count, the mean observation); ``seconds`` is how many seconds had a row, so ``sum / seconds`` is the
+        mean per-second total (e.g. users connected). Aggregated in SQLite; buckets start at whole multiples
+        of ``width``.
+        """
+        if width < 1:
+            raise ValueError("width must be a positive number of seconds")
+        columns = ["name", "t", "sum", "count", "min", "max", "seconds"]
+        clause, params = _range_clause(start, end)
+        if names is not None:
+            if not names:
+                return pd.DataFrame(columns=[*columns, "mean"])
+            clause += f" AND name IN ({', '.join('?' * len(names))})"
+            params += list(names)
+        frame = self._frame(
+            f"SELECT name, (t / ?) * ? AS b, SUM(sum), SUM(count), MIN(min), MAX(max), COUNT(*)"
+            f" FROM gauges WHERE run_id = ?{clause} GROUP BY name, b ORDER BY name, b",
+            [int(width), int(width), run_id, *params],
+            columns,
+        )
+        count = frame["count"].to_numpy(dtype=np.float64)
+        frame["mean"] = np.divide(
+            frame["sum"].to_numpy(dtype=np.float64),
+            count,
+            out=np.zeros_like(count),
+            where=count > 0,
+        )
+        return frame
+
     def events(self, run_id: int, start: float | None = None, end: float | None = None) -> pd.DataFrame:
         """Connection events ``ts, user, kind, detail``, in time order."""
         clause, params = _range_clause(start, end, column="ts")

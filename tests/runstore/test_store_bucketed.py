@@ -1,0 +1,40 @@
+"""Bucketed counter and gauge reads give the same numbers as aggregating the per-second rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runstore.store import RunStore
+from tests.synthetic_runs import write_synthetic_run
+
+
+def test_bucketed_reads_match_per_second_rows(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    run = write_synthetic_run(path, seconds=150, rate=3, error_every=7, outage=(70, 80))
+    with RunStore.open(path, readonly=True) as store:
+        raw = store.counters(run.run_id)
+        raw["b"] = raw["t"] // 60 * 60
+        expected = raw.groupby(["name", "b"], as_index=False)["value"].sum()
+        got = store.counters_bucketed(run.run_id, 60)
+        assert got["name"].tolist() == expected["name"].tolist()
+        assert got["t"].tolist() == expected["b"].tolist()
+        assert got["value"].tolist() == expected["value"].tolist()
+        errors = store.counters_bucketed(run.run_id, 60, prefix="errors.", start=run.start + 60)
+        assert set(errors["name"]) == {"errors.chat_message.rate_limited"}
+        in_range = raw[(raw["name"] == "errors.chat_message.rate_limited") & (raw["t"] >= run.start + 60)]
+        assert errors["value"].sum() == in_range["value"].sum()
+
+        gauges = store.gauges(run.run_id, ["queue_size", "users.connected"])
+        gauges["b"] = gauges["t"] // 60 * 60
+        agg = gauges.groupby(["name", "b"], as_index=False).agg(
+            sum=("sum", "sum"), count=("count", "sum"), max=("max", "max"), seconds=("t", "size")
+        )
+        got = store.gauges_bucketed(run.run_id, 60, ["queue_size", "users.connected"])
+        assert got["t"].tolist() == agg["b"].tolist()
+        np.testing.assert_allclose(got["sum"], agg["sum"])
+        np.testing.assert_allclose(got["max"], agg["max"])
+        assert got["seconds"].tolist() == agg["seconds"].tolist()
+        np.testing.assert_allclose(got["mean"], agg["sum"] / agg["count"])
+        assert store.gauges_bucketed(run.run_id, 60, []).empty
