@@ -114,7 +114,13 @@ def add_arguments(parser: Any) -> None:
 
     def add(flag: str, *, web: bool = True, secret: bool = False, **kwargs: Any) -> None:
         env = "WSGAUGE_" + flag.lstrip("-").upper().replace("-", "_")
-        group.add_argument(flag, env_var=env, include_in_web_ui=web, is_secret=secret, **kwargs)
+        # An argument group's add_argument is plain (config)argparse: it does not know Locust's
+        # include_in_web_ui / is_secret keywords, so set them on the action as LocustArgumentParser does.
+        action = group.add_argument(flag, env_var=env, **kwargs)
+        action.include_in_web_ui = web
+        action.is_secret = secret
+        action.is_required = False
+        action.is_multiple = False
 
     add(
         "--auth",
