@@ -1,0 +1,164 @@
+"""Moving samples from the users to the run store: sampling, shipping, merging, writing.
+
+Data flow, per process::
+
+    users ──record──▶ SampleAggregator ◀──gauges── Sampler (1 Hz) ──drain──▶ sink
+    sink = StoreSink (local run: write now)  |  Outbox (worker: ship with the next report_to_master)
+
+and on the master::
+
+    worker_report / wsgauge_final message ──parse_payload──▶ merge_samples ──▶ StoreSink
+
+Only closed seconds are drained (``drain(before=now)``), each once; the store adds a second that arrives in
+pieces (two workers, or a late report) to what it already holds, so nothing is held back waiting for the
+slowest worker and a worker that dies loses only what it had not shipped yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from loadtest._runtime import Runtime
+from runstore.names import CONNECTION_STATES, GAUGE_QUEUE_SIZE, state_gauge
+from runstore.samples import (
+    ConnectionEvent,
+    SampleAggregator,
+    SampleFormatError,
+    SecondSample,
+    merge_samples,
+)
+from runstore.store import RunStore
+
+__all__ = [
+    "PAYLOAD_KEY",
+    "Outbox",
+    "Payload",
+    "StoreSink",
+    "parse_payload",
+    "snapshot_gauges",
+    "tick",
+]
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_KEY = "wsgauge"
+"""Key of wsgauge's part in a worker's ``report_to_master`` data."""
+
+Sink = Callable[[list[SecondSample], list[ConnectionEvent]], None]
+
+
+def snapshot_gauges(aggregator: SampleAggregator, users: Iterable[Any], at: float) -> int:
+    """Record this second's per-user gauges: ``queue_size`` and ``users.<state>`` (1 for its state, else 0).
+
+    Returns:
+        The number of users observed.
+    """
+    sizes: list[float] = []
+    states: list[str] = []
+    for user in list(users):
+        sizes.append(float(getattr(user, "queue_size", 0) or 0))
+        states.append(getattr(user, "connection_state", "disconnected"))
+    aggregator.set_gauge(GAUGE_QUEUE_SIZE, sizes, at=at)
+    for state in CONNECTION_STATES:
+        aggregator.set_gauge(state_gauge(state), [1.0 if s == state else 0.0 for s in states], at=at)
+    return len(states)
+
+
+def tick(state: Runtime, sink: Sink, now: float | None = None, *, final: bool = False) -> None:
+    """One sampler step: snapshot the gauges, drain the closed seconds (all if ``final``), sink them."""
+    now = time.time() if now is None else now
+    snapshot_gauges(state.aggregator, state.users, now)
+    samples, events = state.aggregator.drain(before=None if final else now)
+    if samples or events:
+        sink(samples, events)
+
+
+def seconds_until_next_tick(now: float, offset: float = 0.02) -> float:
+    """Sleep so that ticks land just after each wall-clock second starts."""
+    return max(0.0, math.floor(now) + 1.0 + offset - now)
+
+
+class Outbox:
+    """A worker's samples waiting for the next report to the master (as wire dicts: small, msgpack-safe)."""
+
+    def __init__(self, run_id: int, tag: str) -> None:
+        self.run_id = run_id
+        self.tag = tag
+        self._samples: list[dict[str, Any]] = []
+        self._events: list[list[Any]] = []
+        self.shipped_samples = 0
+
+    def __call__(self, samples: list[SecondSample], events: list[ConnectionEvent]) -> None:
+        self._samples.extend(s.to_wire() for s in samples)
+        self._events.extend(e.to_wire() for e in events)
+
+    def __len__(self) -> int:
+        return len(self._samples) + len(self._events)
+
+    def take(self, final: bool = False) -> dict[str, Any]:
+        """Empty the outbox into one payload."""
+        samples, self._samples = self._samples, []
+        events, self._events = self._events, []
+        self.shipped_samples += len(samples)
+        return {"run_id": self.run_id, "tag": self.tag, "final": final, "samples": samples, "events": events}
+
+
+class Payload:
+    """A parsed worker payload."""
+
+    __slots__ = ("events", "final", "run_id", "samples", "tag")
+
+    def __init__(
+        self, run_id: int, tag: str, final: bool, samples: list[SecondSample], events: list[ConnectionEvent]
+    ) -> None:
+        self.run_id = run_id
+        self.tag = tag
+        self.final = final
+        self.samples = samples
+        self.events = events
+
+
+def parse_payload(data: Mapping[str, Any]) -> Payload:
+    """Parse what :meth:`Outbox.take` produced, on the master.
+
+    Raises:
+        SampleFormatError: if the payload is malformed.
+    """
+    try:
+        samples = [SecondSample.from_wire(w) for w in data["samples"]]
+        events = [
+            ConnectionEvent(float(ts), str(user), str(kind), str(detail))
+            for ts, user, kind, detail in data["events"]
+        ]
+        return Payload(int(data["run_id"]), str(data["tag"]), bool(data.get("final")), samples, events)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SampleFormatError(f"malformed wsgauge payload: {exc!r}") from exc
+
+
+class StoreSink:
+    """Writes samples of one run into the store, merging seconds that arrive in pieces.
+
+    Args:
+        store: the run store, open for writing (one writer per run: the master or the only process).
+        run_id: the run.
+    """
+
+    def __init__(self, store: RunStore, run_id: int) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.seconds_written = 0
+        self.events_written = 0
+        self.errors = 0
+
+    def __call__(self, samples: list[SecondSample], events: list[ConnectionEvent]) -> None:
+        merged = merge_samples(samples)
+        if merged:
+            self.store.write_samples(self.run_id, merged)
+            self.seconds_written += len(merged)
+        if events:
+            self.store.write_events(self.run_id, events)
+            self.events_written += len(events)
