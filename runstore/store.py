@@ -632,6 +632,20 @@ class RunStore:
         )
         return frame
 
+    def events_bucketed(
+        self, run_id: int, width: int, start: float | None = None, end: float | None = None
+    ) -> pd.DataFrame:
+        """Connection events counted per kind and bucket of ``width`` seconds: rows ``kind, t, count``."""
+        if width < 1:
+            raise ValueError("width must be a positive number of seconds")
+        clause, params = _range_clause(start, end, column="ts")
+        return self._frame(
+            f"SELECT kind, CAST(ts / ? AS INTEGER) * ? AS b, COUNT(*) FROM events WHERE run_id = ?{clause}"
+            " GROUP BY kind, b ORDER BY kind, b",
+            [int(width), int(width), run_id, *params],
+            ["kind", "t", "count"],
+        )
+
     def events(self, run_id: int, start: float | None = None, end: float | None = None) -> pd.DataFrame:
         """Connection events ``ts, user, kind, detail``, in time order."""
         clause, params = _range_clause(start, end, column="ts")
@@ -660,3 +674,47 @@ class RunStore:
             [run_id, *params],
             ["name", "t", "value"],
         )
+
+    def server_metric_names(self, run_id: int) -> list[str]:
+        """Names of the server metrics scraped during the run, sorted."""
+        rows = self._db.execute(
+            "SELECT DISTINCT name FROM server_metrics WHERE run_id = ? ORDER BY name", (run_id,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def server_metrics_bucketed(
+        self,
+        run_id: int,
+        width: int,
+        names: Sequence[str],
+        start: float | None = None,
+        end: float | None = None,
+    ) -> pd.DataFrame:
+        """Scraped server metrics per bucket of ``width`` seconds: ``name, t, last_t, last, min, max, mean``.
+
+        ``last`` is the value at ``last_t``, the bucket's latest scrape (counters are cumulative: rates are
+        differences of ``last`` over differences of ``last_t``); ``min``/``max``/``mean`` summarise gauges.
+        """
+        if width < 1:
+            raise ValueError("width must be a positive number of seconds")
+        columns = ["name", "t", "last_t", "last", "min", "max", "mean"]
+        if not names:
+            return pd.DataFrame(columns=columns)
+        clause, params = _range_clause(start, end)
+        clause += f" AND name IN ({', '.join('?' * len(names))})"
+        params += list(names)
+        args = [int(width), int(width), run_id, *params]
+        # With a single MAX() aggregate, SQLite takes the bare column (value) from the row holding MAX(t).
+        last = self._frame(
+            f"SELECT name, (t / ?) * ? AS b, MAX(t), value FROM server_metrics WHERE run_id = ?{clause}"
+            " GROUP BY name, b ORDER BY name, b",
+            args,
+            columns[:4],
+        )
+        stats = self._frame(
+            f"SELECT MIN(value), MAX(value), AVG(value) FROM server_metrics WHERE run_id = ?{clause}"
+            " GROUP BY name, (t / ?) * ? ORDER BY name, (t / ?) * ?",
+            [run_id, *params, *args[:2], *args[:2]],
+            columns[4:],
+        )
+        return pd.concat([last, stats], axis=1)

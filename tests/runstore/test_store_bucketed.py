@@ -38,3 +38,30 @@ def test_bucketed_reads_match_per_second_rows(tmp_path: Path) -> None:
         assert got["seconds"].tolist() == agg["seconds"].tolist()
         np.testing.assert_allclose(got["mean"], agg["sum"] / agg["count"])
         assert store.gauges_bucketed(run.run_id, 60, []).empty
+
+
+def test_bucketed_events_and_server_metrics(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    run = write_synthetic_run(path, seconds=130, rate=2, outage=(70, 80))
+    with RunStore.open(path) as store:
+        for i in range(5, 125):
+            store.write_server_metrics(
+                run.run_id,
+                run.start + i + 0.3,
+                {"wsgauge_frames_in_total": 10.0 * i, "wsgauge_event_loop_lag_seconds": (i % 7) / 1000},
+            )
+    with RunStore.open(path, readonly=True) as store:
+        events = store.events_bucketed(run.run_id, 60)
+        raw = store.events(run.run_id)
+        assert events["count"].sum() == len(raw)
+        assert set(events["kind"]) == set(raw["kind"])
+        assert "wsgauge_frames_in_total" in store.server_metric_names(run.run_id)
+        got = store.server_metrics_bucketed(run.run_id, 60, ["wsgauge_frames_in_total"])
+        frames = store.server_metrics(run.run_id, ["wsgauge_frames_in_total"])
+        frames["b"] = frames["t"] // 60 * 60
+        last = frames.groupby("b").last()
+        assert got["t"].tolist() == last.index.tolist()
+        assert got["last_t"].tolist() == last["t"].tolist()
+        assert got["last"].tolist() == last["value"].tolist()
+        assert got["max"].tolist() == frames.groupby("b")["value"].max().tolist()
+        assert store.server_metrics_bucketed(run.run_id, 60, []).empty
