@@ -121,7 +121,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         conn.stop()
         metrics.connections_open -= 1
-        if ws.close_code is not None:
+        if not conn.close_sent and ws.close_code is not None:
             metrics.closed[ws.close_code] += 1
     return ws
 
@@ -257,8 +257,9 @@ async def _on_shutdown(app: web.Application) -> None:
     """Close every socket with 1001 Going Away."""
     app[STOPPING][0] = True
     conns = list(app[CONNECTIONS])
-    if conns:
-        await asyncio.gather(*(c.shutdown() for c in conns), return_exceptions=True)
+    for conn in conns:
+        conn.shutdown()
+    # The handlers end when the peers answer (or are aborted); aiohttp's runner waits for them.
     log.info("closed %d connections with %d", len(conns), CLOSE_GOING_AWAY)
 
 

@@ -148,7 +148,8 @@ class Connection:
         self._confirm_timer: asyncio.TimerHandle | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._inflight_waiter: asyncio.Future[None] | None = None
-        self._closing_task: asyncio.Task[Any] | None = None
+        #: The close frame has been written; nothing more may be.
+        self.close_sent = False
         self._delayed: asyncio.Queue[tuple[float, str]] | None = None
         self._delay_task: asyncio.Task[None] | None = None
         self._on_done_cb = self._on_done
@@ -181,7 +182,11 @@ class Connection:
             self._inflight_waiter.set_result(None)
 
     async def run(self) -> None:
-        """Read frames until the connection ends. Call :meth:`start` first."""
+        """Read frames until the connection ends. Call :meth:`start` first.
+
+        After a close is decided the loop keeps reading (and discarding) until the peer answers
+        the close frame, so the peer can read everything sent before it.
+        """
         ws = self.ws
         session = self.session
         delayed = self._delayed
@@ -192,25 +197,21 @@ class Connection:
                     delayed.put_nowait((time.monotonic() + self.config.test_delay_ms / 1000, msg.data))
                     continue
                 self.receive(msg.data)
-                if session.state is not State.OPEN:
-                    break
                 if session.pending_replies > self.config.max_inflight:
                     await self._wait_inflight()
             elif kind is WSMsgType.PONG:
                 self.on_pong(msg.data)
             elif kind is WSMsgType.PING:
-                await ws.pong(msg.data)
+                if not self.close_sent:
+                    await ws.pong(msg.data)
             elif kind is WSMsgType.BINARY:
                 session.fail(UnsupportedData("binary frames are not supported; send JSON text"))
-                break
-            elif kind is WSMsgType.ERROR:
-                exc = ws.exception()
+                self.close(session.close_code or 1003, session.close_reason)
+            elif kind is WSMsgType.ERROR:  # aiohttp has closed (e.g. 1009) or the peer vanished
                 if ws.close_code == MessageTooBig.close_code:
-                    session.fail(MessageTooBig(str(exc)))
+                    session.fail(MessageTooBig(str(ws.exception())))
                     self.metrics.error(MessageTooBig.code)
                 break
-        if session.state is State.CLOSING and not ws.closed:
-            await self.close(session.close_code or 1000, session.close_reason)
 
     async def _run_delayed(self) -> None:
         """TEST ONLY: handle frames ``test_delay_ms`` after arrival, in order."""
@@ -221,34 +222,44 @@ class Connection:
             if wait > 0:
                 await asyncio.sleep(wait)
             self.receive(data)
-            if self.session.state is State.CLOSING:
-                await self.close(self.session.close_code or 1000, self.session.close_reason)
-                return
 
-    async def close(self, code: int, reason: str = "") -> None:
-        """Close with ``code`` (after writing what is queued); abort if the peer stalls."""
-        self.flush()
-        transport = self.transport
+    def close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake with ``code``.
+
+        Writes what is queued, then the close frame, then half-closes (FIN) so the peer reads
+        everything before it; :meth:`run` keeps reading until the peer's answer. A peer that
+        never reads is aborted after ``shutdown_timeout`` seconds, freeing its buffer.
+        (aiohttp's ``ws.close()`` from another task would close the socket at once, and the
+        peer's next frame would then reset the connection and destroy unread data.)
+        """
+        if self.close_sent:
+            return
         if self.session.state is State.OPEN:
             self.session.close(code, reason)
-        # A peer that does not read would keep its buffered frames (and the socket) alive.
+        self.flush()
+        self.close_sent = True
+        self.metrics.closed[code] += 1
+        transport = self.transport
+        if transport.is_closing():
+            return
+        payload = code.to_bytes(2, "big") + reason.encode()[:120]
+        transport.write(encode_frame(payload, opcode=0x8))
+        if transport.can_write_eof():
+            transport.write_eof()
         self._loop.call_later(self.config.shutdown_timeout, _abort, transport)
-        await self.ws.close(code=code, message=reason.encode()[:120])
 
     def _expire(self) -> None:
         if self.session.expire(time.time()):
             self.metrics.error("session_expired")
-            self._schedule_close()
+            self._close_as_decided()
 
-    def _schedule_close(self) -> None:
-        if self._closing_task is None and not self.ws.closed:
-            self._closing_task = asyncio.ensure_future(
-                self.close(self.session.close_code or 1000, self.session.close_reason)
-            )
+    def _close_as_decided(self) -> None:
+        session = self.session
+        self.close(session.close_code or 1000, session.close_reason)
 
-    async def shutdown(self) -> None:
+    def shutdown(self) -> None:
         """Server shutdown: close with 1001 Going Away."""
-        await self.close(CLOSE_GOING_AWAY, "server shutdown")
+        self.close(CLOSE_GOING_AWAY, "server shutdown")
 
     # -- inbound ------------------------------------------------------------------------------
 
@@ -261,7 +272,7 @@ class Connection:
         if session.has_unsent:
             self.hub.mark_dirty(self)
         if session.state is State.CLOSING:
-            self._schedule_close()
+            self._close_as_decided()
 
     def _run(self, request: StoreRequest) -> None:
         message = request.message
@@ -324,7 +335,7 @@ class Connection:
         if exc is not None or result is None:
             log.error("backlog load failed for a connection: %r", exc)
             self.session.fail(ConnectionClosingError("could not load undelivered messages"))
-            self._schedule_close()
+            self._close_as_decided()
             return
         cursor, rows, more = result
         frames: list[tuple[int, bytes]] = []
@@ -367,7 +378,7 @@ class Connection:
         if not frames:
             return
         transport = self.transport
-        if transport.is_closing() or self.ws.closed:
+        if self.close_sent or transport.is_closing() or self.ws.closed:
             return
         if len(frames) == 1:
             transport.write(encode_frame(frames[0]))
@@ -385,7 +396,7 @@ class Connection:
 
     def _send_confirmation(self) -> None:
         self._confirm_timer = None
-        if self.session.state is not State.OPEN or self.transport.is_closing():
+        if self.close_sent or self.transport.is_closing():
             return
         payload = self.session.confirmation_ping()
         if payload is not None:
@@ -397,7 +408,7 @@ class Connection:
             return
         self.session.fail(SlowConsumer("client is not reading; outbound buffer full"))
         self.metrics.error(SlowConsumer.code)
-        self._schedule_close()
+        self._close_as_decided()
 
 
 def _abort(transport: asyncio.Transport) -> None:

@@ -14,7 +14,9 @@ NextAuth secret and admin token. Load tests and end-to-end tests reuse them::
         srv.kill()                                            # SIGKILL
         again = reference_server_factory(db_path=srv.db_path) # same file, new process
 
-Each server is stopped (SIGTERM, then SIGKILL) at the end of the test that created it.
+Each server is stopped (SIGTERM, then SIGKILL) at the end of the test that created it. Servers
+start with ``--shutdown-timeout 1`` (idle test sockets rarely answer the close handshake) unless
+the arguments say otherwise.
 ``module_reference_server_factory`` is the same with module scope, to share one server.
 """
 
@@ -187,6 +189,7 @@ def start_reference_server(
         secret,
         "--admin-token",
         admin_token,
+        *(() if "--shutdown-timeout" in args else ("--shutdown-timeout", "1")),
         *args,
     ]
     with open(stderr_path, "w") as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -67,16 +68,25 @@ def drain(ws: websocket.WebSocket, wait: float = 0.3) -> list[dict[str, Any]]:
         frames.append(json.loads(data))
 
 
-def expect_close(ws: websocket.WebSocket, timeout: float = 5.0) -> tuple[int, str]:
-    """Read until the server's close frame; return ``(code, reason)``. Data frames are skipped."""
+def expect_close(
+    ws: websocket.WebSocket, timeout: float = 5.0, frames: list[dict[str, Any]] | None = None
+) -> tuple[int, str]:
+    """Read until the server's close frame; return ``(code, reason)``.
+
+    Data frames read on the way are appended to ``frames`` if given; pings are answered.
+    """
     ws.settimeout(timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         frame = ws.recv_frame()  # raw: no automatic close reply (the server may be gone)
         if frame.opcode == websocket.ABNF.OPCODE_PING:
             ws.pong(frame.data)
+        elif frame.opcode == websocket.ABNF.OPCODE_TEXT and frames is not None:
+            frames.append(json.loads(frame.data))
         elif frame.opcode == websocket.ABNF.OPCODE_CLOSE:
             data = frame.data
             code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+            with contextlib.suppress(Exception):  # answer, as a browser would
+                ws.send_close()
             return code, data[2:].decode(errors="replace")
     raise AssertionError("no close frame")
