@@ -581,7 +581,10 @@ class WsClient:
         )
 
     def _on_ack(self, obj: dict[str, Any], length: int) -> None:
-        ctx = self._acks.pop(obj["requestId"], None)
+        rid = obj["requestId"]
+        if type(rid) is not int and type(rid) is not str:
+            raise TypeError("ack.requestId is not an integer or a string")
+        ctx = self._acks.pop(rid, None)
         if ctx is None:
             self._incr("errors.frame.late_reply")  # after its timeout, or a requestId we never sent
             return
@@ -591,7 +594,10 @@ class WsClient:
         code = obj["code"]
         if type(code) is not str or not code:
             raise ValueError("error frame without a code")
-        ctx = self._acks.pop(obj.get("requestId"), None) if "requestId" in obj else None
+        rid = obj.get("requestId")
+        if rid is not None and type(rid) is not int and type(rid) is not str:
+            raise TypeError("error.requestId is not an integer or a string")
+        ctx = self._acks.pop(rid, None) if rid is not None else None
         if ctx is None:
             self._incr(error_counter("frame", code))
             return
@@ -600,7 +606,10 @@ class WsClient:
         self._fail(ctx, code, ServerError(code, str(obj.get("message", ""))))
 
     def _on_pong(self, obj: dict[str, Any], length: int) -> None:
-        ctx = self._pings.pop(obj["ts"], None)
+        ts = obj["ts"]
+        if type(ts) is not float and type(ts) is not int:
+            raise TypeError("pong.ts is not a number")
+        ctx = self._pings.pop(ts, None)
         if ctx is None:
             self._incr("errors.frame.late_reply")
             return
@@ -608,7 +617,10 @@ class WsClient:
 
     def _on_progress_sync(self, obj: dict[str, Any], length: int) -> None:
         data = obj["data"]
-        ctx = self._syncs.pop((data["subject"], data["topic"], data["completion"]), None)
+        key = (data["subject"], data["topic"], data["completion"])
+        if type(key[0]) is not str or type(key[1]) is not str or type(key[2]) not in (int, float):
+            raise TypeError("progress_sync.data has mistyped fields")
+        ctx = self._syncs.pop(key, None)
         if ctx is not None:
             self._ok(ctx, length)
         if self.on_push is not None:
