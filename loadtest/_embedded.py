@@ -106,6 +106,11 @@ class EmbeddedServer:
         return self._process is not None and self._process.poll() is None
 
     @property
+    def died(self) -> bool:
+        """Whether the child exited on its own (not through :meth:`stop`)."""
+        return self._process is not None and self._process.poll() is not None
+
+    @property
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.poll()
 

@@ -146,6 +146,7 @@ class RunLifecycle:
         """Validate, start or check the target, open the store (master / local). Exits on errors."""
         if self.role == "worker":
             self.runner.register_message(MSG_FINISH, self._on_finish_request)
+            self.environment.events.quitting.add_listener(self._on_worker_quitting_first)
             return
         try:
             self.settings = settings_from(self.options)
@@ -331,7 +332,7 @@ class RunLifecycle:
                 self._scrape(run)
             except StoreError as exc:
                 log.error("wsgauge: run store: %s", exc)
-            if self.server is not None and run.target.embedded and not self.server.running:
+            if self.server is not None and run.target.embedded and self.server.died:
                 self.failure = (
                     f"the embedded reference server exited unexpectedly (code {self.server.returncode}):"
                     f" {self.server.last_output()}"
@@ -388,16 +389,27 @@ class RunLifecycle:
 
     def _on_finish_request(self, environment: Any, msg: Any, **_: Any) -> None:
         """Worker: the master is finalising; stop the users and send everything left."""
+        self._send_final((msg.data or {}).get("run_id", -1))
+
+    def _send_final(self, run_id: int) -> None:
         if self.runner.state not in (STATE_STOPPED, STATE_INIT):
             self.runner.stop()  # fires test_stop here: the final drain into the outbox
         run = self.run
-        data = msg.data or {}
-        if run is None or run.outbox is None or run.run_id != data.get("run_id"):
-            payload = Outbox(int(data.get("run_id", -1)), "").take(final=True)
+        if run is None or run.outbox is None or run.run_id != run_id:
+            payload = Outbox(int(run_id), "").take(final=True)
         else:
             self._stop_sampling(run)
             payload = run.outbox.take(final=True)
-        self.runner.send_message(MSG_FINAL, payload)
+        try:
+            self.runner.send_message(MSG_FINAL, payload)
+        except Exception as exc:  # the master is gone: nothing more can be saved
+            log.warning("wsgauge: cannot send the last samples to the master: %s", exc)
+
+    def _on_worker_quitting_first(self, environment: Any, **_: Any) -> None:
+        """Worker quitting on its own (Ctrl-C, SIGTERM): ship the rest before Locust tells the master."""
+        run = self.run
+        if run is not None and run.outbox is not None and not run.outbox.sent_final:
+            self._send_final(run.run_id)
 
     # --- stopping -------------------------------------------------------------------------------------------
 
@@ -441,6 +453,7 @@ class RunLifecycle:
         deadline = time.monotonic() + FINAL_WAIT_S
         while run.pending_workers and time.monotonic() < deadline:
             gevent.sleep(0.05)
+            run.pending_workers &= {c.id for c in self.runner.clients.all}  # workers that quit are done
         if run.pending_workers:
             log.warning(
                 "wsgauge: no final samples from %d worker(s) within %g s; the run keeps what they shipped",

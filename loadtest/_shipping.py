@@ -91,6 +91,7 @@ class Outbox:
         self._samples: list[dict[str, Any]] = []
         self._events: list[list[Any]] = []
         self.shipped_samples = 0
+        self.sent_final = False
 
     def __call__(self, samples: list[SecondSample], events: list[ConnectionEvent]) -> None:
         self._samples.extend(s.to_wire() for s in samples)
@@ -104,6 +105,7 @@ class Outbox:
         samples, self._samples = self._samples, []
         events, self._events = self._events, []
         self.shipped_samples += len(samples)
+        self.sent_final = self.sent_final or final
         return {"run_id": self.run_id, "tag": self.tag, "final": final, "samples": samples, "events": events}
 
 

@@ -274,3 +274,34 @@ def module_reference_server_factory(
 def reference_server(reference_server_factory: Callable[..., RunningServer]) -> RunningServer:
     """One reference server with default settings, for this test."""
     return reference_server_factory()
+
+
+# ==========================================================================================================
+# Load-test runs (owner: run lifecycle, loadtest/_run.py). Separate from the reference-server fixtures above.
+#
+# ``real_run_store``: ONE short real headless run of ``locust -f loadtest`` (embedded reference server, all
+# personas, 8 users, 8 s) per test session; returns ``(store_path, run_id)`` of a completed run with every
+# kind of row (latency, counters, gauges, events, server metrics). Read it, don't write to it::
+#
+#     def test_report(real_run_store):
+#         store_path, run_id = real_run_store
+#         with RunStore.open(store_path, readonly=True) as store: ...
+# ==========================================================================================================
+
+
+@pytest.fixture(scope="session")
+def real_run_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A completed real load run in a fresh run store: ``(store_path, run_id)``."""
+    from tests.loadtest.locust_runs import run_locust
+
+    store_path = tmp_path_factory.mktemp("real_run") / "wsgauge.sqlite3"
+    run = run_locust(
+        store_path,
+        *("-u", "8", "-r", "8", "-t", "8s", "--think-scale", "0.5", "--seed", "7"),
+        *("--run-name", "real-run-fixture", "--report", "false"),
+        timeout=120,
+    )
+    (store_path.parent / "locust.out").write_text(run.stdout + "\n--- stderr\n" + run.stderr)
+    if run.returncode != 0 or run.run_id is None:
+        raise RuntimeError(f"the real load run failed:\n{run.output}")
+    return store_path, run.run_id
