@@ -81,11 +81,33 @@ _STATES: list[RunLifecycle] = []
 ``report_to_master``, ``worker_report`` and ``quit`` events carry no environment, hence this list."""
 
 
-def _die(message: str, code: int) -> None:
-    """One line on stderr, no traceback, exit with ``code``."""
+def _die(message: str, code: int, *, forked_workers: bool = False) -> None:
+    """One line on stderr, no traceback, exit with ``code``.
+
+    With ``--processes``, the forked workers are still waiting for this master to acknowledge them (Locust
+    would give up on them only after a minute): they are terminated first.
+    """
     sys.stderr.write(f"wsgauge: {message}\n")
     sys.stderr.flush()
+    if forked_workers:
+        _terminate_forked_workers()
     raise SystemExit(code)
+
+
+def _terminate_forked_workers() -> None:
+    try:
+        import psutil
+
+        children = psutil.Process().children(recursive=False)
+    except Exception:
+        return
+    me = psutil.Process()
+    for child in children:
+        try:  # Locust's forked workers run the same command line as this master
+            if child.cmdline() == me.cmdline():
+                child.terminate()
+        except psutil.Error:
+            continue
 
 
 @dataclass
@@ -129,6 +151,7 @@ class RunLifecycle:
         else:
             self.role = "local"
         self.headless = bool(getattr(self.options, "headless", False))
+        self.forked = self.role == "master" and bool(getattr(self.options, "processes", None))
         self.settings: LoadSettings | None = None
         self.server: EmbeddedServer | None = None
         self.target: Target | None = None
@@ -151,7 +174,7 @@ class RunLifecycle:
         try:
             self.settings = settings_from(self.options)
         except SettingsError as exc:
-            _die(str(exc), EXIT_BAD_OPTIONS)
+            _die(str(exc), EXIT_BAD_OPTIONS, forked_workers=self.forked)
         settings = self.settings
         assert settings is not None
         if settings.host is None:
@@ -160,7 +183,7 @@ class RunLifecycle:
             try:
                 handle = self.server.start()
             except EmbeddedServerError as exc:
-                _die(str(exc), EXIT_UNREACHABLE)
+                _die(str(exc), EXIT_UNREACHABLE, forked_workers=self.forked)
             self.target = Target(handle.ws_url, handle.http_base, handle.secret, handle.admin_token, True)
             self.reference_target = True
             self.environment.host = handle.ws_url
@@ -169,7 +192,7 @@ class RunLifecycle:
             try:
                 probe(settings.host)
             except TargetUnreachable as exc:
-                _die(str(exc), EXIT_UNREACHABLE)
+                _die(str(exc), EXIT_UNREACHABLE, forked_workers=self.forked)
             self.target = Target(
                 settings.host, settings.http_base, settings.secret, settings.admin_token, False
             )
@@ -178,7 +201,7 @@ class RunLifecycle:
             self.store = RunStore.open(settings.results)
         except StoreError as exc:
             self.stop_server()
-            _die(str(exc), EXIT_UNREACHABLE)
+            _die(str(exc), EXIT_UNREACHABLE, forked_workers=self.forked)
         if self.role == "master":
             self.runner.register_message(MSG_FINAL, self._on_final)
         # Registered now, after the runner's own quitting listener, so it runs before it (quitting fires

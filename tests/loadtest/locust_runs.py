@@ -6,6 +6,7 @@ Every run is bounded: few users, a few seconds (``-t``), and a subprocess timeou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ __all__ = [
     "LocustRun",
     "locust_command",
     "locust_env",
+    "reap",
     "run_locust",
     "start_locust",
     "stored_run",
@@ -63,6 +65,15 @@ def start_locust(*args: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def reap(proc: subprocess.Popen[bytes]) -> None:
+    """Make sure a Locust started by :func:`start_locust` is gone (SIGKILL to its group if still running)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
+
+
 @dataclass
 class LocustRun:
     """A finished Locust process and the run it stored (if any)."""
@@ -98,6 +109,7 @@ def run_locust(store_path: Path, *args: str, timeout: float = 90.0) -> LocustRun
         cwd=REPO_ROOT,
         env=locust_env(),
         stdin=subprocess.DEVNULL,
+        preexec_fn=_restore_sigint,
         capture_output=True,
         text=True,
         timeout=timeout,

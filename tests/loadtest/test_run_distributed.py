@@ -1,0 +1,54 @@
+"""``--processes 2``: two Locust workers, one master, one merged run whose counts are exactly the sum.
+
+The reference server counts every frame it receives (``wsgauge_frames_in_total{type=...}``), and the master
+scrapes it one last time after the workers' final samples are in: for every message type, the run's merged
+``sent.<type>`` total equals what the server received -- nothing lost, nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from runstore.store import RunStore
+from tests.loadtest.locust_runs import run_locust
+
+FRAMES_IN = re.compile(r'^wsgauge_frames_in_total\{type="(?P<type>[a-z_]+)"\}$')
+
+
+def test_two_workers_merge_into_one_run(tmp_path: Path) -> None:
+    run = run_locust(
+        tmp_path / "wsgauge.sqlite3",
+        *("--processes", "2", "-u", "8", "-r", "8", "-t", "6s", "--think-scale", "0.3"),
+        *("--run-name", "two-workers", "--report", "false"),
+        timeout=120,
+    )
+    assert run.returncode == 0, run.output
+    with RunStore.open(run.store_path, readonly=True) as store:
+        runs = store.list_runs()
+        assert len(runs) == 1  # the workers wrote nothing themselves
+        record = runs[0]
+        assert record.status == "completed" and record.options["role"] == "master"
+        assert record.options["workers"] == 2
+
+        events = store.events(record.id)
+        tags = set(events["user"].str.extract(r"-(w\d+)-")[0])
+        assert tags == {"w0", "w1"}  # users of both workers, with distinct ids
+
+        sent = store.counters(record.id, prefix="sent.").groupby("name")["value"].sum()
+        server = store.server_metrics(record.id)
+        last = server[server["t"] == server["t"].max()]
+        received = {
+            m["type"]: int(v)
+            for name, v in zip(last["name"], last["value"], strict=True)
+            if (m := FRAMES_IN.match(name)) and m["type"] != "invalid"
+        }
+        assert received, "no frames_in counters scraped"
+        for kind, count in received.items():
+            assert sent.get(f"sent.{kind}", 0) == count, (kind, sent.to_dict(), received)
+        ws_sent = sum(v for n, v in sent.items() if n != "sent.notification_create")  # that one is HTTP
+        assert ws_sent == sum(received.values())
+
+        # the merged pong histogram holds exactly the pongs both workers received
+        pongs = store.counters(record.id, prefix="recv.pong")["value"].sum()
+        assert store.merged_histogram(record.id, "pong").get_total_count() == pongs > 0
