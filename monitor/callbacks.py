@@ -1,0 +1,490 @@
+"""The monitor's callbacks: thin glue between the page (:mod:`monitor.layout`) and the data/figure modules.
+
+Callbacks are registered per app by :func:`register_callbacks` (``app.callback``) rather than with the global
+``dash.callback``: Dash hands the global registry to the *first* app that serves a request, and
+:func:`monitor.app.create_app` must be able to build several apps in one process (tests, or a monitor
+mounted under another Flask server beside a standalone one). Nothing is kept between requests on the
+server: what a browser tab is looking at lives in its ``dcc.Store`` components (``RUN_STATE``,
+``VIEW_STATE``), and every callback opens the run store read-only for the length of one request.
+
+No callback lets an exception escape: a missing, empty, newer or damaged store becomes a message in the page
+and the app keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dash
+import pandas as pd
+from dash import Input, Output, Patch, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
+
+from monitor import data, figures, ids, layout
+from runstore.store import StoreError
+
+__all__ = ["parse_relayout", "parse_run_param", "register_callbacks"]
+
+log = logging.getLogger(__name__)
+
+_HIDDEN: dict[str, str] = {"display": "none"}
+_SHOWN: dict[str, str] = {}
+_DEFAULT_SERVER = (
+    "wsgauge_frames_in_total",
+    "wsgauge_connections_open",
+    "wsgauge_event_loop_lag_max_seconds",
+)
+
+
+def parse_run_param(search: str | None, name: str = "run") -> int | None:
+    """The run id in a ``?run=ID`` query string, or ``None``."""
+    values = urllib.parse.parse_qs((search or "").lstrip("?")).get(name)
+    if not values:
+        return None
+    try:
+        return int(values[0])
+    except ValueError:
+        return None
+
+
+def _to_unix(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value) / 1000.0  # Plotly date axes: epoch milliseconds
+    return pd.Timestamp(str(value)).timestamp()  # naive timestamps are UTC, as the axis shows them
+
+
+def parse_relayout(relayout: Mapping[str, Any] | None) -> tuple[str, tuple[float, float] | None]:
+    """What a ``relayoutData`` event did to the time axis.
+
+    Returns:
+        ``("range", (start, end))`` (unix seconds) after a zoom or pan, ``("auto", None)`` after a reset
+        (double-click, autoscale), ``("none", None)`` when the time axis did not change (a legend click,
+        the first autosize).
+    """
+    if not relayout:
+        return "none", None
+    if relayout.get("xaxis.autorange"):
+        return "auto", None
+    lo = relayout.get("xaxis.range[0]")
+    hi = relayout.get("xaxis.range[1]")
+    if lo is None and isinstance(relayout.get("xaxis.range"), list | tuple):
+        lo, hi = relayout["xaxis.range"][:2]
+    if lo is None or hi is None:
+        return "none", None
+    try:
+        start, end = sorted((_to_unix(lo), _to_unix(hi)))
+    except (ValueError, TypeError):
+        return "none", None
+    return "range", (start, end)
+
+
+def _range_label(view: Mapping[str, Any]) -> str:
+    window = view["window"]
+    bucket = int(window["bucket"])
+    resolution = "1-second" if bucket == 1 else f"{layout.format_duration(bucket)} buckets (min/max)"
+    if view.get("range"):
+        lo, hi = view["range"]
+        text = (
+            f"Selected {layout.format_time(lo)[11:19]} to {layout.format_time(hi)[11:23]}"
+            f" ({layout.format_duration(hi - lo)})"
+        )
+    else:
+        span = view["span"]
+        text = f"Whole run ({layout.format_duration(span[1] + 1 - span[0])})"
+    live = " · live, updating every 1.5 s" if view.get("live") else ""
+    return f"{text} · {resolution}{live}"
+
+
+def _default_metrics(metrics: list[str]) -> list[str]:
+    return [m for m in metrics if m != "send_lag"]
+
+
+def _build_timeline(
+    store_path: Path,
+    state: Mapping[str, Any],
+    selection: Mapping[str, Any],
+    rng: list[float] | None,
+    uirev: str,
+) -> tuple[Any, dict[str, Any]]:
+    """Read and draw the timeline for a range (``None``: the whole run); returns the figure and the view."""
+    with data.open_store(store_path) as store:
+        run_id = int(state["run"])
+        run = store.get_run(run_id)
+        live = run.is_live()
+        span = store.time_range(run_id)
+        if span is None:
+            return figures.empty_figure("This run has no samples yet."), {}
+        if rng:
+            lo, hi = float(rng[0]), float(rng[1])
+            margin = (hi - lo) * 0.25
+            window = data.plan_window(max(lo - margin, span[0]), min(hi + margin, span[1] + 1))
+        else:
+            window = data.plan_window(span[0], span[1] + 1)
+        until = float(span[1]) if live else None
+        series = data.read_timeline(
+            store,
+            run_id,
+            window,
+            span=span,
+            metrics=selection["metrics"],
+            percentiles=selection["percentiles"],
+            server=selection["server"],
+            server_names=state.get("server_names", []),
+            until=until,
+        )
+        compare = None
+        if state.get("compare") is not None:
+            cspan = store.time_range(int(state["compare"]))
+            if cspan is not None:
+                compare = data.read_timeline(
+                    store,
+                    int(state["compare"]),
+                    window,
+                    span=cspan,
+                    metrics=[m for m in selection["metrics"] if m in state.get("compare_metrics", [])],
+                    percentiles=selection["percentiles"],
+                    shift=float(state["shift"]),
+                )
+    rows = figures.timeline_rows(
+        server=bool(selection["server"]), send_lag="send_lag" in state.get("metrics", [])
+    )
+    fig = figures.make_timeline(series, rows=rows, bucket=window.bucket, compare=compare, uirevision=uirev)
+    view = {
+        "run": run_id,
+        "compare": state.get("compare"),
+        "window": window.to_dict(),
+        "range": list(rng) if rng else None,
+        "cursor": until,
+        "span": list(span),
+        "live": live,
+        "keys": [trace.uid for trace in fig.data],
+        "uirev": uirev,
+        "drawn_at": time.time(),
+    }
+    return fig, view
+
+
+def register_callbacks(app: dash.Dash, store_path: Path) -> None:
+    """Register every callback of the monitor page on ``app``, reading the run store at ``store_path``."""
+
+    @app.callback(
+        Output(ids.RUNS_LIST, "children"),
+        Output(ids.COMPARE, "options"),
+        Output(ids.BANNER, "children"),
+        Output(ids.BANNER, "className"),
+        Input(ids.URL, "search"),
+        Input(ids.RUNS_INTERVAL, "n_intervals"),
+    )
+    def refresh_runs(search: str | None, _n: int | None) -> tuple[Any, ...]:
+        try:
+            with data.open_store(store_path) as store:
+                rows = data.list_runs(store)
+        except StoreError as exc:
+            return [], [], data.describe_error(exc), "banner banner-error"
+        except Exception as exc:  # never a traceback in the page
+            log.exception("cannot list runs in %s", store_path)
+            return [], [], data.describe_error(exc), "banner banner-error"
+        selected = parse_run_param(search) or (rows[0].id if rows else None)
+        options = [
+            {"label": f"#{r.id} {r.name} ({layout.format_time(r.started_at)[:16]})", "value": r.id}
+            for r in rows
+            if r.id != selected
+        ]
+        if not rows:
+            return (
+                layout.runs_list(rows, None),
+                [],
+                f"The run store {store_path} has no runs yet.",
+                "banner banner-info",
+            )
+        return layout.runs_list(rows, selected), options, None, "banner hidden"
+
+    @app.callback(
+        Output(ids.RUN_STATE, "data"),
+        Output(ids.RUN_HEADER, "children"),
+        Output(ids.METRICS, "options"),
+        Output(ids.METRICS, "value"),
+        Output(ids.SERVER_FAMILIES, "options"),
+        Output(ids.SERVER_FAMILIES, "value"),
+        Output(ids.SERVER_PICKER, "style"),
+        Output(ids.LIVE_INTERVAL, "disabled"),
+        Input(ids.URL, "search"),
+        Input(ids.COMPARE, "value"),
+    )
+    def select_run(search: str | None, compare_id: int | None) -> tuple[Any, ...]:
+        def failed(message: str) -> tuple[Any, ...]:
+            header = [html_message(message)]
+            return {"error": message}, header, [], [], [], [], _HIDDEN, True
+
+        try:
+            with data.open_store(store_path) as store:
+                run_id = parse_run_param(search) or store.latest_run_id()
+                if run_id is None:
+                    return failed(
+                        f"No runs in {store_path} yet: start a load test with --results {store_path}."
+                    )
+                view = data.overview(store, run_id)
+                compare = None
+                if compare_id is not None and int(compare_id) != run_id:
+                    compare = data.overview(store, int(compare_id))
+        except StoreError as exc:
+            return failed(data.describe_error(exc))
+        except Exception as exc:
+            log.exception("cannot read run from %s", store_path)
+            return failed(data.describe_error(exc))
+        header = layout.run_header(view, compare)
+        if view.span is None:
+            header.append(
+                html_message(
+                    "This run has no samples yet"
+                    + (": the charts appear as soon as its first second is written." if view.live else ".")
+                )
+            )
+        metrics = list(view.metrics)
+        options = [{"label": html_pill(m), "value": m} for m in metrics if m != "send_lag"]
+        families = list(view.server_families)
+        server_value = [f for f in _DEFAULT_SERVER if f in families][:1] or families[:1]
+        state = {
+            "run": view.run.id,
+            "compare": None if compare is None else compare.run.id,
+            "shift": 0.0 if compare is None else view.run.started_at - compare.run.started_at,
+            "span": None if view.span is None else list(view.span),
+            "metrics": metrics,
+            "compare_metrics": [] if compare is None else list(compare.metrics),
+            "server_names": [],
+            "live": view.live,
+            "empty": view.span is None,
+        }
+        if families:
+            with data.open_store(store_path) as store:
+                state["server_names"] = store.server_metric_names(view.run.id)
+        return (
+            state,
+            header,
+            options,
+            _default_metrics(metrics),
+            [{"label": f.removeprefix("wsgauge_"), "value": f} for f in families],
+            server_value,
+            _SHOWN if families else _HIDDEN,
+            not (view.live or (view.span is None and view.run.status == "running")),
+        )
+
+    @app.callback(
+        Output(ids.TIMELINE, "figure"),
+        Output(ids.VIEW_STATE, "data"),
+        Output(ids.RANGE_LABEL, "children"),
+        Input(ids.RUN_STATE, "data"),
+        Input(ids.METRICS, "value"),
+        Input(ids.PERCENTILES, "value"),
+        Input(ids.SERVER_FAMILIES, "value"),
+        Input(ids.TIMELINE, "relayoutData"),
+        Input(ids.RESET_RANGE, "n_clicks"),
+        State(ids.VIEW_STATE, "data"),
+    )
+    def draw_timeline(
+        state: dict[str, Any] | None,
+        metrics: list[str] | None,
+        percentiles: list[str] | None,
+        server: list[str] | None,
+        relayout: dict[str, Any] | None,
+        resets: int | None,
+        view: dict[str, Any] | None,
+    ) -> tuple[Any, ...]:
+        if not state:
+            raise PreventUpdate
+        if state.get("error") or state.get("empty"):
+            message = state.get("error") or "No samples yet."
+            return figures.empty_figure(message), {"run": state.get("run"), "error": message}, ""
+        same_run = (
+            bool(view) and view.get("run") == state["run"] and view.get("compare") == state.get("compare")
+        )
+        rng = view.get("range") if same_run and view else None
+        trigger = ctx.triggered_id
+        if trigger == ids.TIMELINE:
+            what, new_range = parse_relayout(relayout)
+            if what == "none":
+                raise PreventUpdate
+            rng = list(new_range) if new_range else None
+        elif trigger == ids.RESET_RANGE:
+            rng = None
+        uirev = f"{state['run']}:{state.get('compare')}:{resets or 0}"
+        selection = {
+            "metrics": list(metrics or []),
+            "percentiles": [p for p in data.TIMELINE_PERCENTILES if p in (percentiles or [])],
+            "server": list(server or []),
+        }
+        try:
+            fig, new_view = _build_timeline(store_path, state, selection, rng, uirev)
+        except StoreError as exc:
+            message = data.describe_error(exc)
+            return figures.empty_figure(message), {"run": state["run"], "error": message}, message
+        except Exception as exc:
+            log.exception("cannot draw run %s", state.get("run"))
+            message = data.describe_error(exc)
+            return figures.empty_figure(message), {"run": state["run"], "error": message}, message
+        if not new_view:
+            return fig, {"run": state["run"], "error": "no samples"}, ""
+        new_view["selection"] = selection
+        return fig, new_view, _range_label(new_view)
+
+    @app.callback(
+        Output(ids.TIMELINE, "figure", allow_duplicate=True),
+        Output(ids.VIEW_STATE, "data", allow_duplicate=True),
+        Output(ids.LIVE_INTERVAL, "disabled", allow_duplicate=True),
+        Output(ids.RANGE_LABEL, "children", allow_duplicate=True),
+        Input(ids.LIVE_INTERVAL, "n_intervals"),
+        State(ids.RUN_STATE, "data"),
+        State(ids.VIEW_STATE, "data"),
+        prevent_initial_call=True,
+    )
+    def live_tick(_n: int, state: dict[str, Any] | None, view: dict[str, Any] | None) -> tuple[Any, ...]:
+        if not state or state.get("error"):
+            raise PreventUpdate
+        if state.get("empty") or not view or view.get("error") or "window" not in view:
+            # A run that had no samples when it was selected: draw it as soon as it has some.
+            try:
+                with data.open_store(store_path) as store:
+                    span = store.time_range(int(state["run"]))
+            except Exception:
+                log.exception("live tick failed for run %s", state.get("run"))
+                raise PreventUpdate from None
+            if span is None:
+                raise PreventUpdate
+            fig, new_view = _build_timeline(
+                store_path,
+                state,
+                _selection_of(view, state),
+                None,
+                f"{state['run']}:{state.get('compare')}:0",
+            )
+            new_view["selection"] = _selection_of(view, state)
+            return fig, new_view, not new_view["live"], _range_label(new_view)
+        try:
+            return _live_update(store_path, state, view)
+        except StoreError as exc:
+            log.warning("live update of run %s failed: %s", state.get("run"), exc)
+            raise PreventUpdate from None
+        except PreventUpdate:
+            raise
+        except Exception:
+            log.exception("live update of run %s failed", state.get("run"))
+            raise PreventUpdate from None
+
+    @app.callback(
+        Output(ids.SPECTRUM, "figure"),
+        Output(ids.SUMMARY_TABLE, "children"),
+        Input(ids.VIEW_STATE, "data"),
+        State(ids.RUN_STATE, "data"),
+    )
+    def show_range(view: dict[str, Any] | None, state: dict[str, Any] | None) -> tuple[Any, ...]:
+        if not view or not state or view.get("error") or "span" not in view:
+            message = (view or {}).get("error") or (state or {}).get("error") or "No run selected."
+            return figures.empty_figure(message, height=360), html_message(message)
+        rng = view.get("range")
+        try:
+            with data.open_store(store_path) as store:
+                span = tuple(view["span"])
+                lo, hi = (rng[0], rng[1]) if rng else (None, None)
+                stats = data.range_stats(store, int(view["run"]), state["metrics"], lo, hi, span)
+                cstats = None
+                if state.get("compare") is not None:
+                    cspan = store.time_range(int(state["compare"]))
+                    if cspan is not None:
+                        shift = float(state["shift"])
+                        clo = None if lo is None else lo - shift
+                        chi = None if hi is None else hi - shift
+                        cstats = data.range_stats(
+                            store, int(state["compare"]), state["compare_metrics"], clo, chi, cspan
+                        )
+        except StoreError as exc:
+            message = data.describe_error(exc)
+            return figures.empty_figure(message, height=360), html_message(message)
+        except Exception as exc:
+            log.exception("cannot compute range statistics")
+            message = data.describe_error(exc)
+            return figures.empty_figure(message, height=360), html_message(message)
+        title = "Latency by percentile, selected range" if rng else "Latency by percentile, whole run"
+        fig = figures.make_spectrum(stats.spectrum, None if cstats is None else cstats.spectrum, title=title)
+        return fig, layout.summary_table(stats.table, None if cstats is None else cstats.table)
+
+
+def _selection_of(view: Mapping[str, Any] | None, state: Mapping[str, Any]) -> dict[str, Any]:
+    if view and view.get("selection"):
+        return dict(view["selection"])
+    return {
+        "metrics": _default_metrics(list(state.get("metrics", []))),
+        "percentiles": ["p50", "p99", "max"],
+        "server": [],
+    }
+
+
+def _live_update(store_path: Path, state: Mapping[str, Any], view: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Extend the drawn traces with the points written since the last update (a ``Patch``), or redraw."""
+    run_id = int(view["run"])
+    selection = _selection_of(view, state)
+    with data.open_store(store_path) as store:
+        run = store.get_run(run_id)
+        live = run.is_live()
+        span = store.time_range(run_id)
+        if span is None:
+            raise PreventUpdate
+        window = data.Window.from_dict(view["window"])
+        whole = not view.get("range")
+        needs_redraw = not live  # the run ended: one last full draw, with its final seconds
+        if whole and data.plan_window(span[0], span[1] + 1).bucket != window.bucket:
+            needs_redraw = True  # the run outgrew the resolution: re-plan the whole-run view
+        cursor = float(view["cursor"]) if view.get("cursor") is not None else float(span[1])
+        until = float(span[1])
+        if not needs_redraw:
+            if until <= cursor:
+                raise PreventUpdate
+            series = data.read_timeline(
+                store,
+                run_id,
+                window,
+                span=span,
+                metrics=selection["metrics"],
+                percentiles=selection["percentiles"],
+                server=selection["server"],
+                server_names=state.get("server_names", []),
+                since=cursor,
+                until=until,
+            )
+            points, unknown = figures.extend_points(series, view["keys"])
+            needs_redraw = bool(unknown)
+    if needs_redraw:
+        fig, new_view = _build_timeline(
+            store_path, state, selection, view.get("range"), view.get("uirev", "run")
+        )
+        new_view["selection"] = selection
+        return fig, new_view, not new_view.get("live", False), _range_label(new_view)
+    patch = Patch()
+    for index, attributes in points.items():
+        for path, values in attributes.items():
+            target = patch["data"][index]
+            for part in path.split("."):
+                target = target[part]
+            target.extend(values)
+    new_view = dict(view)
+    new_view["cursor"] = until
+    new_view["span"] = list(span)
+    new_view["drawn_at"] = time.time()
+    return patch, new_view, no_update, _range_label(new_view)
+
+
+def html_message(message: str) -> Any:
+    """A message box in the page, where a chart or table would be."""
+    return html.Div(message, className="message", role="status")
+
+
+def html_pill(metric: str) -> Any:
+    """A metric's label in the message-type picker, with its colour."""
+    return html.Span(
+        [html.Span(className="swatch", style={"background": figures.type_colour(metric)}), metric],
+        className="pill-label",
+    )

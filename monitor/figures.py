@@ -1,0 +1,615 @@
+"""Pure figure builders: long frames from :mod:`monitor.data` in, ``plotly.graph_objects.Figure`` out.
+
+The timeline is one figure with one shared x axis and a stacked y axis per row (latency, throughput,
+errors, queue, connections, server, send lag), so zoom is linked by construction and
+``hoversubplots="axis"`` plus an x spike line give a crosshair across every row. Each row has its own
+legend beside it. Every trace carries its series key in ``uid`` (:func:`series_key`), which is how live
+updates find the trace to extend (:func:`extend_patch`).
+
+Colours are fixed per message type (:func:`type_colour`), so ``chat_message`` is the same blue in latency,
+throughput and errors, and in every run; a compared run is drawn in the same colours, fainter and dotted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+__all__ = [
+    "COMPARE_PREFIX",
+    "FONT",
+    "STATE_COLOURS",
+    "TimelineRow",
+    "empty_figure",
+    "extend_points",
+    "make_spectrum",
+    "make_timeline",
+    "series_key",
+    "timeline_rows",
+    "to_ms_list",
+    "type_colour",
+]
+
+FONT: Final = "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+_INK: Final = "#1f2937"
+_MUTED: Final = "#6b7280"
+_GRID: Final = "#eef0f3"
+COMPARE_PREFIX: Final = "B:"
+"""Series keys of a compared run start with this."""
+
+_TYPE_COLOURS: Final[dict[str, str]] = {
+    "chat_message": "#2563eb",
+    "new_message": "#2563eb",
+    "chat": "#2563eb",
+    "ping": "#0d9488",
+    "pong": "#0d9488",
+    "notification_read": "#d97706",
+    "notification_update": "#d97706",
+    "notification": "#d97706",
+    "notification_create": "#b45309",
+    "progress_update": "#7c3aed",
+    "progress_sync": "#7c3aed",
+    "progress": "#7c3aed",
+    "batch": "#db2777",
+    "connect": "#475569",
+    "send_lag": "#64748b",
+}
+_FALLBACK: Final = ("#0891b2", "#65a30d", "#c026d3", "#ea580c", "#4f46e5", "#be123c", "#0f766e", "#a16207")
+STATE_COLOURS: Final[dict[str, str]] = {
+    "connected": "#16a34a",
+    "reconnecting": "#f59e0b",
+    "disconnected": "#dc2626",
+}
+_EVENT_STYLE: Final[dict[str, tuple[str, str]]] = {
+    "connected": ("triangle-up", "#16a34a"),
+    "reconnecting": ("diamond", "#f59e0b"),
+    "disconnected": ("triangle-down", "#dc2626"),
+    "connect_failed": ("x", "#b91c1c"),
+    "gave_up": ("x-thin-open", "#111827"),
+}
+_ERROR_COLOURS: Final = ("#dc2626", "#f97316", "#b91c1c", "#fb7185", "#9a3412", "#e11d48", "#f59e0b")
+_STAT_STYLE: Final[dict[str, dict[str, Any]]] = {
+    "p50": {"width": 1.2, "dash": "solid"},
+    "p90": {"width": 1.3, "dash": "dashdot"},
+    "p95": {"width": 1.3, "dash": "dash"},
+    "p99": {"width": 2.0, "dash": "solid"},
+    "p99.9": {"width": 1.5, "dash": "longdash"},
+    "max": {"width": 1.0, "dash": "dot"},
+}
+
+
+def type_colour(name: str) -> str:
+    """The colour of a message type, metric or counter name; the same everywhere in the monitor."""
+    for candidate in (name, name.split(":", 1)[-1], name.split(".", 1)[0]):
+        if candidate in _TYPE_COLOURS:
+            return _TYPE_COLOURS[candidate]
+    digest = hashlib.sha1(name.encode()).digest()
+    return _FALLBACK[digest[0] % len(_FALLBACK)]
+
+
+def _shade(colour: str, name: str) -> str:
+    """Second metrics of a type (delivery, push, sync) in a lighter shade of the type's colour."""
+    if not name.startswith(("delivery:", "push:", "sync:", "http:")):
+        return colour
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (round(c + (255 - c) * 0.45) for c in (r, g, b))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def series_key(family: str, name: str, stat: str, compare: bool = False) -> str:
+    """The ``uid`` of a timeline trace: ``latency/ack:chat_message/p99`` (``B:`` first for a compared run)."""
+    return f"{COMPARE_PREFIX if compare else ''}{family}/{name}/{stat}"
+
+
+def to_ms_list(t: Iterable[float]) -> list[float]:
+    """Unix seconds → epoch milliseconds, as Plotly date axes read numbers."""
+    return [round(float(v) * 1000.0, 1) for v in t]
+
+
+_SPARSE: Final = 60
+"""Series with fewer points than this are drawn with markers too (a lone point has no line)."""
+_EVENT_Y: Final = 0.92
+"""Event markers sit near the top of the connection row, on an overlaid 0..1 axis."""
+
+
+def _event_sizes(counts: Iterable[float]) -> list[float]:
+    return [round(min(18.0, 6.0 + 3.0 * math.log10(1.0 + c)), 1) for c in counts]
+
+
+def _values(v: Iterable[float]) -> list[float | None]:
+    return [None if not math.isfinite(x) else float(f"{x:.5g}") for x in v]
+
+
+# --- timeline -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One stacked row of the timeline."""
+
+    family: str
+    title: str
+    weight: float
+    log: bool = False
+
+
+_ROWS: Final = (
+    TimelineRow("latency", "Latency (ms, log scale)", 3.0, log=True),
+    TimelineRow("throughput", "Throughput (messages/s)", 2.0),
+    TimelineRow("errors", "Errors by code (/s)", 1.3),
+    TimelineRow("queue", "Client outbound queue (messages per user)", 1.3),
+    TimelineRow("connections", "Connection state (users) and events", 1.8),
+    TimelineRow("server", "Server metrics", 1.6),
+    TimelineRow("send_lag", "Open-model send lag (ms)", 1.3),
+)
+
+
+def timeline_rows(*, server: bool, send_lag: bool) -> list[TimelineRow]:
+    """The rows to draw: server and send-lag rows only when the run has them."""
+    return [r for r in _ROWS if (r.family != "server" or server) and (r.family != "send_lag" or send_lag)]
+
+
+def _axis_name(index: int) -> str:
+    return "y" if index == 0 else f"y{index + 1}"
+
+
+def _layout_name(index: int) -> str:
+    return "yaxis" if index == 0 else f"yaxis{index + 1}"
+
+
+def _legend_name(index: int) -> str:
+    return "legend" if index == 0 else f"legend{index + 1}"
+
+
+def _domains(rows: Sequence[TimelineRow], gap: float = 0.035) -> list[tuple[float, float]]:
+    total = sum(r.weight for r in rows)
+    usable = 1.0 - gap * (len(rows) - 1)
+    domains = []
+    top = 1.0
+    for row in rows:
+        height = usable * row.weight / total
+        domains.append((max(0.0, top - height), top))
+        top -= height + gap
+    return domains
+
+
+def _trace_for(
+    family: str,
+    name: str,
+    stat: str,
+    t: np.ndarray,
+    v: np.ndarray,
+    *,
+    axis: str,
+    legend: str,
+    compare: bool,
+    bucket: int,
+    events_axis: str,
+) -> go.BaseTraceType:
+    key = series_key(family, name, stat, compare)
+    x = to_ms_list(t)
+    y = _values(v)
+    label_prefix = "B · " if compare else ""
+    opacity = 0.55 if compare else 1.0
+    common: dict[str, Any] = {
+        "uid": key,
+        "x": x,
+        "y": y,
+        "xaxis": "x",
+        "yaxis": axis,
+        "legend": legend,
+        "opacity": opacity,
+        "meta": [key],
+    }
+    if family in ("latency", "send_lag"):
+        colour = _shade(type_colour(name), name)
+        style = dict(_STAT_STYLE.get(stat, {"width": 1.4, "dash": "solid"}))
+        if compare:
+            style["dash"] = "dot"
+        return go.Scatter(
+            name=f"{label_prefix}{name} {stat}",
+            mode="lines" if len(x) >= _SPARSE else "lines+markers",
+            marker={"size": 4},
+            line={"color": colour, **style},
+            legendgroup=f"{label_prefix}{name}",
+            hovertemplate="%{y:.3~f} ms<extra>" + f"{label_prefix}{name} {stat}</extra>",
+            **common,
+        )
+    if family == "throughput":
+        colour = type_colour(name)
+        return go.Scatter(
+            name=f"{label_prefix}{stat} {name}",
+            mode="lines",
+            line={"color": colour, "width": 1.6, "dash": "dot" if compare or stat == "recv" else "solid"},
+            hovertemplate="%{y:.4~g}/s<extra>" + f"{label_prefix}{stat} {name}</extra>",
+            **common,
+        )
+    if family == "errors":
+        digest = hashlib.sha1(name.split(".", 1)[-1].encode()).digest()
+        colour = _ERROR_COLOURS[digest[0] % len(_ERROR_COLOURS)]
+        return go.Bar(
+            name=f"{label_prefix}{name}",
+            marker={"color": colour, "line": {"width": 0}},
+            width=bucket * 1000.0 * 0.9,
+            hovertemplate="%{y:.3~g}/s<extra>" + f"{label_prefix}{name}</extra>",
+            **common,
+        )
+    if family == "queue":
+        return go.Scatter(
+            name=f"{label_prefix}{stat}",
+            mode="lines",
+            line={
+                "color": "#4f46e5" if stat == "mean" else "#a5b4fc",
+                "width": 1.8 if stat == "mean" else 1.2,
+                "dash": "dot" if compare else "solid",
+            },
+            hovertemplate="%{y:.3~g}<extra>" + f"{label_prefix}queue {stat}</extra>",
+            **common,
+        )
+    if family == "connections":
+        colour = STATE_COLOURS.get(name, _MUTED)
+        if compare:
+            return go.Scatter(
+                name=f"{label_prefix}{name}",
+                mode="lines",
+                line={"color": colour, "width": 1.4, "dash": "dot"},
+                hovertemplate="%{y:.4~g} users<extra>" + f"{label_prefix}{name}</extra>",
+                **common,
+            )
+        return go.Scatter(
+            name=name,
+            mode="lines",
+            stackgroup="connections",
+            line={"color": colour, "width": 0.5},
+            fillcolor=colour,
+            hovertemplate="%{y:.4~g} users<extra>" + f"{name}</extra>",
+            **common,
+        )
+    if family == "events":
+        symbol, colour = _EVENT_STYLE.get(name, ("circle", _MUTED))
+        counts = np.nan_to_num(np.asarray(v, dtype=np.float64))
+        common["yaxis"] = events_axis
+        common["y"] = [_EVENT_Y] * len(x)
+        return go.Scatter(
+            name=f"{label_prefix}{name} events",
+            mode="markers",
+            marker={
+                "symbol": symbol,
+                "color": colour,
+                "size": _event_sizes(counts),
+                "line": {"width": 0.5, "color": "white"},
+            },
+            customdata=[int(c) for c in counts],
+            hovertemplate="%{customdata} " + f"{name}<extra>{label_prefix}events</extra>",
+            **common,
+        )
+    # server
+    colour = type_colour(stat) if stat not in ("rate", "value", "mean") else "#0f766e"
+    return go.Scatter(
+        name=f"{label_prefix}{name.removeprefix('wsgauge_')} {stat}".strip(),
+        mode="lines" if len(x) >= _SPARSE else "lines+markers",
+        marker={"size": 4},
+        line={"color": colour, "width": 1.4, "dash": "dot" if compare else "solid"},
+        hovertemplate="%{y:.4~g}<extra>" + f"{label_prefix}{name} {stat}</extra>",
+        **common,
+    )
+
+
+_STAT_ORDER: Final = {stat: i for i, stat in enumerate(_STAT_STYLE)}
+_STATE_ORDER: Final = {state: i for i, state in enumerate(STATE_COLOURS)}
+
+
+def _trace_order(family: str, name: str, stat: str) -> tuple[Any, ...]:
+    """Legend order: metrics by name, p50 before p99 before max; connected at the bottom of the stack."""
+    return (family, _STATE_ORDER.get(name, 9), name, _STAT_ORDER.get(stat, 9), stat)
+
+
+def make_timeline(
+    series: pd.DataFrame,
+    *,
+    rows: Sequence[TimelineRow],
+    bucket: int,
+    compare: pd.DataFrame | None = None,
+    uirevision: str = "run",
+    height_per_weight: int = 78,
+) -> go.Figure:
+    """The timeline figure: one row per :class:`TimelineRow`, one shared time axis (UTC), linked crosshair.
+
+    Args:
+        series: points of the run (:func:`monitor.data.read_timeline`).
+        rows: which rows to draw (:func:`timeline_rows`).
+        bucket: the bucket width the series were read at, in seconds (bar widths, hover text).
+        compare: points of a compared run, already shifted onto this run's time.
+        uirevision: kept by Plotly across updates while unchanged, so a new figure keeps the user's zoom.
+    """
+    fig = go.Figure()
+    domains = _domains(rows)
+    row_index = {row.family: i for i, row in enumerate(rows)}
+    events_axis = f"y{len(rows) + 1}"
+    layout: dict[str, Any] = {}
+    for i, (row, (lo, hi)) in enumerate(zip(rows, domains, strict=True)):
+        layout[_layout_name(i)] = {
+            "domain": [lo, hi],
+            "type": "log" if row.log else "linear",
+            **({"dtick": "D2"} if row.log else {}),
+            "gridcolor": _GRID,
+            "zeroline": False,
+            "tickfont": {"size": 11, "color": _MUTED},
+            "automargin": True,
+            "rangemode": "tozero" if not row.log else "normal",
+            "fixedrange": True,
+        }
+        layout[_legend_name(i)] = {
+            "x": 1.01,
+            "y": hi,
+            "xanchor": "left",
+            "yanchor": "top",
+            "font": {"size": 11, "color": _INK},
+            "bgcolor": "rgba(255,255,255,0)",
+            "tracegroupgap": 2,
+            "itemsizing": "constant",
+        }
+    conn = row_index.get("connections")
+    if conn is not None:
+        layout[f"yaxis{len(rows) + 1}"] = {
+            "overlaying": _axis_name(conn),
+            "range": [0, 1],
+            "visible": False,
+            "fixedrange": True,
+        }
+    annotations = [
+        {
+            "text": f"<b>{row.title}</b>",
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0,
+            "y": hi,
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "showarrow": False,
+            "font": {"size": 12, "color": _INK},
+        }
+        for row, (_lo, hi) in zip(rows, domains, strict=True)
+    ]
+    present: set[str] = set()
+    for frame, is_compare in ((series, False), (compare, True)):
+        if frame is None or frame.empty:
+            continue
+        for (family, name, stat), group in sorted(
+            frame.groupby(["family", "name", "stat"], sort=False), key=lambda item: _trace_order(*item[0])
+        ):
+            family = str(family)
+            index = row_index.get("connections" if family == "events" else family)
+            if index is None:
+                continue
+            if family == "errors" and is_compare:
+                continue  # bars of two runs would stack into one; the table compares error rates
+            present.add(family)
+            fig.add_trace(
+                _trace_for(
+                    family,
+                    str(name),
+                    str(stat),
+                    group["t"].to_numpy(dtype=np.float64),
+                    group["value"].to_numpy(dtype=np.float64),
+                    axis=_axis_name(index),
+                    legend=_legend_name(index),
+                    compare=is_compare,
+                    bucket=bucket,
+                    events_axis=events_axis,
+                )
+            )
+    for row, (lo, hi) in zip(rows, domains, strict=True):
+        if row.family not in present:
+            text = "No errors" if row.family == "errors" else "No data in this range"
+            annotations.append(
+                {
+                    "text": text,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": (lo + hi) / 2,
+                    "showarrow": False,
+                    "font": {"size": 12, "color": "#16a34a" if row.family == "errors" else _MUTED},
+                }
+            )
+    bottom = _axis_name(len(rows) - 1)
+    fig.update_layout(
+        template="none",
+        font={"family": FONT, "size": 12, "color": _INK},
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        height=int(sum(r.weight for r in rows) * height_per_weight + 90),
+        margin={"l": 64, "r": 230, "t": 28, "b": 40},
+        hovermode="x",
+        hoversubplots="axis",
+        hoverdistance=-1,
+        spikedistance=-1,
+        hoverlabel={"font": {"family": FONT, "size": 11}, "namelength": -1},
+        barmode="stack",
+        bargap=0,
+        uirevision=uirevision,
+        annotations=annotations,
+        xaxis={
+            "type": "date",
+            "anchor": bottom,
+            "gridcolor": _GRID,
+            "showspikes": True,
+            "spikemode": "across",
+            "spikesnap": "cursor",
+            "spikethickness": 1,
+            "spikedash": "solid",
+            "spikecolor": "#9ca3af",
+            "tickfont": {"size": 11, "color": _MUTED},
+            "title": {"text": "time (UTC)", "font": {"size": 11, "color": _MUTED}},
+            "showline": True,
+            "linecolor": "#d1d5db",
+        },
+        **layout,
+    )
+    return fig
+
+
+def extend_points(
+    series: pd.DataFrame, keys: Sequence[str]
+) -> tuple[dict[int, dict[str, list[Any]]], set[str]]:
+    """New points for a live figure, per trace index and attribute, plus the keys the figure lacks.
+
+    Args:
+        series: new points (:func:`monitor.data.read_timeline` with ``since``/``until``).
+        keys: the figure's trace keys (``uid``), in trace order.
+
+    Returns:
+        ``{trace index: {"x": [...], "y": [...], ...}}`` (attribute paths dotted, ``marker.size``) for series
+        the figure already has, and the keys of series it does not have yet (a new error code, say): the
+        caller redraws the figure when that set is not empty.
+    """
+    index = {k: i for i, k in enumerate(keys)}
+    points: dict[int, dict[str, list[Any]]] = {}
+    unknown: set[str] = set()
+    if series.empty:
+        return points, unknown
+    for (family, name, stat), group in series.groupby(["family", "name", "stat"], sort=True):
+        key = series_key(str(family), str(name), str(stat))
+        if key not in index:
+            unknown.add(key)
+            continue
+        values = group["value"].to_numpy(dtype=np.float64)
+        x = to_ms_list(group["t"].to_numpy(dtype=np.float64))
+        if family == "events":
+            counts = np.nan_to_num(values)
+            points[index[key]] = {
+                "x": x,
+                "y": [_EVENT_Y] * len(x),
+                "customdata": [int(c) for c in counts],
+                "marker.size": _event_sizes(counts),
+            }
+        else:
+            points[index[key]] = {"x": x, "y": _values(values)}
+    return points, unknown
+
+
+# --- percentile spectrum ------------------------------------------------------------------------------------
+
+_SPECTRUM_TICKS: Final = (0.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
+
+
+def _inverse_tail(percentile: np.ndarray) -> np.ndarray:
+    """``1 / (1 - p)``, the x of HdrHistogram's percentile plots (NaN for 100 %)."""
+    p = np.asarray(percentile, dtype=np.float64) / 100.0
+    with np.errstate(divide="ignore"):
+        return np.where(p < 1.0, 1.0 / (1.0 - p), np.nan)
+
+
+def make_spectrum(
+    spectrum: pd.DataFrame, compare: pd.DataFrame | None = None, title: str = "Latency by percentile"
+) -> go.Figure:
+    """The percentile spectrum: latency (ms, log) against percentile on HdrHistogram's ``1/(1-p)`` log axis.
+
+    Args:
+        spectrum: ``metric, percentile, value`` rows (:class:`monitor.data.RangeStats`).
+        compare: the same for a compared run (drawn fainter and dotted).
+    """
+    fig = go.Figure()
+    for frame, is_compare in ((spectrum, False), (compare, True)):
+        if frame is None or frame.empty:
+            continue
+        for metric, group in frame.groupby("metric", sort=True):
+            metric = str(metric)
+            group = group.sort_values("percentile")
+            pct = group["percentile"].to_numpy(dtype=np.float64)
+            values = group["value"].to_numpy(dtype=np.float64)
+            x = _inverse_tail(pct)
+            finite = np.isfinite(x)
+            # The max is drawn at the next decade past the last finite percentile.
+            if (~finite).any() and finite.any():
+                x[~finite] = 10 ** math.ceil(math.log10(max(x[finite].max(), 1.0)) + 1e-9)
+            labels = [f"{p:.4f}".rstrip("0").rstrip(".") + " %" if p < 100 else "max" for p in pct]
+            prefix = "B · " if is_compare else ""
+            fig.add_trace(
+                go.Scatter(
+                    x=[float(v) for v in x],
+                    y=_values(values),
+                    name=f"{prefix}{metric}",
+                    uid=series_key("spectrum", metric, "", is_compare),
+                    mode="lines",
+                    line={
+                        "color": _shade(type_colour(metric), metric),
+                        "width": 2.0,
+                        "dash": "dot" if is_compare else "solid",
+                        "shape": "hv",
+                    },
+                    opacity=0.6 if is_compare else 1.0,
+                    customdata=labels,
+                    hovertemplate="%{customdata}: %{y:.4~g} ms<extra>" + f"{prefix}{metric}</extra>",
+                )
+            )
+    tickvals = [float(_inverse_tail(np.array([p]))[0]) for p in _SPECTRUM_TICKS]
+    ticktext = [f"{p:g}%" for p in _SPECTRUM_TICKS]
+    fig.update_layout(
+        template="none",
+        font={"family": FONT, "size": 12, "color": _INK},
+        title={"text": f"<b>{title}</b>", "font": {"size": 13}, "x": 0, "xanchor": "left"},
+        height=360,
+        margin={"l": 60, "r": 20, "t": 44, "b": 44},
+        hovermode="closest",
+        legend={
+            "x": 0.01,
+            "y": 0.99,
+            "xanchor": "left",
+            "yanchor": "top",
+            "font": {"size": 11},
+            "bgcolor": "rgba(255,255,255,0.8)",
+        },
+        xaxis={
+            "type": "log",
+            "tickvals": tickvals,
+            "ticktext": ticktext,
+            "gridcolor": _GRID,
+            "title": {"text": "percentile", "font": {"size": 11, "color": _MUTED}},
+            "tickfont": {"size": 11, "color": _MUTED},
+        },
+        yaxis={
+            "type": "log",
+            "gridcolor": _GRID,
+            "title": {"text": "latency (ms)", "font": {"size": 11, "color": _MUTED}},
+            "tickfont": {"size": 11, "color": _MUTED},
+        },
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+    )
+    if not fig.data:
+        fig.add_annotation(
+            text="No latency samples in this range",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"color": _MUTED},
+        )
+    return fig
+
+
+def empty_figure(message: str, height: int = 240) -> go.Figure:
+    """A blank figure that says why there is nothing to draw."""
+    fig = go.Figure()
+    fig.update_layout(
+        template="none",
+        height=height,
+        font={"family": FONT, "color": _MUTED},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        annotations=[
+            {"text": message, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5, "showarrow": False}
+        ],
+    )
+    return fig

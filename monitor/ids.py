@@ -1,0 +1,49 @@
+"""Component ids of the monitor page, in one place (layout and callbacks import them from here)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "BANNER",
+    "COMPARE",
+    "LIVE_INTERVAL",
+    "METRICS",
+    "PERCENTILES",
+    "RANGE_LABEL",
+    "RESET_RANGE",
+    "RUNS_INTERVAL",
+    "RUNS_LIST",
+    "RUN_HEADER",
+    "RUN_STATE",
+    "SERVER_FAMILIES",
+    "SERVER_PICKER",
+    "SPECTRUM",
+    "STORE_PATH",
+    "SUMMARY_TABLE",
+    "TIMELINE",
+    "URL",
+    "VIEW_STATE",
+]
+
+URL: Final = "url"
+STORE_PATH: Final = "store-path"
+BANNER: Final = "banner"
+RUNS_LIST: Final = "runs-list"
+RUNS_INTERVAL: Final = "runs-interval"
+RUN_HEADER: Final = "run-header"
+COMPARE: Final = "compare-run"
+METRICS: Final = "metrics"
+PERCENTILES: Final = "percentiles"
+SERVER_PICKER: Final = "server-picker"
+SERVER_FAMILIES: Final = "server-families"
+RESET_RANGE: Final = "reset-range"
+RANGE_LABEL: Final = "range-label"
+TIMELINE: Final = "timeline"
+SPECTRUM: Final = "spectrum"
+SUMMARY_TABLE: Final = "summary-table"
+LIVE_INTERVAL: Final = "live-interval"
+RUN_STATE: Final = "run-state"
+"""dcc.Store: the selected run, its compared run and what they contain (set when the selection changes)."""
+VIEW_STATE: Final = "view-state"
+"""dcc.Store: the timeline's window, selected range, live cursor and trace keys (set on every redraw)."""

@@ -1,0 +1,381 @@
+"""The monitor page: a runs list on the left; the selected run's timeline, spectrum and table on the right.
+
+:func:`make_layout` is called by Dash on every page load (a function, so that each load starts fresh); the
+callbacks fill everything in. Small builders here turn :mod:`monitor.data` results into components (the
+runs list, the run header, the summary table) and are pure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from dash import dcc, html
+
+from monitor import ids
+from monitor.data import TIMELINE_PERCENTILES, RunOverview, RunRow, format_ms
+from monitor.figures import type_colour
+
+__all__ = [
+    "LIVE_PERIOD_MS",
+    "banner",
+    "format_duration",
+    "format_time",
+    "make_layout",
+    "run_header",
+    "runs_list",
+    "summary_table",
+]
+
+LIVE_PERIOD_MS = 1500
+"""How often a live run's charts are extended (milliseconds)."""
+RUNS_PERIOD_MS = 5000
+"""How often the runs list is refreshed (new runs, live/stale marks)."""
+
+
+def format_time(ts: float) -> str:
+    """``2026-11-25 22:13:31 UTC``."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``12 min 5 s``, ``3 h 20 min``, ``1 d 2 h``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def banner(message: str | None, kind: str = "error") -> html.Div:
+    """A message across the top of the page (``kind``: ``error``, ``warning`` or ``info``); empty if none."""
+    if not message:
+        return html.Div(className="banner hidden")
+    return html.Div(message, className=f"banner banner-{kind}", role="alert")
+
+
+def _status_badge(
+    row: RunRow | None = None, *, live: bool = False, stale: bool = False, status: str = ""
+) -> html.Span:
+    if row is not None:
+        live, stale, status = row.live, row.stale, row.status
+    if live:
+        return html.Span([html.Span(className="pulse"), "LIVE"], className="badge badge-live")
+    if stale:
+        return html.Span(
+            "stale", className="badge badge-stale", title="says running, but its writer stopped writing"
+        )
+    return html.Span(status, className=f"badge badge-{status}")
+
+
+def runs_list(rows: Sequence[RunRow], selected: int | None) -> list[Any]:
+    """The runs list: newest first, live and stale runs marked, each a link to ``?run=ID``."""
+    if not rows:
+        return [html.Div("No runs yet.", className="muted pad")]
+    items = []
+    for row in rows:
+        classes = ["run-item"]
+        if row.id == selected:
+            classes.append("selected")
+        if row.live:
+            classes.append("live")
+        details = [format_time(row.started_at)[5:16], format_duration(row.duration_s)]
+        if row.users is not None:
+            details.append(f"{row.users} users")
+        items.append(
+            dcc.Link(
+                [
+                    html.Div(
+                        [html.Span(row.name, className="run-name"), _status_badge(row)],
+                        className="run-line",
+                    ),
+                    html.Div(" · ".join(details), className="run-meta"),
+                    html.Div(row.target, className="run-target"),
+                    html.Div(row.headline, className="run-headline") if row.headline else None,
+                ],
+                href=f"?run={row.id}",
+                className=" ".join(classes),
+                id={"type": "run-link", "run": row.id},
+            )
+        )
+    return items
+
+
+def run_header(view: RunOverview, compare: RunOverview | None = None) -> list[Any]:
+    """The selected run's name, status and facts, above the charts."""
+    run = view.run
+    users = run.options.get("users", run.options.get("num_users"))
+    facts = [
+        ("run", f"#{run.id}"),
+        ("target", run.target),
+        ("started", format_time(run.started_at)),
+        ("duration", format_duration(run.duration_s)),
+    ]
+    if users is not None:
+        facts.append(("users", str(users)))
+    if run.git_commit:
+        facts.append(("commit", run.git_commit[:10]))
+    children: list[Any] = [
+        html.Div(
+            [
+                html.H2(run.name, className="run-title"),
+                _status_badge(live=view.live, stale=run.is_stale(), status=run.status),
+            ],
+            className="run-title-line",
+        ),
+        html.Div(
+            [
+                html.Span(
+                    [html.Span(k, className="fact-key"), html.Span(v, className="fact-value")],
+                    className="fact",
+                )
+                for k, v in facts
+            ],
+            className="facts",
+        ),
+    ]
+    if compare is not None:
+        children.append(
+            html.Div(
+                f"Compared with #{compare.run.id} {compare.run.name} "
+                f"({format_time(compare.run.started_at)}), aligned at start: "
+                "dotted, fainter lines; rows marked B in the table.",
+                className="compare-note",
+            )
+        )
+    return children
+
+
+def _cell(value: float, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if kind == "ms":
+        return format_ms(value)
+    if kind == "count":
+        return f"{int(value):,}"
+    if kind == "rate":
+        return f"{value:,.1f}/s" if value >= 10 else f"{value:.3g}/s"
+    if kind == "pct":
+        return f"{100 * value:.3g} %" if value else "0 %"
+    return str(value)
+
+
+_TABLE_SPEC = (
+    ("count", "count", "count"),
+    ("rate", "rate", "rate"),
+    ("p50", "p50", "ms"),
+    ("p90", "p90", "ms"),
+    ("p99", "p99", "ms"),
+    ("p99.9", "p99.9", "ms"),
+    ("max", "max", "ms"),
+    ("error_rate", "errors", "pct"),
+)
+
+
+def _delta(a: float, b: float, kind: str) -> tuple[str, str]:
+    """Text and CSS class of the change from B (baseline) to A; higher latency/error rate is worse."""
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (a, b)):
+        return "", ""
+    if kind in ("count", "rate"):
+        if not b:
+            return "", ""
+        change = (a - b) / b
+        return f"{change:+.1%}", "delta"
+    if kind == "pct":
+        diff = a - b
+        if abs(diff) < 1e-12:
+            return "±0", "delta"
+        return f"{100 * diff:+.2g} pt", "delta worse" if diff > 0 else "delta better"
+    if not b:
+        return "", ""
+    change = (a - b) / b
+    css = "delta worse" if change > 0.05 else "delta better" if change < -0.05 else "delta"
+    return f"{change:+.1%}", css
+
+
+def summary_table(table: pd.DataFrame, compare: pd.DataFrame | None = None) -> html.Table:
+    """Per-metric table (count, rate, p50/p90/p99/p99.9/max, error rate); with a compared run, a B row and
+    the change from B to A under each metric."""
+    header = html.Thead(
+        html.Tr(
+            [html.Th("message type / metric")]
+            + [html.Th(label, className="num") for _, label, _ in _TABLE_SPEC]
+        )
+    )
+    by_metric = {} if compare is None else {r["metric"]: r for r in compare.to_dict("records")}
+    body = []
+    for record in table.to_dict("records"):
+        metric = record["metric"]
+        swatch = html.Span(className="swatch", style={"background": type_colour(metric)})
+        body.append(
+            html.Tr(
+                [html.Td([swatch, metric], className="metric")]
+                + [html.Td(_cell(record[col], kind), className="num") for col, _, kind in _TABLE_SPEC],
+                className="row-a",
+                **{"data-metric": metric, "data-run": "A"},
+            )
+        )
+        other = by_metric.get(metric)
+        if other is not None:
+            body.append(
+                html.Tr(
+                    [html.Td("B", className="metric run-b")]
+                    + [html.Td(_cell(other[col], kind), className="num") for col, _, kind in _TABLE_SPEC],
+                    className="row-b",
+                    **{"data-metric": metric, "data-run": "B"},
+                )
+            )
+            cells = []
+            for col, _, kind in _TABLE_SPEC:
+                text, css = _delta(record[col], other[col], kind)
+                cells.append(html.Td(text, className=f"num {css}".strip()))
+            body.append(
+                html.Tr(
+                    [html.Td("Δ A vs B", className="metric run-b"), *cells],
+                    className="row-delta",
+                    **{"data-metric": metric, "data-run": "delta"},
+                )
+            )
+    if not body:
+        body.append(
+            html.Tr(
+                html.Td("No latency samples in this range.", colSpan=len(_TABLE_SPEC) + 1, className="muted")
+            )
+        )
+    return html.Table([header, html.Tbody(body)], className="summary")
+
+
+def _controls() -> html.Div:
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Label("Message types", className="control-label"),
+                    dcc.Checklist(id=ids.METRICS, options=[], value=[], inline=True, className="pills"),
+                ],
+                className="control",
+            ),
+            html.Div(
+                [
+                    html.Label("Percentiles", className="control-label"),
+                    dcc.Checklist(
+                        id=ids.PERCENTILES,
+                        options=[{"label": k, "value": k} for k in TIMELINE_PERCENTILES],
+                        value=["p50", "p99", "max"],
+                        inline=True,
+                        className="pills",
+                    ),
+                ],
+                className="control",
+            ),
+            html.Div(
+                [
+                    html.Label("Compare with", className="control-label"),
+                    dcc.Dropdown(
+                        id=ids.COMPARE, options=[], value=None, placeholder="another run…", clearable=True
+                    ),
+                ],
+                className="control control-compare",
+            ),
+            html.Div(
+                [
+                    html.Label("Server metrics", className="control-label"),
+                    dcc.Dropdown(
+                        id=ids.SERVER_FAMILIES, options=[], value=[], multi=True, placeholder="none"
+                    ),
+                ],
+                id=ids.SERVER_PICKER,
+                className="control control-server",
+                style={"display": "none"},
+            ),
+        ],
+        className="controls",
+    )
+
+
+def make_layout(results_path: str) -> html.Div:
+    """The whole page (Dash calls this on each page load)."""
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL, refresh=False),
+            dcc.Store(id=ids.RUN_STATE, storage_type="memory"),
+            dcc.Store(id=ids.VIEW_STATE, storage_type="memory"),
+            dcc.Interval(id=ids.RUNS_INTERVAL, interval=RUNS_PERIOD_MS),
+            dcc.Interval(id=ids.LIVE_INTERVAL, interval=LIVE_PERIOD_MS, disabled=True),
+            html.Header(
+                [
+                    html.Div([html.Span("ws", className="logo-ws"), "gauge monitor"], className="logo"),
+                    html.Div(results_path, id=ids.STORE_PATH, className="store-path", title="run store"),
+                ],
+                className="topbar",
+            ),
+            html.Div(id=ids.BANNER, className="banner hidden"),
+            html.Div(
+                [
+                    html.Aside(
+                        [
+                            html.Div("Runs", className="aside-title"),
+                            html.Div(id=ids.RUNS_LIST, className="runs"),
+                        ],
+                        className="sidebar",
+                    ),
+                    html.Main(
+                        [
+                            html.Div(id=ids.RUN_HEADER, className="run-header"),
+                            _controls(),
+                            html.Div(
+                                [
+                                    html.Span(id=ids.RANGE_LABEL, className="range-label"),
+                                    html.Button(
+                                        "Whole run", id=ids.RESET_RANGE, n_clicks=0, className="button"
+                                    ),
+                                    html.Span(
+                                        "Drag across a chart to select a range; double-click: whole run.",
+                                        className="hint",
+                                    ),
+                                ],
+                                className="range-bar",
+                            ),
+                            dcc.Loading(
+                                dcc.Graph(
+                                    id=ids.TIMELINE,
+                                    config={"displaylogo": False, "scrollZoom": False, "responsive": True},
+                                    className="timeline",
+                                ),
+                                type="dot",
+                                delay_show=400,
+                                overlay_style={"visibility": "visible", "opacity": 0.6},
+                            ),
+                            html.Div(
+                                [
+                                    html.Div(
+                                        dcc.Graph(id=ids.SPECTRUM, config={"displaylogo": False}),
+                                        className="panel spectrum",
+                                    ),
+                                    html.Div(
+                                        [
+                                            html.Div(
+                                                "Summary of the selected range", className="panel-title"
+                                            ),
+                                            html.Div(id=ids.SUMMARY_TABLE),
+                                        ],
+                                        className="panel table-panel",
+                                    ),
+                                ],
+                                className="bottom",
+                            ),
+                        ],
+                        className="main",
+                    ),
+                ],
+                className="body",
+            ),
+        ],
+        className="page",
+    )
