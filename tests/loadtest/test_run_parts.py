@@ -1,0 +1,209 @@
+"""The run lifecycle's parts, driven directly: shipping and merging, scraping, metadata, summary, target."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from loadtest._embedded import EmbeddedServer
+from loadtest._runinfo import REDACTED, json_safe_options, versions
+from loadtest._scrape import MetricsScraper, parse_metrics, sample_key
+from loadtest._shipping import (
+    Outbox,
+    StoreSink,
+    parse_payload,
+    seconds_until_next_tick,
+    snapshot_gauges,
+    tick,
+)
+from loadtest._summary import format_summary, summarize_run
+from loadtest._target import Target, TargetUnreachable, fetch_health, is_reference_server, probe
+from runstore.samples import SampleAggregator, SampleFormatError
+from runstore.store import RunInfo, RunStore
+
+T0 = 1_800_000_000
+
+
+class FakeUser:
+    def __init__(self, state: str, queue: int) -> None:
+        self.connection_state = state
+        self.queue_size = queue
+
+
+def _runtime(aggregator: SampleAggregator, users: list[FakeUser]) -> SimpleNamespace:
+    return SimpleNamespace(aggregator=aggregator, users=users)
+
+
+def _worker(seed: int) -> SampleAggregator:
+    agg = SampleAggregator(clock=lambda: T0 + 0.5)
+    for i in range(100):
+        agg.record_latency("pong", 100 + seed * 1000 + i, at=T0 + i / 100)
+        agg.incr("sent.ping", at=T0 + i / 100)
+    agg.incr("sent.ping", 3, at=T0 + 1.2)
+    agg.event("connected", f"student-w{seed}-0", at=T0 + 0.1)
+    return agg
+
+
+def test_two_workers_ship_and_merge_exactly(tmp_path: Path) -> None:
+    store = RunStore.open(tmp_path / "s.sqlite3")
+    run_id = store.create_run(RunInfo(name="t", target="ws://x/ws"))
+    sink = StoreSink(store, run_id)
+    users = [FakeUser("connected", 2), FakeUser("reconnecting", 5), FakeUser("connected", 0)]
+    for seed in (0, 1):
+        outbox = Outbox(run_id, f"w{seed}")
+        state = _runtime(_worker(seed), users)
+        tick(state, outbox, now=T0 + 1.5)  # drains second T0 only
+        first = parse_payload(outbox.take())
+        assert [s.second for s in first.samples] == [T0] and len(first.events) == 1
+        sink(first.samples, first.events)
+        tick(state, outbox, now=T0 + 2.5, final=True)  # everything left, with a gauge snapshot
+        last = parse_payload(outbox.take(final=True))
+        assert last.final and outbox.sent_final
+        sink(last.samples, last.events)
+    totals = store.counters(run_id).groupby("name")["value"].sum()
+    assert totals["sent.ping"] == 2 * 103
+    merged = store.merged_histogram(run_id, "pong")
+    assert merged.get_total_count() == 200
+    assert merged.get_min_value() == 100 and merged.get_max_value() >= 1199
+    gauges = store.gauges(run_id, ["users.connected", "users.reconnecting", "queue_size"])
+    connected = gauges[gauges["name"] == "users.connected"]
+    assert set(connected["sum"]) == {4.0}  # two workers x two connected users, every snapshotted second
+    queue = gauges[gauges["name"] == "queue_size"].iloc[0]
+    assert (queue["max"], queue["count"]) == (5.0, 6)
+    assert len(store.events(run_id)) == 2
+    store.close()
+
+
+def test_snapshot_gauges_counts_every_user_once() -> None:
+    agg = SampleAggregator()
+    users = [FakeUser("connected", 1), FakeUser("disconnected", 0), SimpleNamespace()]
+    assert snapshot_gauges(agg, users, at=T0) == 3
+    samples, _ = agg.drain()
+    gauges = samples[0].gauges
+    assert gauges["users.connected"].sum == 1 and gauges["users.disconnected"].sum == 2
+    assert gauges["users.reconnecting"].sum == 0 and gauges["queue_size"].count == 3
+
+
+def test_malformed_payload_is_rejected() -> None:
+    with pytest.raises(SampleFormatError):
+        parse_payload({"run_id": 1, "tag": "w0", "samples": [{"second": "x"}], "events": []})
+    with pytest.raises(SampleFormatError):
+        parse_payload({"run_id": 1})
+
+
+def test_ticks_land_just_after_each_second() -> None:
+    assert seconds_until_next_tick(T0 + 0.25) == pytest.approx(0.77)
+    assert seconds_until_next_tick(T0 + 0.99) == pytest.approx(0.03)
+
+
+PROMETHEUS_TEXT = """\
+# HELP wsgauge_frames_in_total inbound frames
+# TYPE wsgauge_frames_in_total counter
+wsgauge_frames_in_total{type="ping"} 12.0
+wsgauge_frames_in_total{type="chat_message"} 3.0
+# HELP wsgauge_connections_open open
+# TYPE wsgauge_connections_open gauge
+wsgauge_connections_open 4.0
+# HELP wsgauge_handling_seconds handling
+# TYPE wsgauge_handling_seconds histogram
+wsgauge_handling_seconds_bucket{le="0.001"} 10.0
+wsgauge_handling_seconds_bucket{le="+Inf"} 15.0
+wsgauge_handling_seconds_count 15.0
+wsgauge_handling_seconds_sum 0.02
+"""
+
+
+def test_prometheus_text_becomes_named_samples() -> None:
+    values = parse_metrics(PROMETHEUS_TEXT)
+    assert values['wsgauge_frames_in_total{type="ping"}'] == 12.0
+    assert values["wsgauge_connections_open"] == 4.0
+    assert values['wsgauge_handling_seconds_bucket{le="+Inf"}'] == 15.0
+    assert sample_key("m", {"b": "2", "a": "1"}) == 'm{a="1",b="2"}'
+    with pytest.raises(ValueError):
+        parse_metrics("this is { not prometheus")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_scraper_gives_up_on_a_target_without_metrics() -> None:
+    scraper = MetricsScraper(f"http://127.0.0.1:{_closed_port()}", timeout=0.2, give_up_after=2)
+    assert scraper.scrape() is None and not scraper.gave_up
+    assert scraper.scrape() is None and scraper.gave_up
+    assert scraper.failures == 2
+
+
+def test_options_are_json_safe_with_secrets_redacted() -> None:
+    options = argparse.Namespace(
+        secret="s3cret",
+        admin_token="tok",
+        web_login=None,
+        results=Path("results/x.sqlite3"),
+        tags=["a"],
+        num_users=5,
+        custom_key="hidden",
+        wsgauge_target={"secret": "s3cret"},
+        wsgauge_run_id=3,
+    )
+    safe = json_safe_options(options, secret_names={"custom_key"})
+    assert safe["secret"] == REDACTED and safe["admin_token"] == REDACTED and safe["custom_key"] == REDACTED
+    assert safe["web_login"] is None  # unset secrets stay visible as unset
+    assert safe["results"] == "results/x.sqlite3" and safe["tags"] == ["a"] and safe["num_users"] == 5
+    assert "wsgauge_target" not in safe and "wsgauge_run_id" not in safe
+    assert "s3cret" not in repr(safe)
+    assert {"python", "locust", "wsgauge"} <= set(versions())
+
+
+def test_summary_table_reads_merged_histograms(tmp_path: Path) -> None:
+    store = RunStore.open(tmp_path / "s.sqlite3")
+    run_id = store.create_run(RunInfo(name="t", target="ws://x/ws", started_at=T0))
+    agg = _worker(0)
+    agg.incr("errors.chat_message.rate_limited", 2, at=T0)
+    agg.set_gauge("users.connected", [1, 1, 1], at=T0)
+    samples, events = agg.drain()
+    StoreSink(store, run_id)(samples, events)
+    store.finish_run(run_id, "completed", ended_at=T0 + 2)
+    summary = summarize_run(store, run_id)
+    assert summary["latency"]["pong"]["count"] == 100
+    assert summary["latency"]["pong"]["p50_us"] == 149
+    assert summary["errors"] == {"errors.chat_message.rate_limited": 2}
+    assert summary["users"]["peak_connected"] == 3 and summary["sent"] == 103
+    text = format_summary(summary, run_id=run_id, run_name="t", status="completed", store_path="r.sqlite3")
+    assert "pong" in text and "0.149" in text  # milliseconds with microsecond precision
+    assert "chat_message.rate_limited" in text and "stored: r.sqlite3 (run id 1)" in text
+    store.close()
+
+
+def test_probe_says_why_in_one_line() -> None:
+    url = f"ws://127.0.0.1:{_closed_port()}/ws"
+    with pytest.raises(TargetUnreachable) as info:
+        probe(url, timeout=1.0)
+    assert str(info.value) == f"cannot reach {url}: connection refused"
+    assert fetch_health(f"http://127.0.0.1:{_closed_port()}", timeout=0.5) is None
+    assert not is_reference_server({"status": "ok"})
+    target = Target("ws://h:1/ws", "http://h:1", "s", None, True)
+    assert Target.from_wire(target.to_wire()) == target
+
+
+def test_embedded_server_starts_answers_and_stops() -> None:
+    server = EmbeddedServer(start_timeout=20)
+    try:
+        handle = server.start()
+        assert handle.ws_url.startswith("ws://127.0.0.1:") and handle.http_base.startswith(
+            "http://127.0.0.1:"
+        )
+        probe(handle.ws_url)
+        assert is_reference_server(fetch_health(handle.http_base))
+        assert handle.db.parent.is_dir() and server.running and not server.died
+    finally:
+        code = server.stop()
+    assert code == 0  # SIGTERM: a clean exit
+    assert not handle.db.parent.exists() and not server.running
+    assert server.stop() is None  # idempotent
