@@ -130,9 +130,24 @@ class PendingRequest(NamedTuple):
 # -- timestamps --------------------------------------------------------------------------------------------
 
 
+_second_prefix: list[Any] = [None, ""]
+
+
 def format_timestamp(unix: float) -> str:
-    """ISO-8601 UTC with microseconds and ``Z`` (the seed's ``toISOString()``, 1000x finer)."""
-    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    """ISO-8601 UTC with microseconds and ``Z`` (the seed's ``toISOString()``, 1000x finer).
+
+    Hot path (every chat message): the ``YYYY-MM-DDTHH:MM:SS`` part is cached per second.
+    """
+    second = int(unix)
+    micros = round((unix - second) * 1e6)
+    if micros >= 1_000_000:
+        second += 1
+        micros -= 1_000_000
+    cache = _second_prefix
+    if cache[0] != second:
+        cache[0] = second
+        cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{cache[1]}.{micros:06d}Z"
 
 
 def parse_timestamp(value: object) -> float | None:

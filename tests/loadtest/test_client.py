@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import gevent
@@ -424,6 +426,17 @@ def test_timestamps_round_trip_to_the_microsecond() -> None:
     assert parse_timestamp(1764108766123) == pytest.approx(1764108766.123)  # JS Date.now()
     assert parse_timestamp("2025-11-25T22:12:46.123Z") == pytest.approx(1764108766.123)  # toISOString()
     assert parse_timestamp(None) is None and parse_timestamp("soon") is None
+
+
+def test_cached_timestamp_formatting_matches_datetime() -> None:
+    rng = random.Random(3)
+    for _ in range(20_000):
+        t = 1764108766 + rng.random() * 200_000
+        expected = datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+        assert format_timestamp(t) == expected
+    assert (
+        format_timestamp(1764108766.9999996) == "2025-11-25T22:12:47.000000Z"
+    )  # rounds into the next second
 
 
 def test_notification_body_carries_the_send_time() -> None:
