@@ -185,10 +185,8 @@ def start_reference_server(
         "0",
         "--db",
         db_path,
-        "--secret",
-        secret,
-        "--admin-token",
-        admin_token,
+        f"--secret={secret}",  # "=": a random value may start with "-"
+        f"--admin-token={admin_token}",
         *(() if "--shutdown-timeout" in args else ("--shutdown-timeout", "1")),
         *args,
     ]
