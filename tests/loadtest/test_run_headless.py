@@ -60,8 +60,8 @@ def test_every_latency_metric_is_stored(store: RunStore, real_run_store: tuple[P
         assert merged.get_total_count() > 0, metric
         # microsecond resolution: loopback round trips are well under a second and not whole milliseconds
         assert 1 <= merged.get_value_at_percentile(50) < 1_000_000, metric
-    per_second = store.latency(run_id, ["pong"])
-    assert per_second["t"].is_monotonic_increasing and len(per_second) >= 2
+    per_second = store.latency(run_id, ["ack:chat_message"])
+    assert per_second["t"].is_monotonic_increasing and len(per_second) >= 3
 
 
 def test_counters_gauges_events_and_server_metrics(store: RunStore, real_run_store: tuple[Path, int]) -> None:
