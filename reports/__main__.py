@@ -1,0 +1,132 @@
+"""``python -m reports`` (``wsgauge-report``): build a run's HTML report, or gate a candidate run.
+
+Exit status: 0 pass (or report written), 1 regression, 2 unusable input -- always with a one-line reason on
+stderr, never a traceback (``WSGAUGE_DEBUG=1`` shows one for bugs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from reports.build import default_output, write_report
+from reports.compare import load_input, verdict_table, write_comparison, write_json, write_junit
+from reports.data import load_run
+from reports.errors import ReportError
+from reports.gate import evaluate_gate
+from reports.thresholds import load_thresholds
+from runstore.store import DEFAULT_RESULTS
+
+__all__ = ["EXIT_OK", "EXIT_REGRESSION", "EXIT_UNUSABLE", "main"]
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_UNUSABLE = 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m reports",
+        description="wsgauge HTML reports and the release gate that compares two runs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    results = {"default": str(DEFAULT_RESULTS), "help": "run store file (default: %(default)s)"}
+
+    build = commands.add_parser("build", help="write the HTML report of a run")
+    build.add_argument("run", nargs="?", type=int, metavar="RUN", help="run id (default: the newest run)")
+    build.add_argument("--results", **results)
+    build.add_argument(
+        "-o", "--output", metavar="FILE", help="HTML file (default: report-run<id>.html by the store)"
+    )
+
+    def gate_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--results", **results)
+        sub.add_argument(
+            "--thresholds", metavar="FILE", help="TOML thresholds file (default: built-in rules)"
+        )
+        sub.add_argument("-o", "--output", metavar="FILE", help="write the diff HTML here")
+        sub.add_argument("--json", metavar="FILE", help="write the verdict as JSON here")
+        sub.add_argument("--junit", metavar="FILE", help="write the verdict as JUnit XML here")
+        sub.add_argument(
+            "--warmup",
+            type=float,
+            metavar="SECONDS",
+            help="seconds excluded at the start (default: 5, or the file's)",
+        )
+
+    compare = commands.add_parser("compare", help="gate a candidate run against a baseline run")
+    compare.add_argument("baseline", metavar="BASELINE", help="report file or run id")
+    compare.add_argument("candidate", metavar="CANDIDATE", help="report file or run id")
+    gate_options(compare)
+
+    check = commands.add_parser("check", help="check a run against the absolute rules only (no baseline)")
+    check.add_argument("candidate", metavar="CANDIDATE", help="report file or run id")
+    gate_options(check)
+    return parser
+
+
+def _build(args: argparse.Namespace) -> int:
+    data = load_run(args.results, args.run)
+    output = Path(args.output) if args.output else default_output(args.results, int(data.run["id"]))
+    path = write_report(data, output)
+    print(path)
+    return EXIT_OK
+
+
+def _gate(args: argparse.Namespace) -> int:
+    thresholds = load_thresholds(args.thresholds).with_warmup(args.warmup)
+    if thresholds.warmup_s < 0:
+        raise ReportError("--warmup must not be negative")
+    baseline = load_input(args.baseline, args.results) if args.command == "compare" else None
+    candidate = load_input(args.candidate, args.results)
+    result = evaluate_gate(baseline, candidate, thresholds)
+    print(verdict_table(result))
+    if args.output:
+        print(f"diff: {write_comparison(result, baseline, candidate, args.output)}")
+    if args.json:
+        write_json(result, args.json)
+    if args.junit:
+        write_junit(result, args.junit)
+    return EXIT_REGRESSION if result.verdict == "regression" else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 pass, 1 regression, 2 unusable input)."""
+    try:
+        args = _parser().parse_args(argv)
+        return _build(args) if args.command == "build" else _gate(args)
+    except _UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_UNUSABLE
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except Exception as exc:
+        if os.environ.get("WSGAUGE_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (WSGAUGE_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_UNUSABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

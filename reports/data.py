@@ -1,0 +1,322 @@
+"""A run, read once: the snapshot every report, figure and gate works from.
+
+:class:`RunData` holds what one run recorded, as pandas frames: metadata, per-second latency rows (summary
+columns *and* the encoded histogram of each second), counters, gauges, connection events and server metrics.
+It comes either from the run store (:func:`load_run`) or from the data block embedded in a report
+(:mod:`reports.embed`); both give the same numbers, so a gate reading two HTML files decides exactly as it
+would reading the store.
+
+Percentiles are never averaged: whole-run (or post-warm-up) figures are read off merged histograms
+(:meth:`RunData.merged`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeAlias
+
+import pandas as pd
+from hdrh.histogram import HdrHistogram
+
+from reports.errors import ReportError
+from runstore import histogram as hdr
+from runstore.names import (
+    COUNTER_ERRORS,
+    COUNTER_RECEIVED,
+    COUNTER_SENT,
+    METRIC_ACK_PREFIX,
+    METRIC_CONNECT,
+    METRIC_PONG,
+    METRIC_SYNC_PROGRESS,
+)
+from runstore.store import ROLLUP_SECONDS, RunStore, StoreError
+
+__all__ = [
+    "COUNTER_COLUMNS",
+    "EVENT_COLUMNS",
+    "GAUGE_COLUMNS",
+    "LATENCY_COLUMNS",
+    "MAX_PER_SECOND_S",
+    "SERVER_COLUMNS",
+    "SUMMARY_PERCENTILES",
+    "Metric",
+    "RequestType",
+    "RunData",
+    "error_rates",
+    "latency_summary",
+    "load_run",
+    "request_type",
+    "throughput",
+]
+
+Metric: TypeAlias = str
+"""A latency metric name of the run store: ``ack:chat_message``, ``pong``, ``connect`` ..."""
+RequestType: TypeAlias = str
+"""A client frame type as counted by ``sent.<type>`` and ``errors.<type>.<code>``: ``chat_message``."""
+
+LATENCY_COLUMNS = (
+    "metric",
+    "t",
+    "count",
+    "min_us",
+    "max_us",
+    "mean_us",
+    "p50_us",
+    "p90_us",
+    "p95_us",
+    "p99_us",
+    "p999_us",
+    "hist",
+)
+COUNTER_COLUMNS = ("name", "t", "value")
+GAUGE_COLUMNS = ("name", "t", "sum", "count", "min", "max", "mean")
+EVENT_COLUMNS = ("ts", "user", "kind", "detail")
+SERVER_COLUMNS = ("name", "t", "value")
+
+MAX_PER_SECOND_S = 2 * 3600
+"""Runs longer than this keep per-minute histograms (the store's roll-ups) instead of per-second ones."""
+
+SUMMARY_PERCENTILES: Mapping[str, float] = {
+    "p50": 50.0,
+    "p90": 90.0,
+    "p95": 95.0,
+    "p99": 99.0,
+    "p99.9": 99.9,
+}
+"""Percentiles every summary reports, by the name thresholds use."""
+
+_REQUEST_OF_METRIC = {METRIC_PONG: "ping", METRIC_CONNECT: "connect", METRIC_SYNC_PROGRESS: "progress_update"}
+
+
+def request_type(metric: Metric) -> RequestType | None:
+    """Return the client frame whose errors and sends belong to ``metric`` (``ack:batch`` -> ``batch``).
+
+    ``pong`` answers ``ping``, ``sync:progress`` answers ``progress_update``; metrics that answer no request
+    of their own (``delivery:chat``, ``push:notification``, ``send_lag`` ...) give ``None``.
+    """
+    if metric.startswith(METRIC_ACK_PREFIX):
+        return metric[len(METRIC_ACK_PREFIX) :]
+    return _REQUEST_OF_METRIC.get(metric)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What one run recorded, over seconds ``start <= t < end``.
+
+    Frames are sorted by name then time and are never modified in place; :meth:`window` returns a new
+    snapshot.
+    """
+
+    run: Mapping[str, Any]
+    """Metadata: ``id, name, started_at, ended_at, status, target, options, versions, machine, git_commit,
+    summary``."""
+    start: int
+    end: int
+    resolution: int
+    """Seconds per latency row: 1, or :data:`~runstore.store.ROLLUP_SECONDS` for very long runs."""
+    latency: pd.DataFrame
+    counters: pd.DataFrame
+    gauges: pd.DataFrame
+    events: pd.DataFrame
+    server_metrics: pd.DataFrame
+
+    @property
+    def duration_s(self) -> int:
+        """Seconds covered by samples."""
+        return self.end - self.start
+
+    @property
+    def metrics(self) -> list[Metric]:
+        """Latency metrics with at least one sample, sorted."""
+        counts = self.latency.groupby("metric", sort=True)["count"].sum()
+        return [str(m) for m in counts.index[counts.to_numpy() > 0]]
+
+    @property
+    def label(self) -> str:
+        """``run 7 (name)``, for messages."""
+        return f"run {self.run.get('id', '?')} ({self.run.get('name', '?')})"
+
+    def window(self, warmup_s: float, cooldown_s: float = 0.0) -> RunData:
+        """Return the snapshot without its first ``warmup_s`` and last ``cooldown_s`` seconds.
+
+        Latency rows, counters and gauges are cut; events and server metrics are kept whole.
+
+        Raises:
+            ReportError: if no latency sample is left.
+        """
+        if warmup_s <= 0 and cooldown_s <= 0:
+            return self
+        lo = self.start + max(warmup_s, 0.0)
+        hi = self.end - max(cooldown_s, 0.0)
+        latency = self.latency[(self.latency["t"] >= lo) & (self.latency["t"] < hi)].reset_index(drop=True)
+        if int(latency["count"].sum()) == 0:
+            raise ReportError(
+                f"{self.label} has no latency samples after the {warmup_s:g} s warm-up "
+                f"(it lasted {self.duration_s} s); use a shorter --warmup"
+            )
+        start = math.ceil(lo)
+        end = max(math.ceil(hi), start + 1)
+
+        def cut(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame[(frame["t"] >= start) & (frame["t"] < end)].reset_index(drop=True)
+
+        return replace(
+            self,
+            start=start,
+            end=end,
+            latency=latency,
+            counters=cut(self.counters),
+            gauges=cut(self.gauges),
+        )
+
+    def metric_rows(self, metric: Metric) -> pd.DataFrame:
+        """The latency rows of one metric, in time order."""
+        return self.latency[self.latency["metric"] == metric]
+
+    def merged(self, metric: Metric) -> HdrHistogram:
+        """Merge all of ``metric``'s histograms exactly (an empty histogram if it has none).
+
+        Raises:
+            ReportError: if a stored histogram cannot be decoded.
+        """
+        try:
+            return hdr.merge_encoded(self.metric_rows(metric)["hist"].tolist())
+        except ValueError as exc:
+            raise ReportError(f"{self.label}: damaged histogram for {metric}: {exc}") from exc
+
+    def counter_total(self, name: str) -> int:
+        """Sum of one counter over the snapshot."""
+        return int(self.counters.loc[self.counters["name"] == name, "value"].sum())
+
+    def counter_totals(self, prefix: str) -> pd.Series:
+        """Totals of every counter whose name starts with ``prefix``, by name."""
+        rows = self.counters[self.counters["name"].str.startswith(prefix)]
+        return rows.groupby("name", sort=True)["value"].sum()
+
+
+def latency_summary(data: RunData, metric: Metric) -> dict[str, Any]:
+    """Count, rate, percentiles (µs) and max of ``metric`` over the snapshot, from its merged histogram."""
+    histogram = data.merged(metric)
+    summary = hdr.summarize(histogram)
+    values = hdr.percentiles(histogram, list(SUMMARY_PERCENTILES.values()))
+    result: dict[str, Any] = {
+        "count": int(summary["count"]),
+        "rate_per_s": summary["count"] / max(data.duration_s, 1),
+        "min_us": int(summary["min_us"]),
+        "mean_us": float(summary["mean_us"]),
+        "max_us": int(summary["max_us"]),
+    }
+    for name, pct in SUMMARY_PERCENTILES.items():
+        result[f"{name}_us"] = int(values[pct])
+    return result
+
+
+def error_rates(data: RunData) -> dict[RequestType, dict[str, float | int]]:
+    """Errors per request type: ``{type: {"errors": n, "requests": m, "rate": n / m}}``.
+
+    The denominator is ``sent.<type>``; for ``connect`` (which has no sent counter) it is the number of
+    handshakes measured plus the failed ones. Types with errors but no known denominator get the errors as
+    their denominator floor (rate 1.0 means every request we know of failed).
+    """
+    errors = data.counter_totals(COUNTER_ERRORS)
+    per_type: dict[str, int] = {}
+    for name, value in errors.items():
+        kind = str(name)[len(COUNTER_ERRORS) :].rsplit(".", 1)[0]
+        per_type[kind] = per_type.get(kind, 0) + int(value)
+    sent = data.counter_totals(COUNTER_SENT)
+    types = {str(n)[len(COUNTER_SENT) :] for n in sent.index} | set(per_type)
+    if METRIC_CONNECT in data.metrics:
+        types.add("connect")
+    result: dict[RequestType, dict[str, float | int]] = {}
+    for kind in sorted(types):
+        n_errors = per_type.get(kind, 0)
+        if kind == "connect" and f"{COUNTER_SENT}connect" not in sent.index:
+            requests = int(data.metric_rows(METRIC_CONNECT)["count"].sum()) + n_errors
+        else:
+            requests = int(sent.get(f"{COUNTER_SENT}{kind}", 0))
+        requests = max(requests, n_errors)
+        result[kind] = {
+            "errors": n_errors,
+            "requests": requests,
+            "rate": n_errors / requests if requests else 0.0,
+        }
+    return result
+
+
+def throughput(data: RunData) -> dict[str, float]:
+    """Mean frames per second of every ``sent.*`` and ``recv.*`` counter over the snapshot."""
+    seconds = max(data.duration_s, 1)
+    result: dict[str, float] = {}
+    for prefix in (COUNTER_SENT, COUNTER_RECEIVED):
+        for name, value in data.counter_totals(prefix).items():
+            result[str(name)] = float(value) / seconds
+    return result
+
+
+def _frame(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    return frame.loc[:, list(columns)].reset_index(drop=True)
+
+
+def load_run(
+    store_path: str | os.PathLike[str], run_id: int | None = None, *, resolution: int | None = None
+) -> RunData:
+    """Read a run from the store.
+
+    Args:
+        run_id: the run; ``None`` for the newest.
+        resolution: seconds per latency row; by default 1, or per-minute for runs longer than
+            :data:`MAX_PER_SECOND_S`.
+
+    Raises:
+        ReportError: no store, damaged store, no such run, or a run without samples.
+    """
+    try:
+        with RunStore.open(store_path, readonly=True) as store:
+            if run_id is None:
+                run_id = store.latest_run_id()
+                if run_id is None:
+                    raise ReportError(f"the run store {store_path} has no runs")
+            record = store.get_run(run_id)
+            span = store.time_range(run_id)
+            if span is None:
+                raise ReportError(f"run {run_id} ({record.name}) has no samples")
+            start, last = span
+            if resolution is None:
+                resolution = 1 if last - start < MAX_PER_SECOND_S else ROLLUP_SECONDS
+            latency = store.latency(run_id, resolution=resolution, with_hist=True)
+            counters = store.counters(run_id)
+            gauges = store.gauges(run_id)
+            events = store.events(run_id)
+            server = store.server_metrics(run_id)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from exc
+    if latency.empty or int(latency["count"].sum()) == 0:
+        raise ReportError(f"run {run_id} ({record.name}) has no latency samples")
+    latency["hist"] = [h.decode("ascii") if isinstance(h, bytes) else str(h) for h in latency["hist"]]
+    run = {
+        "id": record.id,
+        "name": record.name,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "status": record.status,
+        "target": record.target,
+        "options": record.options,
+        "versions": record.versions,
+        "machine": record.machine,
+        "git_commit": record.git_commit,
+        "summary": record.summary,
+    }
+    return RunData(
+        run=run,
+        start=int(start),
+        end=int(last) + 1,
+        resolution=int(resolution),
+        latency=_frame(latency, LATENCY_COLUMNS),
+        counters=_frame(counters, COUNTER_COLUMNS),
+        gauges=_frame(gauges, GAUGE_COLUMNS),
+        events=_frame(events, EVENT_COLUMNS),
+        server_metrics=_frame(server, SERVER_COLUMNS),
+    )

@@ -1,0 +1,414 @@
+"""Gate thresholds: a TOML file of relative rules (baseline vs candidate) and absolute limits.
+
+Example (every table and key is optional; what is left out keeps its default)::
+
+    [gate]
+    warmup = "5s"            # seconds excluded at the start of both runs
+    confidence = 0.95        # two-sided bootstrap confidence interval
+    resamples = 2000
+    seed = 1
+
+    [defaults]               # relative rules for every message type
+    p50 = { tolerance = "10%", floor = "0.1ms" }
+    p95 = { tolerance = "15%", floor = "0.25ms" }
+    p99 = { tolerance = "15%", floor = "0.5ms" }
+    error_rate = { tolerance = "0.5%" }     # percentage points of errors per request
+    throughput = { tolerance = "10%" }      # drop of frames sent per second
+
+    [types.chat_message]     # per-type overrides: a metric (ack:chat_message) or its short name
+    p99 = { tolerance = "15%", floor = "0.5ms" }
+    p95 = false              # switch a rule off for this type
+
+    [absolute]               # k6 / Gatling style limits on the candidate; usable without a baseline
+    rules = ["chat_message.p99 < 50ms", "errors.rate < 0.1%", "connect.p95 < 200ms"]
+
+Short names: ``chat_message`` means the latency metric ``ack:chat_message`` when the run has it, otherwise the
+metric of that exact name (``pong``, ``connect``, ``delivery:chat``). Error and throughput rules belong to
+request types (``chat_message``, ``ping``, ``connect``); a metric name maps to its request type
+(``pong`` -> ``ping``).
+
+Errors name the line and the problem (:class:`ThresholdsError`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from reports.errors import ReportError
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "AbsoluteRule",
+    "LatencyRule",
+    "RateRule",
+    "RelativeRules",
+    "Thresholds",
+    "ThresholdsError",
+    "load_thresholds",
+    "parse_absolute_rule",
+    "parse_thresholds",
+]
+
+Comparison = Literal["<", "<=", ">", ">="]
+Quantity = Literal["latency", "error_rate", "throughput"]
+
+
+class ThresholdsError(ReportError):
+    """A thresholds file that does not parse; ``str()`` names the file, the line and the problem."""
+
+
+@dataclass(frozen=True)
+class LatencyRule:
+    """A percentile must not grow by more than ``tolerance`` (ratio - 1) *and* ``floor_us`` to fail."""
+
+    stat: str
+    percentile: float
+    tolerance: float
+    floor_us: float
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """Error rate: fail beyond ``tolerance`` (a fraction: percentage points); throughput: a drop beyond it."""
+
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class RelativeRules:
+    """The relative rules of one message type (or the defaults)."""
+
+    latency: tuple[LatencyRule, ...]
+    error_rate: RateRule | None
+    throughput: RateRule | None
+
+
+@dataclass(frozen=True)
+class AbsoluteRule:
+    """``<subject>.<stat> <op> <limit>``, checked on the candidate alone.
+
+    ``subject`` is a metric or request type (``None``: all of them, for ``errors.rate``). ``limit`` is in
+    microseconds for latency, a fraction for error rates, frames per second for throughput.
+    """
+
+    text: str
+    line: int | None
+    subject: str | None
+    quantity: Quantity
+    stat: str
+    percentile: float | None
+    op: Comparison
+    limit: float
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` satisfies the rule."""
+        return {
+            "<": value < self.limit,
+            "<=": value <= self.limit,
+            ">": value > self.limit,
+            ">=": value >= self.limit,
+        }[self.op]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Everything the gate needs besides the two runs."""
+
+    warmup_s: float = 5.0
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 1
+    defaults: RelativeRules = field(
+        default_factory=lambda: RelativeRules(
+            latency=(
+                LatencyRule("p50", 50.0, 0.10, 100.0),
+                LatencyRule("p95", 95.0, 0.15, 250.0),
+                LatencyRule("p99", 99.0, 0.15, 500.0),
+            ),
+            error_rate=RateRule(0.005),
+            throughput=RateRule(0.10),
+        )
+    )
+    overrides: Mapping[str, RelativeRules] = field(default_factory=dict)
+    absolute: tuple[AbsoluteRule, ...] = ()
+
+    def rules_for(self, *names: str | None) -> RelativeRules:
+        """The relative rules of a type: its override (first of ``names`` that has one) or the defaults."""
+        for name in names:
+            if name is not None and name in self.overrides:
+                return self.overrides[name]
+        return self.defaults
+
+    def with_warmup(self, warmup_s: float | None) -> Thresholds:
+        """A copy with another warm-up (``None`` keeps this one)."""
+        return self if warmup_s is None else replace(self, warmup_s=float(warmup_s))
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+_NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
+_DURATION_RE = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*(?P<unit>us|µs|ms|s|m)?\s*$")
+_FRACTION_RE = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*(?P<unit>%)?\s*$")
+_RULE_RE = re.compile(
+    rf"^\s*(?P<path>[A-Za-z0-9_:.\-]+)\s*(?P<op><=|>=|<|>)\s*(?P<num>{_NUMBER})\s*(?P<unit>us|µs|ms|s|%|/s)?\s*$"
+)
+_STAT_RE = re.compile(r"^(?P<subject>.+)\.(?P<stat>p[0-9]+(?:\.[0-9]+)?|max|mean|min|rate|throughput)$")
+_US_PER = {"us": 1.0, "µs": 1.0, "ms": 1000.0, "s": 1_000_000.0, "m": 60_000_000.0}
+_PERCENTILE_STAT = re.compile(r"^p(?P<p>[0-9]+(?:\.[0-9]+)?)$")
+
+
+def _line_of(text: str, needle: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    return None
+
+
+class _Context:
+    def __init__(self, source: str, text: str) -> None:
+        self.source = source
+        self.text = text
+
+    def error(self, needle: str | None, problem: str) -> ThresholdsError:
+        line = _line_of(self.text, needle) if needle else None
+        where = f"{self.source} line {line}" if line else self.source
+        return ThresholdsError(f"{where}: {problem}")
+
+
+def _duration_us(value: Any, what: str, ctx: _Context, needle: str, *, bare_unit: str = "ms") -> float:
+    if isinstance(value, bool):
+        raise ctx.error(needle, f"{what} must be a duration like '0.5ms', not {value!r}")
+    if isinstance(value, int | float):
+        return float(value) * _US_PER[bare_unit]
+    match = _DURATION_RE.match(str(value))
+    if match is None:
+        raise ctx.error(needle, f"{what} must be a duration like '0.5ms' or '2s', not {value!r}")
+    return float(match["num"]) * _US_PER[match["unit"] or bare_unit]
+
+
+def _fraction(value: Any, what: str, ctx: _Context, needle: str) -> float:
+    if isinstance(value, bool):
+        raise ctx.error(needle, f"{what} must be a percentage like '10%', not {value!r}")
+    if isinstance(value, int | float):
+        result = float(value)
+    else:
+        match = _FRACTION_RE.match(str(value))
+        if match is None:
+            raise ctx.error(needle, f"{what} must be a percentage like '10%' or a fraction, not {value!r}")
+        result = float(match["num"]) / (100.0 if match["unit"] else 1.0)
+    if not math.isfinite(result) or result < 0:
+        raise ctx.error(needle, f"{what} must be a non-negative percentage, not {value!r}")
+    return result
+
+
+def _percentile_of(stat: str) -> float | None:
+    match = _PERCENTILE_STAT.match(stat)
+    if match is None:
+        return None
+    value = float(match["p"])
+    return value if 0 < value < 100 else None
+
+
+_RULE_KEYS = {"tolerance", "floor"}
+
+
+def _relative(table: Mapping[str, Any], base: RelativeRules, ctx: _Context, section: str) -> RelativeRules:
+    latency = {rule.stat: rule for rule in base.latency}
+    error_rate, throughput = base.error_rate, base.throughput
+    for key, value in table.items():
+        needle = f"{key}"
+        if value is False:
+            if key == "error_rate":
+                error_rate = None
+            elif key == "throughput":
+                throughput = None
+            elif _percentile_of(key) is not None:
+                latency.pop(key, None)
+            else:
+                raise ctx.error(
+                    needle, f"[{section}] unknown rule {key!r} (p50, p95, p99 ..., error_rate, throughput)"
+                )
+            continue
+        if not isinstance(value, dict):
+            raise ctx.error(
+                needle, f'[{section}] {key} must be a table like {{ tolerance = "10%" }} or false'
+            )
+        unknown = set(value) - _RULE_KEYS
+        if unknown:
+            raise ctx.error(
+                needle, f"[{section}] {key}: unknown setting {sorted(unknown)[0]!r} (tolerance, floor)"
+            )
+        if key in ("error_rate", "throughput"):
+            if "floor" in value:
+                raise ctx.error(needle, f"[{section}] {key} takes only a tolerance")
+            old = error_rate if key == "error_rate" else throughput
+            tolerance = (
+                _fraction(value["tolerance"], f"{key} tolerance", ctx, needle)
+                if "tolerance" in value
+                else (old.tolerance if old else DEFAULT_THRESHOLDS.defaults.error_rate.tolerance)  # type: ignore[union-attr]
+            )
+            if key == "error_rate":
+                error_rate = RateRule(tolerance)
+            else:
+                throughput = RateRule(tolerance)
+            continue
+        percentile = _percentile_of(key)
+        if percentile is None:
+            raise ctx.error(
+                needle, f"[{section}] unknown rule {key!r} (p50, p95, p99 ..., error_rate, throughput)"
+            )
+        old_rule = latency.get(key) or LatencyRule(key, percentile, 0.10, 200.0)
+        latency[key] = LatencyRule(
+            key,
+            percentile,
+            _fraction(value["tolerance"], f"{key} tolerance", ctx, needle)
+            if "tolerance" in value
+            else old_rule.tolerance,
+            _duration_us(value["floor"], f"{key} floor", ctx, needle)
+            if "floor" in value
+            else old_rule.floor_us,
+        )
+    ordered = tuple(sorted(latency.values(), key=lambda rule: rule.percentile))
+    return RelativeRules(ordered, error_rate, throughput)
+
+
+def parse_absolute_rule(text: str, line: int | None = None, source: str = "rule") -> AbsoluteRule:
+    """Parse ``chat_message.p99 < 50ms``, ``errors.rate < 0.1%``, ``ping.rate > 10/s`` ...
+
+    Latency limits without a unit are milliseconds; error rates take ``%`` or a fraction.
+
+    Raises:
+        ThresholdsError: naming the rule and what is wrong with it.
+    """
+    where = f"{source} line {line}" if line else source
+    match = _RULE_RE.match(text)
+    if match is None:
+        raise ThresholdsError(
+            f"{where}: cannot parse rule {text!r} "
+            "(expected e.g. 'chat_message.p99 < 50ms' or 'errors.rate < 0.1%')"
+        )
+    path, op, number, unit = match["path"], match["op"], float(match["num"]), match["unit"]
+    if path in ("errors.rate", "error_rate"):
+        subject, stat = None, "errors.rate"
+    elif path.endswith((".errors.rate", ".error_rate")):
+        subject, stat = (
+            path.rsplit(".errors.rate", 1)[0] if path.endswith(".errors.rate") else path[:-11],
+            "errors.rate",
+        )
+    else:
+        parts = _STAT_RE.match(path)
+        if parts is None:
+            raise ThresholdsError(
+                f"{where}: rule {text!r} names no statistic (p50, p99.9, max, mean, rate, errors.rate)"
+            )
+        subject, stat = parts["subject"], parts["stat"]
+    if stat == "errors.rate":
+        if unit not in (None, "%"):
+            raise ThresholdsError(
+                f"{where}: rule {text!r}: an error rate takes '%' or a fraction, not {unit!r}"
+            )
+        limit = number / 100.0 if unit == "%" else number
+        return AbsoluteRule(text.strip(), line, subject, "error_rate", stat, None, op, limit)  # type: ignore[arg-type]
+    if stat in ("rate", "throughput"):
+        if unit not in (None, "/s"):
+            raise ThresholdsError(f"{where}: rule {text!r}: a throughput takes '/s', not {unit!r}")
+        return AbsoluteRule(text.strip(), line, subject, "throughput", "rate", None, op, number)  # type: ignore[arg-type]
+    if stat in ("max", "min", "mean"):
+        percentile = None
+    else:
+        percentile = _percentile_of(stat)
+        if percentile is None:
+            raise ThresholdsError(f"{where}: rule {text!r}: percentile {stat!r} must lie between p0 and p100")
+    if unit in ("%", "/s"):
+        raise ThresholdsError(f"{where}: rule {text!r}: a latency takes ms, us or s, not {unit!r}")
+    limit = number * _US_PER[unit or "ms"]
+    return AbsoluteRule(text.strip(), line, subject, "latency", stat, percentile, op, limit)  # type: ignore[arg-type]
+
+
+def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
+    """Parse a thresholds file's text.
+
+    Raises:
+        ThresholdsError: invalid TOML, an unknown table or key, a value that does not parse -- with the line.
+    """
+    ctx = _Context(source, text)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ThresholdsError(f"{source}: not valid TOML: {exc}") from exc
+    unknown = set(document) - {"gate", "defaults", "types", "absolute"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ctx.error(name, f"unknown table or key {name!r} (gate, defaults, types, absolute)")
+    thresholds = DEFAULT_THRESHOLDS
+    gate = document.get("gate", {})
+    if not isinstance(gate, dict):
+        raise ctx.error("gate", "'gate' must be a table")
+    for key, value in gate.items():
+        if key == "warmup":
+            thresholds = replace(
+                thresholds, warmup_s=_duration_us(value, "warmup", ctx, key, bare_unit="s") / 1e6
+            )
+        elif key == "confidence":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value < 1:
+                raise ctx.error(key, f"confidence must be a number in [0.5, 1), not {value!r}")
+            thresholds = replace(thresholds, confidence=float(value))
+        elif key in ("resamples", "seed"):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (100 if key == "resamples" else 0)
+            ):
+                raise ctx.error(
+                    key, f"{key} must be an integer{' >= 100' if key == 'resamples' else ''}, not {value!r}"
+                )
+            thresholds = replace(thresholds, **{key: value})
+        else:
+            raise ctx.error(key, f"[gate] unknown setting {key!r} (warmup, confidence, resamples, seed)")
+    defaults = document.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ctx.error("defaults", "'defaults' must be a table")
+    base = _relative(defaults, DEFAULT_THRESHOLDS.defaults, ctx, "defaults")
+    overrides: dict[str, RelativeRules] = {}
+    types = document.get("types", {})
+    if not isinstance(types, dict):
+        raise ctx.error("types", "'types' must be a table of message types")
+    for name, table in types.items():
+        if not isinstance(table, dict):
+            raise ctx.error(name, f"[types.{name}] must be a table of rules")
+        overrides[name] = _relative(table, base, ctx, f"types.{name}")
+    absolute: list[AbsoluteRule] = []
+    section = document.get("absolute", {})
+    if not isinstance(section, dict) or set(section) - {"rules"}:
+        raise ctx.error("absolute", '[absolute] must hold only rules = ["...", ...]')
+    rules = section.get("rules", [])
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        raise ctx.error("rules", '[absolute] rules must be a list of strings like "chat_message.p99 < 50ms"')
+    for rule in rules:
+        absolute.append(parse_absolute_rule(rule, _line_of(text, rule), source))
+    return replace(thresholds, defaults=base, overrides=overrides, absolute=tuple(absolute))
+
+
+def load_thresholds(path: str | os.PathLike[str] | None) -> Thresholds:
+    """Read a thresholds file (``None``: the defaults).
+
+    Raises:
+        ThresholdsError: the file cannot be read or does not parse.
+    """
+    if path is None:
+        return DEFAULT_THRESHOLDS
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ThresholdsError(f"no thresholds file {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ThresholdsError(f"cannot read thresholds file {path}: {exc}") from exc
+    return parse_thresholds(text, str(path))
