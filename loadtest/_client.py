@@ -406,6 +406,7 @@ class WsClient:
         if reader is not None and reader is not gevent.getcurrent():
             reader.kill(block=False)
         self._fail_all(ConnectionLost(reason))
+        _SWEEPER.clients.discard(self)  # nothing left to time out; connect() registers again
         if not self._closing and self.on_close is not None:
             self.on_close(reason)
 
