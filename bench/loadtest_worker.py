@@ -1,0 +1,371 @@
+"""What one Locust worker core can drive: round-trip rate, connected users, and where its time goes.
+
+The reference server runs pinned to core 0 (``taskset -c 0``), the load generator pinned to core 1. Phases:
+
+``rate``
+    One Locust process (``locust -f bench/_loadtest_bench_users.py RatePinger``, the measured ``WsClient``,
+    Locust's stats, the 1 Hz sampler and the run store all on) with 50 connections pinging on a fixed
+    schedule; the offered rate steps up until the generator falls behind. Reported per step over the steady
+    seconds: achieved pongs/s, ``send_lag`` p50/p99, ``pong`` p50/p99, the worker's CPU. The sustained rate is
+    the highest step with achieved >= 97 % of offered and send-lag p99 < 10 ms.
+``bare``
+    The same 50 connections driven by a minimal websocket-client loop under gevent (send a ping, read until
+    its pong), without Locust or any measuring: the ceiling the Locust worker is compared with.
+``users``
+    ``StudentUser`` (the real persona) with ``--think-scale 5`` (median think time 10 s: light traffic),
+    N users spawned at 500/s, held 10 s: peak connected, the worker's peak RSS (and per user), connect p99.
+``profile``
+    ``cProfile`` of the Locust process at a fixed rate; time by package and the top functions.
+
+Every phase is bounded (users, seconds) and self-stopping; loopback only. The machine is shared: expect noise.
+
+    python bench/loadtest_worker.py                       # all phases, ~4 min
+    python bench/loadtest_worker.py rate --rates 4000,8000 --seconds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pstats
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from runstore import histogram as hdr  # noqa: E402
+from runstore.store import RunStore  # noqa: E402
+
+SERVER_CORE = 0
+WORKER_CORE = 1
+BENCH_USERS = REPO / "bench" / "_loadtest_bench_users.py"
+OUT = REPO / "bench" / "out"
+READY = "listening on "
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WSGAUGE_", "LOCUST_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+class Server:
+    """The reference server on core 0, with a file database."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.secret = "s" + secrets.token_hex(16)
+        self.admin_token = "a" + secrets.token_hex(8)
+        command = [
+            "taskset", "-c", str(SERVER_CORE), sys.executable, "-m", "reference_server",
+            "--port", "0", "--db", str(tmp / "server.db"), "--rate-limit", "0",
+            f"--secret={self.secret}", f"--admin-token={self.admin_token}",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, text=True, preexec_fn=_raise_nofile
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if READY not in line:
+            raise RuntimeError(f"reference server did not start: {line!r}")
+        self.ws_url = line.split(READY, 1)[1].strip()
+        self.ps = psutil.Process(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def run_locust(
+    server: Server,
+    store: Path,
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    profile: Path | None = None,
+    locustfile: Path = BENCH_USERS,
+) -> dict[str, Any]:
+    """Run one pinned Locust process to completion; returns its peak RSS and CPU use."""
+    head = ["taskset", "-c", str(WORKER_CORE), sys.executable]
+    if profile is not None:
+        head += ["-m", "cProfile", "-o", str(profile)]
+    command = [
+        *head, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary", "--loglevel", "WARNING",
+        "--host", server.ws_url, f"--secret={server.secret}", f"--admin-token={server.admin_token}",
+        "--results", str(store), "--report", "false", "--scrape-metrics", "false", *args,
+    ]  # fmt: skip
+    started = time.monotonic()
+    server_cpu0 = sum(server.ps.cpu_times()[:2])
+    proc = subprocess.Popen(
+        command, cwd=REPO, env={**_env(), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    ps = psutil.Process(proc.pid)
+    peak_rss = 0
+    cpu = 0.0
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak_rss = max(peak_rss, ps.memory_info().rss)
+            cpu = sum(ps.cpu_times()[:2])
+        time.sleep(0.25)
+    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    if proc.returncode not in (0, 1) or not store.exists():
+        raise RuntimeError(f"locust exited {proc.returncode}:\n{output[-3000:]}")
+    wall = time.monotonic() - started
+    return {
+        "peak_rss_mb": round(peak_rss / 2**20, 1),
+        "cpu_s": round(cpu, 2),
+        "wall_s": round(wall, 2),
+        "server_cpu_s": round(sum(server.ps.cpu_times()[:2]) - server_cpu0, 2),
+        "exit": proc.returncode,
+    }
+
+
+def steady_stats(store_path: Path) -> dict[str, Any]:
+    """Per-second rates and latencies over the steady seconds (skip 2 s of ramp and the last second)."""
+    with RunStore.open(store_path, readonly=True) as store:
+        run_id = store.latest_run_id()
+        assert run_id is not None
+        span = store.time_range(run_id)
+        assert span is not None
+        lo, hi = span[0] + 2, span[1]  # [lo, hi): steady seconds
+        pongs = store.counters(run_id, prefix="recv.pong", start=lo, end=hi)
+        seconds = max(1, hi - lo)
+        result: dict[str, Any] = {"seconds": seconds, "pongs_per_s": round(pongs["value"].sum() / seconds)}
+        for metric in ("send_lag", "pong", "connect"):
+            merged = store.merged_histogram(run_id, metric, lo if metric != "connect" else None, hi)
+            if merged.get_total_count():
+                p = hdr.percentiles(merged, [50, 99])
+                result[metric] = {"p50_ms": p[50] / 1000, "p99_ms": p[99] / 1000}
+        errors = store.counters(run_id, prefix="errors.")
+        result["errors"] = int(errors["value"].sum())
+        gauges = store.gauges(run_id, ["users.connected"])
+        result["peak_connected"] = int(gauges["sum"].max()) if not gauges.empty else 0
+        return result
+
+
+# --- phases -------------------------------------------------------------------------------------------------
+
+
+def phase_rate(server: Server, tmp: Path, rates: list[int], seconds: int, users: int) -> dict[str, Any]:
+    steps = []
+    best = 0
+    misses = 0
+    for total in rates:
+        store = tmp / f"rate-{total}.sqlite3"
+        proc = run_locust(
+            server,
+            store,
+            ["RatePinger", "-u", str(users), "-r", str(users), "-t", f"{seconds}s"],
+            env={"WSGAUGE_BENCH_RATE": str(total / users)},
+        )
+        stats = steady_stats(store)
+        ok = stats["pongs_per_s"] >= 0.97 * total and stats.get("send_lag", {}).get("p99_ms", 1e9) < 10
+        step = {
+            "offered": total,
+            **stats,
+            **proc,
+            "cpu_pct": round(100 * proc["cpu_s"] / proc["wall_s"]),
+            "ok": ok,
+        }
+        steps.append(step)
+        print(json.dumps(step), flush=True)
+        if ok:
+            best = total
+            misses = 0
+        else:
+            misses += 1
+            if misses >= 2:
+                break
+    return {"steps": steps, "sustained_rate": best}
+
+
+BARE = r"""
+import gevent.monkey; gevent.monkey.patch_all()
+import json, sys, time
+import gevent, orjson, websocket
+sys.path.insert(0, sys.argv[1])
+from reference_server import nextauth
+url, secret, n, seconds = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+count = [0]
+def one(i):
+    token = nextauth.mint_v4(secret, {"sub": f"bare-{i}"}, max_age=3600)
+    cookie = nextauth.cookie_header(token, nextauth.V4_COOKIE)
+    ws = websocket.create_connection(url, header=[f"Cookie: {cookie}"], skip_utf8_validation=True)
+    deadline = time.monotonic() + seconds
+    ts = 0
+    while time.monotonic() < deadline:
+        ts += 1
+        ws.send(orjson.dumps({"type": "ping", "ts": ts}).decode())
+        while True:
+            frame = orjson.loads(ws.recv())
+            if frame.get("type") == "pong":
+                break
+        count[0] += 1
+    ws.close()
+start = time.monotonic()
+gevent.joinall([gevent.spawn(one, i) for i in range(n)])
+print(json.dumps({"round_trips": count[0], "seconds": round(time.monotonic() - start, 2)}))
+"""
+
+
+def phase_bare(server: Server, connections: int, seconds: float) -> dict[str, Any]:
+    proc = subprocess.run(
+        ["taskset", "-c", str(WORKER_CORE), sys.executable, "-c", BARE, str(REPO), server.ws_url,
+         server.secret, str(connections), str(seconds)],
+        env=_env(), capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )  # fmt: skip
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["rate"] = round(result["round_trips"] / seconds)
+    print(json.dumps({"bare": result}), flush=True)
+    return result
+
+
+def phase_users(server: Server, tmp: Path, counts: list[int], hold: int) -> list[dict[str, Any]]:
+    results = []
+    for n in counts:
+        store = tmp / f"users-{n}.sqlite3"
+        spawn_rate = 500
+        duration = int(n / spawn_rate) + hold
+        proc = run_locust(
+            server,
+            store,
+            ["StudentUser", "-u", str(n), "-r", str(spawn_rate), "-t", f"{duration}s", "--think-scale", "5"],
+            locustfile=REPO / "loadtest",
+        )
+        stats = steady_stats(store)
+        row = {
+            "users": n,
+            "peak_connected": stats["peak_connected"],
+            "connect": stats.get("connect"),
+            "errors": stats["errors"],
+            **proc,
+            "rss_kb_per_user": round(proc["peak_rss_mb"] * 1024 / n, 1),
+        }
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    return results
+
+
+AREAS = (
+    ("websocket", "websocket-client (framing, masking, socket I/O)"),
+    ("gevent", "gevent (hub, sockets, greenlets)"),
+    ("locust", "Locust (events, stats, runners)"),
+    ("hdrh", "hdrhistogram"),
+    ("loadtest/_client", "wsgauge client (track/match/record)"),
+    ("runstore", "wsgauge aggregator / store"),
+    ("loadtest", "wsgauge other (users, run lifecycle)"),
+    ("_loadtest_bench_users", "bench user (schedule loop)"),
+    ("orjson", "orjson"),
+)
+
+
+def _area(filename: str, name: str) -> str:
+    for key, label in AREAS:
+        if key in filename or key in name:
+            return label
+    if filename == "~":
+        if "send" in name or "recv" in name or "poll" in name or "select" in name:
+            return "system calls (send/recv/epoll)"
+        return "other built-ins"
+    return "other Python"
+
+
+def phase_profile(server: Server, tmp: Path, rate: int, users: int, seconds: int) -> dict[str, Any]:
+    store = tmp / "profile.sqlite3"
+    prof = tmp / "locust.prof"
+    proc = run_locust(
+        server,
+        store,
+        ["RatePinger", "-u", str(users), "-r", str(users), "-t", f"{seconds}s"],
+        env={"WSGAUGE_BENCH_RATE": str(rate / users)},
+        profile=prof,
+    )
+    stats = pstats.Stats(str(prof))
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    by_area: dict[str, float] = defaultdict(float)
+    rows = []
+    for (filename, _line, name), (_cc, _nc, tottime, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        by_area[_area(filename, name)] += tottime
+        rows.append((tottime, f"{Path(filename).name}:{name}"))
+    rows.sort(reverse=True)
+    result = {
+        "rate": rate,
+        "achieved": steady_stats(store)["pongs_per_s"],
+        "profiled_cpu_s": round(total, 2),
+        "by_area_pct": {
+            k: round(100 * v / total, 1) for k, v in sorted(by_area.items(), key=lambda kv: -kv[1])
+        },
+        "top": [(name, round(100 * t / total, 1)) for t, name in rows[:15]],
+        **proc,
+    }
+    print(json.dumps(result, indent=1), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "phase", nargs="?", default="all", choices=("all", "rate", "bare", "users", "profile")
+    )
+    parser.add_argument("--rates", default="2000,4000,6000,8000,10000,12000")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--users", default="1000,2500,5000")
+    parser.add_argument("--profile-rate", type=int, default=0, help="default: 80 %% of the sustained rate")
+    args = parser.parse_args()
+    if len(os.sched_getaffinity(0)) < 2:
+        sys.exit("needs 2 cores (server on core 0, worker on core 1)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_1m": os.getloadavg()[0]}}
+    with tempfile.TemporaryDirectory(prefix="wsgauge-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        server = Server(tmp)
+        try:
+            if args.phase in ("all", "rate"):
+                rates = [int(r) for r in args.rates.split(",")]
+                results["rate"] = phase_rate(server, tmp, rates, args.seconds, args.connections)
+            if args.phase in ("all", "bare"):
+                results["bare"] = phase_bare(server, args.connections, args.seconds)
+            if args.phase in ("all", "profile"):
+                rate = (
+                    args.profile_rate
+                    or int(0.8 * results.get("rate", {}).get("sustained_rate", 5000))
+                    or 4000
+                )
+                results["profile"] = phase_profile(server, tmp, rate, args.connections, args.seconds)
+            if args.phase in ("all", "users"):
+                results["users"] = phase_users(server, tmp, [int(n) for n in args.users.split(",")], 10)
+        finally:
+            server.stop()
+    results["machine"]["load_1m_after"] = os.getloadavg()[0]
+    if "rate" in results and "bare" in results and results["bare"]["rate"]:
+        results["locust_vs_bare"] = round(results["rate"]["sustained_rate"] / results["bare"]["rate"], 2)
+    out = OUT / f"loadtest_worker-{args.phase}.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
