@@ -105,6 +105,9 @@ class WsUser(User):
     """Most received notifications remembered for reading (the oldest are forgotten beyond this)."""
     stop_drain_s: ClassVar[float] = 0.5
     """At stop, wait up to this long for outstanding replies before closing."""
+    open_poisson: ClassVar[bool] = False
+    """Open model: ``False`` sends exactly ``1/--open-rate`` apart; ``True`` makes each user a Poisson process
+    of that rate (seeded), for bursts closer to real traffic."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -183,7 +186,9 @@ class WsUser(User):
         if not self._try_connect():
             self._start_reconnecting("initial connect failed")
         if self.settings.open_rate > 0:
-            self.schedule = OpenSchedule(self.settings.open_rate, time.time(), self.rng)
+            self.schedule = OpenSchedule(
+                self.settings.open_rate, time.time(), self.rng, poisson=self.open_poisson
+            )
             self._greenlets.append(gevent.spawn(self._open_loop))
 
     def on_stop(self) -> None:
