@@ -13,7 +13,7 @@ Phases (each ``--seconds`` long after a 1 s warm-up):
 2. latency, open loop at 50 % of the reference server's throughput, for both servers: p50/p99
    of delivery (send → ``new_message``) and, for the reference server, of the durable ack.
 
-    python bench/server_throughput.py --seconds 8
+    python bench/server_throughput.py --seconds 6
 """
 
 from __future__ import annotations
@@ -248,6 +248,7 @@ async def throughput(server: Server, pairs: int, window: int, seconds: float) ->
     await asyncio.sleep(0.5)
     for c in senders + receivers:
         c.transport.close()  # type: ignore[union-attr]
+    await asyncio.sleep(0.3)  # let the closes reach the server before it is stopped
     elapsed = t1 - t0
     return {
         "server": server.kind,
@@ -311,6 +312,7 @@ async def latency(server: Server, pairs: int, rate: float, seconds: float) -> di
     recording["on"] = False
     for c in senders + receivers:
         c.transport.close()  # type: ignore[union-attr]
+    await asyncio.sleep(0.3)  # let the closes reach the server before it is stopped
     return {
         "server": server.kind,
         "rate": rate,
@@ -355,7 +357,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=50, help="sender/receiver connection pairs")
     p.add_argument("--window", type=int, default=40, help="messages in flight per pair")
-    p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per phase")
+    p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per phase")
     p.add_argument("--memory", action="store_true", help="also measure --db :memory:")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "server_throughput.json")
     args = p.parse_args()

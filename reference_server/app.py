@@ -259,7 +259,14 @@ async def _on_shutdown(app: web.Application) -> None:
     conns = list(app[CONNECTIONS])
     for conn in conns:
         conn.shutdown()
-    # The handlers end when the peers answer (or are aborted); aiohttp's runner waits for them.
+    # Handlers end when peers answer the close. Give them most of the shutdown timeout, then
+    # abort the rest ourselves, before aiohttp's runner would cancel handlers mid-flight.
+    pending = [c.finished for c in conns if not c.finished.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=app[CONFIG].shutdown_timeout * 0.8)
+    for conn in conns:
+        if not conn.finished.done():
+            conn.transport.abort()
     log.info("closed %d connections with %d", len(conns), CLOSE_GOING_AWAY)
 
 

@@ -150,6 +150,8 @@ class Connection:
         self._inflight_waiter: asyncio.Future[None] | None = None
         #: The close frame has been written; nothing more may be.
         self.close_sent = False
+        #: Resolved when the connection has ended (:meth:`stop`).
+        self.finished: asyncio.Future[None] = self._loop.create_future()
         self._delayed: asyncio.Queue[tuple[float, str]] | None = None
         self._delay_task: asyncio.Task[None] | None = None
         self._on_done_cb = self._on_done
@@ -180,6 +182,8 @@ class Connection:
             self._delay_task.cancel()
         if self._inflight_waiter is not None and not self._inflight_waiter.done():
             self._inflight_waiter.set_result(None)
+        if not self.finished.done():
+            self.finished.set_result(None)
 
     async def run(self) -> None:
         """Read frames until the connection ends. Call :meth:`start` first.
@@ -197,7 +201,7 @@ class Connection:
                     delayed.put_nowait((time.monotonic() + self.config.test_delay_ms / 1000, msg.data))
                     continue
                 self.receive(msg.data)
-                if session.pending_replies > self.config.max_inflight:
+                if session.unfinished_requests > self.config.max_inflight:
                     await self._wait_inflight()
             elif kind is WSMsgType.PONG:
                 self.on_pong(msg.data)
@@ -322,7 +326,7 @@ class Connection:
         self.metrics.handling.observe(time.time() - request.received_at)
         self.hub.mark_dirty(self)
         waiter = self._inflight_waiter
-        if waiter is not None and session.pending_replies <= self.config.max_inflight // 2:
+        if waiter is not None and session.unfinished_requests <= self.config.max_inflight // 2:
             self._inflight_waiter = None
             if not waiter.done():
                 waiter.set_result(None)

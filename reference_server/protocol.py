@@ -207,6 +207,7 @@ class Session:
         self._hooks: SessionHooks = hooks or _NoHooks()
 
         self._events: list[StoreRequest] = []
+        self._unfinished = 0  # store requests not yet completed or failed
         self._replies: deque[list[Any]] = deque()  # [frame | None, done, kind], arrival order
         self._outbox: list[bytes] = []
 
@@ -322,6 +323,7 @@ class Session:
             return
         slot: list[Any] = [None, False, "ack"]
         self._replies.append(slot)
+        self._unfinished += 1
         self._events.append(StoreRequest(message, self.user_id, now, slot))  # type: ignore[arg-type]
 
     def _reply_now(self, frame: bytes, kind: str) -> None:
@@ -364,6 +366,7 @@ class Session:
         """
         message = request.message
         request_id = message.request_id
+        self._unfinished -= 1
         pushes: list[Push]
         if type(result) is StoredMessage:
             pushes = [Push(result.receiver_id, result.seq, NewMessage(result).to_frame())]
@@ -372,9 +375,11 @@ class Session:
         elif type(result) is ProgressRecord:
             pushes = [Push(self.user_id, None, ProgressSync(result).to_frame())]
         elif result is None and type(message) is NotificationRead:
+            self._unfinished += 1  # event_failed counts it
             self.event_failed(request, NotFound(f"no notification {message.id!r} for this user"))
             return []
         else:
+            self._unfinished += 1
             self.event_failed(request, LocalProtocolError("store returned an unexpected result"))
             return []
         slot = request._slot
@@ -392,6 +397,7 @@ class Session:
         """
         self.last_error = exc
         self._hooks.error(exc.code)
+        self._unfinished -= 1
         slot = request._slot
         slot[0] = Error(code=exc.code, message=exc.message, request_id=request.message.request_id).to_frame()
         slot[1] = True
@@ -492,5 +498,10 @@ class Session:
 
     @property
     def pending_replies(self) -> int:
-        """Requests whose reply is still waiting for the store."""
+        """Replies not yet handed out by :meth:`messages_to_send` (waiting or queued behind)."""
         return len(self._replies)
+
+    @property
+    def unfinished_requests(self) -> int:
+        """Store requests not yet reported back with :meth:`event_completed`/:meth:`event_failed`."""
+        return self._unfinished

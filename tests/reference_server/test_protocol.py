@@ -392,7 +392,7 @@ def test_arbitrary_frames_never_raise_and_always_get_well_formed_replies(items):
     for frame in out:
         check_well_formed(frame)
     assert s.state is State.OPEN
-    assert s.pending_replies == 0
+    assert s.pending_replies == 0 and s.unfinished_requests == 0
 
 
 @settings(max_examples=200, deadline=None)
