@@ -122,10 +122,12 @@ def run_locust(
     ps = psutil.Process(proc.pid)
     peak_rss = 0
     cpu = 0.0
+    timeline: list[tuple[float, float]] = []  # (unix time, CPU seconds used so far)
     while proc.poll() is None:
         with contextlib.suppress(psutil.Error):
             peak_rss = max(peak_rss, ps.memory_info().rss)
             cpu = sum(ps.cpu_times()[:2])
+            timeline.append((time.time(), cpu))
         time.sleep(0.25)
     output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     if proc.returncode not in (0, 1) or not store.exists():
@@ -137,7 +139,17 @@ def run_locust(
         "wall_s": round(wall, 2),
         "server_cpu_s": round(sum(server.ps.cpu_times()[:2]) - server_cpu0, 2),
         "exit": proc.returncode,
+        "timeline": timeline,
     }
+
+
+def cpu_between(timeline: list[tuple[float, float]], lo: float, hi: float) -> float | None:
+    """CPU share of one core used between unix times ``lo`` and ``hi`` (from the sampled timeline)."""
+    inside = [(t, c) for t, c in timeline if lo <= t <= hi]
+    if len(inside) < 2:
+        return None
+    (t0, c0), (t1, c1) = inside[0], inside[-1]
+    return (c1 - c0) / (t1 - t0) if t1 > t0 else None
 
 
 def steady_stats(store_path: Path) -> dict[str, Any]:
@@ -156,8 +168,10 @@ def steady_stats(store_path: Path) -> dict[str, Any]:
             if merged.get_total_count():
                 p = hdr.percentiles(merged, [50, 99])
                 result[metric] = {"p50_ms": p[50] / 1000, "p99_ms": p[99] / 1000}
-        errors = store.counters(run_id, prefix="errors.")
+        errors = store.counters(run_id, prefix="errors.", start=lo, end=hi)
         result["errors"] = int(errors["value"].sum())
+        result["errors_by_name"] = {str(k): int(v) for k, v in errors.groupby("name")["value"].sum().items()}
+        result["window"] = (lo, hi)
         gauges = store.gauges(run_id, ["users.connected"])
         result["peak_connected"] = int(gauges["sum"].max()) if not gauges.empty else 0
         return result
@@ -180,13 +194,11 @@ def phase_rate(server: Server, tmp: Path, rates: list[int], seconds: int, users:
         )
         stats = steady_stats(store)
         ok = stats["pongs_per_s"] >= 0.97 * total and stats.get("send_lag", {}).get("p99_ms", 1e9) < 10
-        step = {
-            "offered": total,
-            **stats,
-            **proc,
-            "cpu_pct": round(100 * proc["cpu_s"] / proc["wall_s"]),
-            "ok": ok,
-        }
+        share = cpu_between(proc.pop("timeline"), *stats["window"])
+        step = {"offered": total, **stats, **proc, "ok": ok}
+        if share:
+            step["worker_cpu_pct"] = round(100 * share)
+            step["round_trips_per_cpu_s"] = round(stats["pongs_per_s"] / share)
         steps.append(step)
         print(json.dumps(step), flush=True)
         if ok:
@@ -253,6 +265,7 @@ def phase_users(server: Server, tmp: Path, counts: list[int], hold: int) -> list
             locustfile=REPO / "loadtest",
         )
         stats = steady_stats(store)
+        proc.pop("timeline")
         row = {
             "users": n,
             "peak_connected": stats["peak_connected"],
@@ -316,7 +329,7 @@ def phase_profile(server: Server, tmp: Path, rate: int, users: int, seconds: int
             k: round(100 * v / total, 1) for k, v in sorted(by_area.items(), key=lambda kv: -kv[1])
         },
         "top": [(name, round(100 * t / total, 1)) for t, name in rows[:15]],
-        **proc,
+        **{k: v for k, v in proc.items() if k != "timeline"},
     }
     print(json.dumps(result, indent=1), flush=True)
     return result

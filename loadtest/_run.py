@@ -69,6 +69,7 @@ log = logging.getLogger("wsgauge")
 
 FINAL_WAIT_S = 5.0
 """How long the master waits for the workers' last samples when a run stops (a dead worker costs this)."""
+MONITOR_PATH = "/wsgauge/"
 MSG_FINISH = "wsgauge_finish"
 MSG_FINAL = "wsgauge_final"
 OPT_TARGET = "wsgauge_target"
@@ -209,6 +210,21 @@ class RunLifecycle:
         self.environment.events.quitting.add_listener(self._on_quitting_first)
         kind = "embedded reference server" if self.target.embedded else "external"
         log.info("wsgauge target %s (%s)", self.target.ws_url, kind)
+        if self.web_ui is not None:
+            self._mount_monitor()
+
+    def _mount_monitor(self) -> None:
+        """Serve the live monitor inside Locust's web UI, at ``/wsgauge/`` (best effort)."""
+        assert self.settings is not None
+        try:
+            from monitor.app import create_app
+
+            create_app(self.settings.results, server=self.web_ui.app, url_base_pathname=MONITOR_PATH)
+        except Exception as exc:
+            log.warning("wsgauge: monitor not mounted in the web UI (%s: %s)", type(exc).__name__, exc)
+            return
+        base = getattr(self.options, "web_base_path", "") or ""
+        log.info("wsgauge monitor: %s%s on the web UI's host and port", base, MONITOR_PATH)
 
     def stop_server(self) -> None:
         if self.server is not None:
