@@ -104,13 +104,17 @@ def test_summary_is_stored_and_printed(store: RunStore, real_run_store: tuple[Pa
     assert f"stored: {store_path} (run id {run_id})" in output
 
 
-def test_batching_and_debouncing_are_measured(tmp_path: Path) -> None:
+def test_batching_and_debouncing_are_measured_and_reported(tmp_path: Path) -> None:
     run = run_locust(
         tmp_path / "wsgauge.sqlite3",
         *("-u", "4", "-r", "4", "-t", "5s", "--think-scale", "0.3", "StudentUser"),
-        *("--batch-size", "4", "--batch-ms", "50", "--debounce-ms", "100", "--report", "false"),
+        *("--batch-size", "4", "--batch-ms", "50", "--debounce-ms", "100", "--report", "true"),
     )
     assert run.returncode == 0, run.output
+    # the HTML report is the reports package's: written next to the store, or skipped with one line
+    report = tmp_path / f"report-{run.run_id}.html"
+    assert f"report: {report}" in run.stdout or "report: skipped" in run.stdout, run.output
+    assert report.is_file() or "report: skipped" in run.stdout
     with RunStore.open(run.store_path, readonly=True) as store:
         assert "ack:batch" in store.latency_metrics(run.run_id)
         totals = store.counters(run.run_id).groupby("name")["value"].sum()
