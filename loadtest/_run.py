@@ -282,12 +282,11 @@ class RunLifecycle:
         self.failure = None
         self.interrupted = False
         name = self._run_name(settings)
-        secret_names = getattr(getattr(self.web_ui, "parser", None), "secret_args_included_in_web_ui", {})
         info = RunInfo(
             name=name,
             target=target.ws_url,
             options={
-                **json_safe_options(self.options, secret_names),
+                **json_safe_options(self.options),
                 "embedded": target.embedded,
                 "role": self.role,
                 "workers": getattr(self.runner, "worker_count", 1),
