@@ -241,13 +241,24 @@ print(json.dumps({"round_trips": count[0], "seconds": round(time.monotonic() - s
 
 
 def phase_bare(server: Server, connections: int, seconds: float) -> dict[str, Any]:
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         ["taskset", "-c", str(WORKER_CORE), sys.executable, "-c", BARE, str(REPO), server.ws_url,
          server.secret, str(connections), str(seconds)],
-        env=_env(), capture_output=True, text=True, timeout=seconds + 60, check=True,
+        env=_env(), stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["rate"] = round(result["round_trips"] / seconds)
+    ps = psutil.Process(proc.pid)
+    cpu = 0.0
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            cpu = sum(ps.cpu_times()[:2])
+        time.sleep(0.1)
+    assert proc.stdout is not None
+    result = json.loads(proc.stdout.read().strip().splitlines()[-1])
+    result["rate"] = round(result["round_trips"] / result["seconds"])
+    result["cpu_s"] = round(cpu, 2)
+    result["worker_cpu_pct"] = round(100 * cpu / result["seconds"])
+    if cpu:
+        result["round_trips_per_cpu_s"] = round(result["round_trips"] / cpu)
     print(json.dumps({"bare": result}), flush=True)
     return result
 
