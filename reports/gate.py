@@ -382,6 +382,18 @@ def _check_types(base: RunData, cand: RunData) -> None:
         raise ReportError(f"message types present in only one run ({'; '.join(parts)})")
 
 
+def _check_generator(data: RunData, role: str, limit_us: float | None) -> None:
+    if limit_us is None or METRIC_SEND_LAG not in data.metrics:
+        return
+    lag = float(hdr.percentiles(data.merged(METRIC_SEND_LAG), [95.0])[95.0])
+    if lag > limit_us:
+        raise ReportError(
+            f"the {role} {data.label} is not usable evidence: its load generator fell behind its schedule "
+            f"(send_lag p95 {lag / 1000:.1f} ms > {limit_us / 1000:g} ms), so the machine, not the build, "
+            "set its latencies; rerun it on a quieter machine"
+        )
+
+
 def evaluate_gate(baseline: RunData | None, candidate: RunData, thresholds: Thresholds) -> GateResult:
     """Compare ``candidate`` with ``baseline`` (or, with no baseline, check the absolute rules only).
 
@@ -389,17 +401,20 @@ def evaluate_gate(baseline: RunData | None, candidate: RunData, thresholds: Thre
         The verdict (``regression`` if any rule failed) and every rule's outcome, relative rules first.
 
     Raises:
-        ReportError: message types present in only one run, nothing left after the warm-up, an absolute
+        ReportError: message types present in only one run, nothing left after the warm-up, a run whose
+            load generator fell behind (open-model ``send_lag`` p95 beyond ``max_send_lag``), an absolute
             rule naming something the candidate does not have, a damaged histogram.
     """
     th = thresholds
     if baseline is not None:
         _check_types(baseline, candidate)
     cand = candidate.window(th.warmup_s, COOLDOWN_S)
+    _check_generator(cand, "candidate", th.max_send_lag_us)
     results: list[RuleResult] = []
     notes: list[str] = []
     if baseline is not None:
         base = baseline.window(th.warmup_s, COOLDOWN_S)
+        _check_generator(base, "baseline", th.max_send_lag_us)
         metrics = sorted((set(base.metrics) | set(cand.metrics)) - {METRIC_SEND_LAG})
         known = set(metrics) | {_short(m) for m in metrics}
         for metric in metrics:

@@ -1,0 +1,191 @@
+"""Release-gate benchmark: A/A false alarms and A/B detections, with real short load runs.
+
+Every run is a real ``locust -f loadtest --headless`` run against the embedded reference server (bounded:
+few users, ``--duration`` seconds, a subprocess timeout on top), writing its run store rows and its HTML
+report. The gate then compares report files exactly as a CI job would (``python -m reports compare A.html
+B.html``, in process).
+
+1. Calibrate: one run of the unchanged build; its ``ack:chat_message`` median (after the warm-up) sets the
+   penalty: ``delay = penalty x median`` (20 % by default), passed as ``--server-test-delay-ms``.
+2. For each of ``--pairs`` iterations run A, A' (both unchanged) and B (with the delay), in that order so
+   that machine noise drifts over all three alike; gate A vs A' (an A/A pair: a failure is a false alarm)
+   and A vs B (an A/B pair: a failure is a detection). A is shared by both pairs of its iteration.
+
+    python bench/gate_aa_ab.py --pairs 20 --out bench/out/gate
+
+Prints one line per pair and the two figures at the end, and writes ``summary.json`` in ``--out``.
+``--regate`` gates the reports of an earlier bench again (e.g. after changing the rules), running nothing.
+
+A comparison that exits 2 (unusable: a run whose load generator fell behind its schedule) counts as neither
+a false alarm nor a detection; the figures say how many there were.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from reports.__main__ import main as report_main  # noqa: E402
+from reports.data import latency_summary, load_run  # noqa: E402
+from runstore.store import RunStore  # noqa: E402
+
+_STORED = re.compile(r"stored: .* \(run id (\d+)\)")
+_REPORT = re.compile(r"^report: (\S+\.html)\s*$", re.MULTILINE)
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WSGAUGE_", "LOCUST_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_load(args: argparse.Namespace, name: str, delay_ms: float) -> tuple[int, Path]:
+    """One bounded load run; returns ``(run_id, report_path)``."""
+    command = [
+        sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtest"), "--headless",
+        "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration}s",
+        "--open-rate", str(args.rate), "--seed", str(args.seed), "--think-scale", "1",
+        "--results", str(args.out / "bench.sqlite3"), "--run-name", name, "--report", "true",
+        "--server-test-delay-ms", f"{delay_ms:.4f}", "--exit-code-on-error", "0",
+        "--stop-timeout", "2", *args.user_classes,
+    ]  # fmt: skip
+    for attempt in range(2):
+        proc = subprocess.run(
+            command,
+            cwd=REPO_ROOT,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=args.duration + 90,
+        )
+        output = proc.stdout + proc.stderr
+        (args.out / f"{name}.log").write_text(output)
+        stored, report = _STORED.search(output), _REPORT.search(output)
+        if proc.returncode == 0 and stored and report:
+            return int(stored.group(1)), Path(report.group(1))
+        print(f"  {name}: attempt {attempt + 1} failed (exit {proc.returncode}); see {name}.log", flush=True)
+    raise RuntimeError(f"load run {name} failed twice")
+
+
+def gate(args: argparse.Namespace, baseline: Path, candidate: Path, name: str) -> dict[str, Any]:
+    """``python -m reports compare`` on two report files; returns exit code, verdict and failed rules."""
+    verdict_file = args.out / f"{name}.json"
+    verdict_file.unlink(missing_ok=True)
+    command = [
+        "compare",
+        str(baseline),
+        str(candidate),
+        "--warmup",
+        str(args.warmup),
+        "--json",
+        str(verdict_file),
+    ]
+    if args.thresholds:
+        command += ["--thresholds", str(args.thresholds)]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = report_main(command)
+    (args.out / f"{name}.txt").write_text(stdout.getvalue() + stderr.getvalue())
+    failed: list[str] = []
+    if verdict_file.exists():
+        verdict = json.loads(verdict_file.read_text())
+        failed = [f"{r['rule']} ({r['reason']})" for r in verdict["rules"] if r["status"] == "regression"]
+    return {"exit": code, "failed": failed, "stderr": stderr.getvalue().strip()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--pairs", type=int, default=20, help="A/A and A/B pairs each (default: %(default)s)")
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument(
+        "--rate", type=float, default=10.0, help="chat messages per user per second (open model)"
+    )
+    parser.add_argument("--duration", type=int, default=14, help="seconds per run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="gate warm-up, seconds")
+    parser.add_argument("--penalty", type=float, default=0.20, help="A/B delay as a share of the median")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--thresholds", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "gate")
+    parser.add_argument("--regate", action="store_true", help="re-gate the reports already in --out")
+    parser.add_argument("user_classes", nargs="*", default=["StudentUser"])
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = args.out / "bench.sqlite3"
+    started = time.time()
+    if args.regate:
+        with RunStore.open(store, readonly=True) as runs:
+            ids = {r.name: r.id for r in runs.list_runs()}
+        args.pairs = min(args.pairs, sum(name.startswith("B") for name in ids))
+
+        def run_or_reuse(name: str, _delay: float) -> tuple[int, Path]:
+            return ids[name], store.parent / f"report-{ids[name]}.html"
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{store}{suffix}").unlink()
+
+        def run_or_reuse(name: str, delay: float) -> tuple[int, Path]:
+            return run_load(args, name, delay)
+
+    run_id, _ = run_or_reuse("calibrate", 0.0)
+    data = load_run(store, run_id).window(args.warmup, 1.0)
+    median_ms = latency_summary(data, "ack:chat_message")["p50_us"] / 1000.0
+    delay_ms = args.penalty * median_ms
+    print(f"calibration: ack:chat_message p50 {median_ms:.3f} ms -> delay {delay_ms:.3f} ms", flush=True)
+
+    pairs: list[dict[str, Any]] = []
+    for i in range(args.pairs):
+        _, a = run_or_reuse(f"A{i:02d}", 0.0)
+        _, a2 = run_or_reuse(f"A{i:02d}b", 0.0)
+        _, b = run_or_reuse(f"B{i:02d}", delay_ms)
+        aa = gate(args, a, a2, f"AA{i:02d}")
+        ab = gate(args, a, b, f"AB{i:02d}")
+        pairs.append({"i": i, "aa": aa, "ab": ab})
+        print(
+            f"pair {i:2d}: A/A exit {aa['exit']} {'; '.join(aa['failed']) or aa['stderr']} | "
+            f"A/B exit {ab['exit']} ({len(ab['failed'])} rules failed) {ab['stderr']}",
+            flush=True,
+        )
+    false_alarms = sum(p["aa"]["exit"] == 1 for p in pairs)
+    caught = sum(p["ab"]["exit"] == 1 for p in pairs)
+    unusable = sum(p[k]["exit"] == 2 for p in pairs for k in ("aa", "ab"))
+    summary = {
+        "pairs": args.pairs,
+        "users": args.users,
+        "rate_per_user": args.rate,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "median_ms": median_ms,
+        "delay_ms": delay_ms,
+        "aa_false_alarms": false_alarms,
+        "ab_caught": caught,
+        "unusable": unusable,
+        "minutes": (time.time() - started) / 60.0,
+        "pair_results": pairs,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(
+        f"A/A: {false_alarms}/{args.pairs} false alarms; A/B (+{args.penalty:.0%} of the median = "
+        f"{delay_ms:.3f} ms): {caught}/{args.pairs} caught; {unusable} unusable; "
+        f"{summary['minutes']:.1f} min",
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

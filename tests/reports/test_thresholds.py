@@ -1,0 +1,84 @@
+"""Thresholds files: TOML relative defaults, per-type overrides, absolute rules; errors name the line."""
+
+from __future__ import annotations
+
+import pytest
+
+from reports.thresholds import DEFAULT_THRESHOLDS, ThresholdsError, parse_absolute_rule, parse_thresholds
+
+EXAMPLE = """\
+[gate]
+warmup = "10s"
+confidence = 0.99
+resamples = 500
+
+[defaults]
+p50 = { tolerance = "5%", floor = "0.3ms" }
+p99.9 = { tolerance = "50%", floor = "5ms" }
+error_rate = { tolerance = "0.2%" }
+
+[types.chat_message]
+p99 = { tolerance = "10%" }
+p95 = false
+throughput = false
+
+[absolute]
+rules = [
+  "chat_message.p99 < 50ms",
+  "errors.rate < 0.1%",
+  "connect.p95 <= 0.2s",
+  "pong.p99.9 < 900us",
+  "ping.rate > 1/s",
+  "chat_message.errors.rate < 1%",
+]
+"""
+
+
+def test_parse_example() -> None:
+    th = parse_thresholds(EXAMPLE.replace("p99.9 =", '"p99.9" ='))
+    assert (th.warmup_s, th.confidence, th.resamples) == (10.0, 0.99, 500)
+    stats = {r.stat: r for r in th.defaults.latency}
+    assert stats["p50"].tolerance == pytest.approx(0.05) and stats["p50"].floor_us == pytest.approx(300.0)
+    assert stats["p99.9"].percentile == 99.9 and stats["p99"] == next(
+        r for r in DEFAULT_THRESHOLDS.defaults.latency if r.stat == "p99"
+    )
+    assert th.defaults.error_rate.tolerance == pytest.approx(0.002)
+    chat = th.rules_for("ack:chat_message", "chat_message")
+    assert [r.stat for r in chat.latency] == ["p50", "p99", "p99.9"]
+    assert chat.latency[1].tolerance == pytest.approx(0.10) and chat.throughput is None
+    assert th.rules_for("pong", "ping") is th.defaults
+    rules = {r.text: r for r in th.absolute}
+    assert rules["chat_message.p99 < 50ms"].limit == 50_000 and rules["chat_message.p99 < 50ms"].line == 18
+    assert rules["errors.rate < 0.1%"].subject is None
+    assert rules["errors.rate < 0.1%"].limit == pytest.approx(0.001)
+    assert rules["connect.p95 <= 0.2s"].limit == 200_000
+    assert rules["pong.p99.9 < 900us"].percentile == 99.9
+    assert rules["ping.rate > 1/s"].quantity == "throughput"
+    assert rules["chat_message.errors.rate < 1%"].subject == "chat_message"
+
+
+def test_absolute_rule_holds() -> None:
+    rule = parse_absolute_rule("x.p99 < 5")
+    assert rule.limit == 5000 and rule.holds(4999) and not rule.holds(5000)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[gate\nwarmup = 1", r"line 1.*not valid TOML|not valid TOML.*line 1"),
+        ("[gate]\nwarmup = 1\nspeed = 2\n", r"line 3: \[gate\] unknown setting 'speed'"),
+        ('[defaults]\np50 = { tolerance = "ten" }\n', r"line 2: p50 tolerance must be a percentage"),
+        ('[defaults]\np42x = { tolerance = "1%" }\n', r"line 2: \[defaults\] unknown rule 'p42x'"),
+        ('[types.pong]\np50 = { floor = "fast" }\n', r"line 2: p50 floor must be a duration"),
+        ('\n\n[absolute]\nrules = ["chat_message.p99 < 50 parsecs"]\n', r"line 4: cannot parse rule"),
+        ('[absolute]\nrules = ["chat_message.p101 < 5ms"]\n', r"line 2: .*percentile 'p101'"),
+        ('[absolute]\nrules = ["errors.rate < 5ms"]\n', r"line 2: .*error rate takes '%'"),
+        ("[thresholds]\n", r"line 1: unknown table or key 'thresholds'"),
+        ("[gate]\nconfidence = 2\n", r"line 2: confidence must be"),
+    ],
+)
+def test_errors_name_the_line_and_problem(text: str, message: str) -> None:
+    with pytest.raises(ThresholdsError, match=message) as info:
+        parse_thresholds(text, "gate.toml")
+    assert str(info.value).startswith("gate.toml")
+    assert "\n" not in str(info.value)
