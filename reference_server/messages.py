@@ -430,8 +430,10 @@ class NewMessage:
 
     data: StoredMessage
 
-    def to_frame(self) -> bytes:
-        return _dumps({"type": "new_message", "data": self.data.to_json()})
+    def to_frame(self, data_json: orjson.Fragment | None = None) -> bytes:
+        """The frame; ``data_json`` is ``data`` already serialised, to reuse (e.g. for the ack)."""
+        data = self.data.to_json() if data_json is None else data_json
+        return _dumps({"type": "new_message", "data": data})
 
 
 @dataclass(frozen=True, slots=True)

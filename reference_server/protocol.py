@@ -30,6 +30,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from .errors import (
     CLOSE_NORMAL,
     BatchTooLarge,
@@ -368,8 +370,11 @@ class Session:
         request_id = message.request_id
         self._unfinished -= 1
         pushes: list[Push]
+        data: Any
         if type(result) is StoredMessage:
-            pushes = [Push(result.receiver_id, result.seq, NewMessage(result).to_frame())]
+            # Serialise the message once, for both the push and the ack.
+            data = orjson.Fragment(orjson.dumps(result.to_json()))
+            pushes = [Push(result.receiver_id, result.seq, NewMessage(result).to_frame(data))]
         elif type(result) is Notification:
             pushes = [Push(self.user_id, None, NotificationUpdate(result).to_frame())]
         elif type(result) is ProgressRecord:
@@ -384,7 +389,9 @@ class Session:
             return []
         slot = request._slot
         if request_id is not None:
-            slot[0] = Ack(request_id=request_id, data=result.to_json()).to_frame()
+            if type(result) is not StoredMessage:
+                data = result.to_json()
+            slot[0] = Ack(request_id=request_id, data=data).to_frame()
         slot[1] = True
         # Released by messages_to_send(): pushes routed now (to this user's connections too)
         # go out before the ack.
