@@ -92,7 +92,7 @@ def test_slow_consumer_is_closed_with_4002_and_gets_its_messages_after_reconnect
     before: list[dict] = []
     code, reason = expect_close(s, timeout=10, frames=before)
     assert code == 4002 and "not reading" in reason
-    assert 0 < len(before) < sent  # it got what was buffered, then the close
+    assert 0 < len(before) <= sent  # it got what was buffered, then the close
     # What it did not confirm (pong) is delivered after reconnecting: nothing is lost.
     s2 = server.connect(slow)
     got: list[str] = []
