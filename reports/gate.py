@@ -314,9 +314,11 @@ def _throughput_rule(kind: str, base: RunData, cand: RunData, tolerance: float, 
     )
 
 
-def _absolute(rule: AbsoluteRule, cand: RunData) -> RuleResult:
+def _absolute(rule: AbsoluteRule, cand: RunData, whole: RunData) -> RuleResult:
     if rule.quantity == "latency":
-        metric = resolve_metric(rule.subject or "", cand.metrics)
+        metric = resolve_metric(rule.subject or "", whole.metrics)
+        if metric == METRIC_CONNECT:
+            cand = whole  # handshakes happen during the ramp-up: the warm-up would leave none
         if metric is None:
             raise ReportError(
                 f"absolute rule {rule.text!r}"
@@ -415,14 +417,16 @@ def evaluate_gate(baseline: RunData | None, candidate: RunData, thresholds: Thre
     if baseline is not None:
         base = baseline.window(th.warmup_s, COOLDOWN_S)
         _check_generator(base, "baseline", th.max_send_lag_us)
-        metrics = sorted((set(base.metrics) | set(cand.metrics)) - {METRIC_SEND_LAG})
+        metrics = sorted(set(baseline.metrics) - {METRIC_SEND_LAG})
         known = set(metrics) | {_short(m) for m in metrics}
         for metric in metrics:
-            if metric not in base.metrics or metric not in cand.metrics:
+            # Handshakes happen during the ramp-up: connect is judged over the whole runs.
+            b, c = (baseline, candidate) if metric == METRIC_CONNECT else (base, cand)
+            if metric not in b.metrics or metric not in c.metrics:
                 notes.append(f"{metric}: no samples after the warm-up in one run; not compared")
                 continue
             rules = th.rules_for(metric, _short(metric), request_type(metric))
-            results += _latency_rules(metric, base, cand, rules.latency, th)
+            results += _latency_rules(metric, b, c, rules.latency, th)
         kinds = sorted(set(error_rates(base)) | set(error_rates(cand)))
         known |= set(kinds)
         for kind in kinds:
@@ -442,7 +446,7 @@ def evaluate_gate(baseline: RunData | None, candidate: RunData, thresholds: Thre
             notes.append(f"thresholds override [types.{name}] matches no message type of these runs")
     elif not th.absolute:
         raise ReportError("nothing to check: no baseline and no absolute rules in the thresholds")
-    results += [_absolute(rule, cand) for rule in th.absolute]
+    results += [_absolute(rule, cand, candidate) for rule in th.absolute]
     verdict = "regression" if any(r.status == "regression" for r in results) else "pass"
     return GateResult(
         verdict=verdict,  # type: ignore[arg-type]

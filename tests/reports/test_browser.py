@@ -1,0 +1,98 @@
+"""A report opened in headless Chromium with the network off: every chart renders (plotly.js is inside)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reports.figures import FIGURE_TITLES
+from tests.reports.conftest import Runs
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not shutil.which("chromedriver") or not (shutil.which("chromium") or shutil.which("google-chrome")):
+        pytest.skip("needs chromium and chromedriver")
+    options = webdriver.ChromeOptions()
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1300,900",
+        "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: nothing can be fetched
+        "--proxy-server=http://127.0.0.1:9",  # and anything by address goes to a closed port
+    ):
+        options.add_argument(argument)
+    from selenium.webdriver.chrome.service import Service
+
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    # Belt and braces: the DevTools network emulation says offline too.
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0},
+    )
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+_RENDERED = """
+return Array.from(document.querySelectorAll('.js-plotly-plot')).map(function (div) {
+  return {id: div.id, svg: div.querySelectorAll('svg.main-svg').length,
+          traces: (div.data || []).length,
+          drawn: div.querySelectorAll('.scatterlayer .trace, .barlayer .trace').length};
+});
+"""
+
+
+def _rendered(driver, path: Path) -> dict[str, dict]:
+    driver.get(path.resolve().as_uri())
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    expected = driver.execute_script("return document.querySelectorAll('.plotly-graph-div').length")
+    WebDriverWait(driver, 30).until(
+        lambda d: (
+            len(d.execute_script(_RENDERED)) == expected
+            and all(f["svg"] for f in d.execute_script(_RENDERED))
+        )
+    )
+    assert driver.execute_script("return typeof window.Plotly") == "object"
+    return {f["id"]: f for f in driver.execute_script(_RENDERED)}
+
+
+def test_report_charts_render_offline(browser, runs: Runs) -> None:
+    figures = _rendered(browser, runs.report)
+    assert set(figures) == set(FIGURE_TITLES)  # the synthetic run has server metrics and send lag
+    for figure_id, figure in figures.items():
+        assert figure["svg"] >= 1, figure_id
+        if figure_id != "fig-errors" or figure["traces"]:
+            assert figure["traces"] >= 1 and figure["drawn"] >= 1, figure
+
+
+def test_comparison_charts_render_offline(browser, runs: Runs, tmp_path: Path) -> None:
+    from reports.__main__ import main
+
+    diff = tmp_path / "diff.html"
+    code = main(
+        [
+            "compare",
+            str(runs.base.run_id),
+            str(runs.shift20.run_id),
+            "--results",
+            str(runs.store),
+            "-o",
+            str(diff),
+        ]
+    )
+    assert code == 1
+    figures = _rendered(browser, diff)
+    assert "fig-latency-spectrum" in figures
+    # Both runs overlaid: twice the traces of one run's spectrum.
+    assert figures["fig-latency-spectrum"]["traces"] == 2 * 4  # chat, connect, delivery, pong
