@@ -282,6 +282,7 @@ def phase_users(server: Server, tmp: Path, counts: list[int], hold: int) -> list
             "peak_connected": stats["peak_connected"],
             "connect": stats.get("connect"),
             "errors": stats["errors"],
+            "errors_by_name": stats["errors_by_name"],
             **proc,
             "rss_kb_per_user": round(proc["peak_rss_mb"] * 1024 / n, 1),
         }
