@@ -32,6 +32,7 @@ import os
 import pstats
 import resource
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -325,6 +326,7 @@ def phase_profile(server: Server, tmp: Path, rate: int, users: int, seconds: int
         env={"WSGAUGE_BENCH_RATE": str(rate / users)},
         profile=prof,
     )
+    shutil.copy(prof, OUT / "loadtest_worker.prof")  # for `python -m pstats`
     stats = pstats.Stats(str(prof))
     total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
     by_area: dict[str, float] = defaultdict(float)
