@@ -154,6 +154,12 @@ def _build_timeline(
         server=bool(selection["server"]), send_lag="send_lag" in state.get("metrics", [])
     )
     fig = figures.make_timeline(series, rows=rows, bucket=window.bucket, compare=compare, uirevision=uirev)
+    # dcc.Graph copies a user's zoom into its figure; a redraw must carry the zoom too, or Plotly takes the
+    # figure's (absent) range over the user's and the view jumps back to the whole window.
+    if rng:
+        fig.update_xaxes(range=[float(rng[0]) * 1000.0, float(rng[1]) * 1000.0], autorange=False)
+    else:
+        fig.update_xaxes(autorange=True)
     view = {
         "run": run_id,
         "compare": state.get("compare"),
@@ -162,15 +168,34 @@ def _build_timeline(
         "cursor": until,
         "span": list(span),
         "live": live,
-        "keys": [trace.uid for trace in fig.data],
+        "keys": [figures.trace_key(trace) for trace in fig.data],
         "uirev": uirev,
         "drawn_at": time.time(),
     }
     return fig, view
 
 
+_X_RANGE_JS = """
+function (relayout) {
+    // Pass on zooms, pans and resets of the time axis; drop everything else (autosize, legend, y zoom), so
+    // that a stray autosize event never supersedes a redraw that is under way.
+    const skip = window.dash_clientside.no_update;
+    if (!relayout) { return skip; }
+    if (relayout['xaxis.autorange']) { return {'xaxis.autorange': true}; }
+    let lo = relayout['xaxis.range[0]'], hi = relayout['xaxis.range[1]'];
+    if (lo === undefined && Array.isArray(relayout['xaxis.range'])) {
+        [lo, hi] = relayout['xaxis.range'];
+    }
+    if (lo === undefined || hi === undefined) { return skip; }
+    return {'xaxis.range': [lo, hi]};
+}
+"""
+
+
 def register_callbacks(app: dash.Dash, store_path: Path) -> None:
     """Register every callback of the monitor page on ``app``, reading the run store at ``store_path``."""
+
+    app.clientside_callback(_X_RANGE_JS, Output(ids.X_RANGE, "data"), Input(ids.TIMELINE, "relayoutData"))
 
     @app.callback(
         Output(ids.RUNS_LIST, "children"),
@@ -282,7 +307,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Input(ids.METRICS, "value"),
         Input(ids.PERCENTILES, "value"),
         Input(ids.SERVER_FAMILIES, "value"),
-        Input(ids.TIMELINE, "relayoutData"),
+        Input(ids.X_RANGE, "data"),
         Input(ids.RESET_RANGE, "n_clicks"),
         State(ids.VIEW_STATE, "data"),
     )
@@ -304,13 +329,12 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             bool(view) and view.get("run") == state["run"] and view.get("compare") == state.get("compare")
         )
         rng = view.get("range") if same_run and view else None
-        trigger = ctx.triggered_id
-        if trigger == ids.TIMELINE:
+        triggered = set(ctx.triggered_prop_ids.values())
+        if ids.X_RANGE in triggered:
             what, new_range = parse_relayout(relayout)
-            if what == "none":
-                raise PreventUpdate
-            rng = list(new_range) if new_range else None
-        elif trigger == ids.RESET_RANGE:
+            if what != "none":
+                rng = list(new_range) if new_range else None
+        if ids.RESET_RANGE in triggered:
             rng = None
         uirev = f"{state['run']}:{state.get('compare')}:{resets or 0}"
         selection = {

@@ -3,8 +3,8 @@
 The timeline is one figure with one shared x axis and a stacked y axis per row (latency, throughput,
 errors, queue, connections, server, send lag), so zoom is linked by construction and
 ``hoversubplots="axis"`` plus an x spike line give a crosshair across every row. Each row has its own
-legend beside it. Every trace carries its series key in ``uid`` (:func:`series_key`), which is how live
-updates find the trace to extend (:func:`extend_patch`).
+legend beside it. Every trace carries its series key in ``meta`` (:func:`series_key`, :func:`trace_key`),
+which is how live updates find the trace to extend (:func:`extend_points`).
 
 Colours are fixed per message type (:func:`type_colour`), so ``chat_message`` is the same blue in latency,
 throughput and errors, and in every run; a compared run is drawn in the same colours, fainter and dotted.
@@ -31,9 +31,11 @@ __all__ = [
     "extend_points",
     "make_spectrum",
     "make_timeline",
+    "safe_uid",
     "series_key",
     "timeline_rows",
     "to_ms_list",
+    "trace_key",
     "type_colour",
 ]
 
@@ -104,8 +106,19 @@ def _shade(colour: str, name: str) -> str:
 
 
 def series_key(family: str, name: str, stat: str, compare: bool = False) -> str:
-    """The ``uid`` of a timeline trace: ``latency/ack:chat_message/p99`` (``B:`` first for a compared run)."""
+    """The key of a timeline trace: ``latency/ack:chat_message/p99`` (``B:`` first for a compared run)."""
     return f"{COMPARE_PREFIX if compare else ''}{family}/{name}/{stat}"
+
+
+def safe_uid(key: str) -> str:
+    """A Plotly ``uid`` for a series key (Plotly builds CSS selectors from uids: letters and digits only)."""
+    return "s" + hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def trace_key(trace: Any) -> str:
+    """The series key of a trace built here (kept in its ``meta``)."""
+    meta = trace.meta if not isinstance(trace, dict) else trace.get("meta")
+    return str(meta[0]) if meta else ""
 
 
 def to_ms_list(t: Iterable[float]) -> list[float]:
@@ -199,7 +212,7 @@ def _trace_for(
     label_prefix = "B · " if compare else ""
     opacity = 0.55 if compare else 1.0
     common: dict[str, Any] = {
-        "uid": key,
+        "uid": safe_uid(key),
         "x": x,
         "y": y,
         "xaxis": "x",
@@ -464,7 +477,7 @@ def extend_points(
 
     Args:
         series: new points (:func:`monitor.data.read_timeline` with ``since``/``until``).
-        keys: the figure's trace keys (``uid``), in trace order.
+        keys: the figure's trace keys (:func:`trace_key`), in trace order.
 
     Returns:
         ``{trace index: {"x": [...], "y": [...], ...}}`` (attribute paths dotted, ``marker.size``) for series
@@ -538,7 +551,8 @@ def make_spectrum(
                     x=[float(v) for v in x],
                     y=_values(values),
                     name=f"{prefix}{metric}",
-                    uid=series_key("spectrum", metric, "", is_compare),
+                    uid=safe_uid(series_key("spectrum", metric, "", is_compare)),
+                    meta=[series_key("spectrum", metric, "", is_compare)],
                     mode="lines",
                     line={
                         "color": _shade(type_colour(metric), metric),

@@ -24,6 +24,7 @@ __all__ = [
     "TIMELINE",
     "URL",
     "VIEW_STATE",
+    "X_RANGE",
 ]
 
 URL: Final = "url"
@@ -47,3 +48,5 @@ RUN_STATE: Final = "run-state"
 """dcc.Store: the selected run, its compared run and what they contain (set when the selection changes)."""
 VIEW_STATE: Final = "view-state"
 """dcc.Store: the timeline's window, selected range, live cursor and trace keys (set on every redraw)."""
+X_RANGE: Final = "x-range"
+"""dcc.Store: the time axis's last zoom/pan/reset (``relayoutData`` filtered in the browser)."""

@@ -306,6 +306,7 @@ def make_layout(results_path: str) -> html.Div:
             dcc.Location(id=ids.URL, refresh=False),
             dcc.Store(id=ids.RUN_STATE, storage_type="memory"),
             dcc.Store(id=ids.VIEW_STATE, storage_type="memory"),
+            dcc.Store(id=ids.X_RANGE, storage_type="memory"),
             dcc.Interval(id=ids.RUNS_INTERVAL, interval=RUNS_PERIOD_MS),
             dcc.Interval(id=ids.LIVE_INTERVAL, interval=LIVE_PERIOD_MS, disabled=True),
             html.Header(
@@ -345,7 +346,7 @@ def make_layout(results_path: str) -> html.Div:
                             dcc.Loading(
                                 dcc.Graph(
                                     id=ids.TIMELINE,
-                                    config={"displaylogo": False, "scrollZoom": False, "responsive": True},
+                                    config={"displaylogo": False, "scrollZoom": False},
                                     className="timeline",
                                 ),
                                 type="dot",

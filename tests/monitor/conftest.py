@@ -1,0 +1,86 @@
+"""Fixtures for the monitor tests: synthetic run stores (shared per session) and headless Chromium options.
+
+Browser tests (``@pytest.mark.browser``) need Debian's ``chromium`` and ``chromium-driver``; they run
+headless from a plain ``python -m pytest`` (the options below), and are skipped where Chromium is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic_runs import SyntheticRun, write_synthetic_run
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def pytest_setup_options():  # dash[testing] hook: the options every dash_duo / Browser session starts with
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1800",
+        "--hide-scrollbars",
+    ):
+        options.add_argument(argument)
+    if CHROMIUM:
+        options.binary_location = CHROMIUM
+    return options
+
+
+@dataclass(frozen=True)
+class Stores:
+    """One store with two comparable runs, and stores that are wrong in every way the page must explain."""
+
+    path: Path
+    run: SyntheticRun
+    baseline: SyntheticRun
+    missing: Path
+    empty: Path
+    newer: Path
+    corrupt: Path
+    no_samples: Path
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
+    from runstore.store import RunInfo, RunStore
+
+    root = tmp_path_factory.mktemp("monitor-stores")
+    path = root / "runs.sqlite3"
+    baseline = write_synthetic_run(
+        path, name="baseline", start=1_700_000_000, seconds=600, rate=20, users=8, error_every=60, seed=2
+    )
+    run = write_synthetic_run(
+        path,
+        name="candidate",
+        start=1_700_100_000,
+        seconds=600,
+        rate=20,
+        users=8,
+        error_every=7,
+        outage=(300, 330),
+        latency_factor=1.5,
+        seed=3,
+    )
+    empty = root / "empty.sqlite3"
+    RunStore.open(empty).close()
+    newer = root / "newer.sqlite3"
+    RunStore.open(newer).close()
+    with sqlite3.connect(newer) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    corrupt = root / "corrupt.sqlite3"
+    corrupt.write_bytes(b"SQLite format 3\x00" + b"\xde\xad\xbe\xef" * 1024)
+    no_samples = root / "no-samples.sqlite3"
+    with RunStore.open(no_samples) as store:
+        store.create_run(RunInfo(name="just-started", target="ws://127.0.0.1:1/ws", started_at=1.7e9))
+    return Stores(path, run, baseline, root / "missing.sqlite3", empty, newer, corrupt, no_samples)

@@ -1,0 +1,307 @@
+"""The monitor in a real browser: headless Chromium driven by dash[testing]'s Browser (as in ``dash_duo``).
+
+One Chromium session and one Flask server serve the whole module: every store the tests need is mounted as
+its own monitor app under its own path (``/good/``, ``/live/``, ``/missing/`` ...), which is also how the
+monitor mounts under Locust's web UI.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import flask
+import pandas as pd
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from werkzeug.serving import make_server
+
+from monitor.app import create_app
+from monitor.data import format_ms
+from runstore import histogram as hdr
+from runstore.samples import SampleAggregator
+from runstore.store import RunStore
+from tests.monitor.conftest import CHROMEDRIVER, CHROMIUM, Stores, pytest_setup_options
+from tests.synthetic_runs import SyntheticRun, write_synthetic_run
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs chromium and chromium-driver"),
+]
+
+RELAYOUT_JS = (
+    "Plotly.relayout(document.querySelector('#timeline .js-plotly-plot'), {'xaxis.range': arguments[0]});"
+)
+RANGE_JS = "return document.querySelector('#timeline .js-plotly-plot')._fullLayout.xaxis.range"
+TRACES_JS = """
+const gd = document.querySelector('#timeline .js-plotly-plot');
+if (!gd || !gd.data) return null;
+return gd.data.map(t => [t.meta[0], t.x ? t.x.length : 0]);
+"""
+
+
+class Site:
+    """The module's server: one monitor app per store, under ``/<name>/``."""
+
+    def __init__(self, apps: dict[str, Path]) -> None:
+        self.flask = flask.Flask("monitor-tests")
+        for name, path in apps.items():
+            create_app(path, server=self.flask, url_base_pathname=f"/{name}/")
+        self.server = make_server("127.0.0.1", 0, self.flask, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+
+@pytest.fixture(scope="module")
+def live_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SyntheticRun]:
+    path = tmp_path_factory.mktemp("live") / "live.sqlite3"
+    run = write_synthetic_run(
+        path, name="live-run", start=int(time.time()) - 60, seconds=30, rate=10, finished=False
+    )
+    return path, run
+
+
+@pytest.fixture(scope="module")
+def site(stores: Stores, live_run: tuple[Path, SyntheticRun]) -> Iterator[Site]:
+    site = Site(
+        {
+            "good": stores.path,
+            "live": live_run[0],
+            "missing": stores.missing,
+            "empty": stores.empty,
+            "newer": stores.newer,
+            "corrupt": stores.corrupt,
+            "nosamples": stores.no_samples,
+        }
+    )
+    yield site
+    site.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from dash.testing.browser import Browser
+
+    with Browser(browser="Chrome", headless=True, options=[pytest_setup_options()], percy_run=False) as br:
+        br.driver.set_window_size(1600, 1800)
+        yield br
+
+
+def _open(browser: Any, url: str) -> None:
+    browser.driver.get(url)
+    browser.wait_for_element_by_css_selector("#react-entry-point", timeout=15)
+
+
+def _traces(browser: Any, timeout: float = 15.0, predicate=None) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    traces = None
+    while time.monotonic() < deadline:
+        traces = browser.driver.execute_script(TRACES_JS)
+        if traces and (predicate is None or predicate(dict(traces))):
+            return dict(traces)
+        time.sleep(0.1)
+    notes = browser.driver.execute_script(
+        "const gd = document.querySelector('#timeline .js-plotly-plot');"
+        "return gd && gd.layout && gd.layout.annotations ? gd.layout.annotations.map(a => a.text) : null;"
+    )
+    raise AssertionError(f"timeline traces never became ready: {traces}, figure says {notes}")
+
+
+def _wait_text(browser: Any, selector: str, text: str, timeout: float = 15.0) -> str:
+    browser.wait_for_contains_text(selector, text, timeout=timeout)
+    return browser.find_element(selector).text
+
+
+def _table(browser: Any) -> dict[tuple[str, str], list[str]]:
+    rows = browser.driver.execute_script(
+        """
+        return Array.from(document.querySelectorAll('table.summary tbody tr[data-metric]')).map(
+            tr => [tr.dataset.metric, tr.dataset.run, Array.from(tr.cells).map(td => td.innerText.trim())]);
+        """
+    )
+    return {(metric, run): cells for metric, run, cells in rows}
+
+
+def _no_errors_logged(browser: Any) -> None:
+    severe = [e for e in browser.driver.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not [e for e in severe if "favicon" not in e.get("message", "")], severe
+
+
+def test_main_page_charts(browser: Any, site: Site, stores: Stores) -> None:
+    started = time.perf_counter()
+    _open(browser, f"{site.url}/good/?run={stores.run.run_id}")
+    traces = _traces(browser)
+    first_charts = time.perf_counter() - started
+    for key in (
+        "latency/ack:chat_message/p50",
+        "latency/pong/p99",
+        "latency/delivery:chat/max",
+        "throughput/chat_message/sent",
+        "throughput/new_message/recv",
+        "errors/chat_message.rate_limited/rate",
+        "queue/queue/mean",
+        "queue/queue/max",
+        "connections/connected/users",
+        "connections/reconnecting/users",
+        "events/reconnecting/count",
+    ):
+        assert key in traces, (key, sorted(traces))
+    assert traces["throughput/chat_message/sent"] == 600  # one point per second of a 10-minute run
+    assert traces["latency/pong/p99"] == 600 - 30 + 1  # the 30-second outage is one gap
+    errors = [o for o in range(600) if o % 7 == 0 and not 300 <= o < 330]
+    assert traces["errors/chat_message.rate_limited/rate"] == len(errors)
+    # runs list: newest first, selected marked
+    names = [e.text.split("\n")[0] for e in browser.find_elements(".run-item")]
+    assert names[:2] == ["candidate", "baseline"]
+    assert "selected" in browser.find_elements(".run-item")[0].get_attribute("class")
+    _wait_text(browser, "#range-label", "Whole run (10 min)")
+    table = _table(browser)
+    assert table[("ack:chat_message", "A")][1] == "11,400"  # 570 seconds (outside the outage) x 20
+    spectrum = browser.driver.execute_script(
+        "return document.querySelector('#spectrum .js-plotly-plot').data.map(t => t.name)"
+    )
+    assert "pong" in spectrum
+    _no_errors_logged(browser)
+    assert first_charts < 10
+    if os.environ.get("WSGAUGE_MONITOR_SCREENSHOT"):
+        browser.driver.save_screenshot(os.environ["WSGAUGE_MONITOR_SCREENSHOT"])
+
+
+def test_selected_range_table_matches_merged_histograms(browser: Any, site: Site, stores: Stores) -> None:
+    run = stores.run
+    _open(browser, f"{site.url}/good/?run={run.run_id}")
+    _traces(browser)
+    lo, hi = run.start + 100, run.start + 250
+    as_text = [pd.Timestamp(v, unit="s").strftime("%Y-%m-%d %H:%M:%S") for v in (lo, hi)]
+    browser.driver.execute_script(
+        RELAYOUT_JS,
+        as_text,
+    )
+    _wait_text(browser, "#range-label", "Selected")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _table(browser)[("ack:chat_message", "A")][1] != "3,000":
+        time.sleep(0.1)
+    table = _table(browser)
+    with RunStore.open(stores.path, readonly=True) as store:
+        for metric in ("ack:chat_message", "pong"):
+            merged = store.merged_histogram(run.run_id, metric, lo, hi)
+            expected = hdr.percentiles(merged, [50.0, 90.0, 99.0, 99.9])
+            cells = table[(metric, "A")]
+            assert cells[1] == f"{merged.get_total_count():,}" == "3,000"
+            assert cells[3:7] == [format_ms(expected[p] / 1000) for p in (50.0, 90.0, 99.0, 99.9)]
+            assert cells[7] == format_ms(merged.get_max_value() / 1000)
+    errors = len([o for o in range(100, 250) if o % 7 == 0])
+    assert table[("ack:chat_message", "A")][8] == f"{100 * errors / (3000 + errors):.3g} %"
+    # zoomed in: the timeline re-resolved to the selection (plus margins), still at 1-second resolution
+    traces = _traces(browser, predicate=lambda t: t.get("throughput/chat_message/sent", 600) < 600)
+    assert traces["throughput/chat_message/sent"] <= 150 * 1.5 + 2
+
+
+def test_compare_two_runs(browser: Any, site: Site, stores: Stores) -> None:
+    _open(browser, f"{site.url}/good/?run={stores.run.run_id}")
+    _traces(browser)
+    browser.select_dcc_dropdown("#compare-run", index=0)
+    traces = _traces(browser, predicate=lambda t: any(k.startswith("B:") for k in t))
+    assert traces["B:latency/pong/p99"] == 600 and traces["B:throughput/chat_message/sent"] == 600
+    _wait_text(browser, ".compare-note", "baseline")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and ("pong", "delta") not in _table(browser):
+        time.sleep(0.1)
+    table = _table(browser)
+    assert ("pong", "B") in table and ("pong", "delta") in table
+    p99_change = table[("pong", "delta")][5]
+    assert p99_change.startswith("+") and float(p99_change.strip("+%")) > 20  # the candidate is 1.5x slower
+    spectrum = browser.driver.execute_script(
+        "return document.querySelector('#spectrum .js-plotly-plot').data.map(t => t.name)"
+    )
+    assert "B · pong" in spectrum
+
+
+def test_live_run_grows_without_losing_zoom(
+    browser: Any, site: Site, live_run: tuple[Path, SyntheticRun]
+) -> None:
+    path, run = live_run
+    with RunStore.open(path) as store:
+        store.heartbeat(run.run_id)
+    _open(browser, f"{site.url}/live/")
+    _wait_text(browser, ".run-item.live", "LIVE")
+    before = _traces(browser)
+    assert before["throughput/chat_message/sent"] == 29  # the newest second may still be incomplete
+    # A user's zoom: drag across the latency row (y axes are fixed, so the drag selects a time range).
+    drag = browser.find_element("#timeline .nsewdrag")
+    width = drag.size["width"]
+    chain = ActionChains(browser.driver).move_to_element(drag).move_by_offset(-int(width * 0.2), 0)
+    chain.click_and_hold().move_by_offset(int(width * 0.4), 0).release().perform()
+    _wait_text(browser, "#range-label", "Selected")
+    zoom = browser.driver.execute_script(RANGE_JS)
+    zoomed = _traces(browser, predicate=lambda t: t.get("throughput/chat_message/sent", 0) != 29)
+    agg = SampleAggregator()
+    with RunStore.open(path) as store:
+        for offset in range(30, 36):
+            at = run.start + offset + 0.5
+            for _ in range(10):
+                agg.record_latency("pong", 900.0, at=at)
+            agg.incr("sent.chat_message", 10, at=at)
+        samples, _ = agg.drain()
+        store.write_samples(run.run_id, samples)
+    sent = "throughput/chat_message/sent"
+    after = _traces(browser, predicate=lambda t: t.get(sent, 0) > zoomed[sent])
+    assert after[sent] == zoomed[sent] + 6  # seconds 29..34 appended, 35 still open
+    assert after["latency/pong/p50"] > before["latency/pong/p50"]
+    time.sleep(1.0)  # a few more live ticks
+    kept = browser.driver.execute_script(RANGE_JS)
+    assert [pd.Timestamp(v) for v in kept] == pytest.approx(
+        [pd.Timestamp(v) for v in zoom], abs=pd.Timedelta("5ms")
+    )
+    _no_errors_logged(browser)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing", "no run store at"),
+        ("empty", "has no runs yet"),
+        ("newer", "schema v99"),
+        ("corrupt", "is not a readable wsgauge run store"),
+        ("nosamples", "has no samples yet"),
+    ],
+)
+def test_bad_input_is_explained_in_the_page(browser: Any, site: Site, name: str, message: str) -> None:
+    _open(browser, f"{site.url}/{name}/")
+    selector = ".run-header" if name == "nosamples" else "#banner"
+    text = _wait_text(browser, selector, message)
+    assert "Traceback" not in text
+    assert "Traceback" not in browser.find_element("body").text
+    _no_errors_logged(browser)
+    with flask.Flask("probe").test_client():  # the app keeps serving
+        pass
+    assert site.flask.test_client().get(f"/{name}/_dash-layout").status_code == 200
+
+
+def test_real_load_run(request: pytest.FixtureRequest, browser: Any) -> None:
+    """A store written by a real short Locust run (``real_run_store``) opens with every chart populated."""
+    try:
+        store_path, run_id = request.getfixturevalue("real_run_store")
+    except pytest.FixtureLookupError:
+        pytest.skip("the real_run_store fixture is not available")
+    real = Site({"real": store_path})
+    try:
+        _open(browser, f"{real.url}/real/?run={run_id}")
+        traces = _traces(browser)
+        families = {key.split("/", 1)[0] for key in traces}
+        assert {"latency", "throughput", "queue", "connections"} <= families, sorted(traces)
+        assert traces.get("latency/pong/p50", 0) >= 3
+        assert any(key.startswith("latency/ack:") for key in traces)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _table(browser):
+            time.sleep(0.1)
+        table = _table(browser)
+        assert any(int(cells[1].replace(",", "")) > 0 for cells in table.values())
+        _no_errors_logged(browser)
+    finally:
+        real.server.shutdown()
