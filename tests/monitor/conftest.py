@@ -15,6 +15,8 @@ import pytest
 
 from tests.synthetic_runs import SyntheticRun, write_synthetic_run
 
+RATE = 10
+"""Samples per second per metric in the synthetic runs (tests derive expected counts from it)."""
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -58,14 +60,14 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
     root = tmp_path_factory.mktemp("monitor-stores")
     path = root / "runs.sqlite3"
     baseline = write_synthetic_run(
-        path, name="baseline", start=1_700_000_000, seconds=600, rate=20, users=8, error_every=60, seed=2
+        path, name="baseline", start=1_700_000_000, seconds=600, rate=RATE, users=8, error_every=60, seed=2
     )
     run = write_synthetic_run(
         path,
         name="candidate",
         start=1_700_100_000,
         seconds=600,
-        rate=20,
+        rate=RATE,
         users=8,
         error_every=7,
         outage=(300, 330),

@@ -25,7 +25,7 @@ from monitor.data import format_ms
 from runstore import histogram as hdr
 from runstore.samples import SampleAggregator
 from runstore.store import RunStore
-from tests.monitor.conftest import CHROMEDRIVER, CHROMIUM, Stores, pytest_setup_options
+from tests.monitor.conftest import CHROMEDRIVER, CHROMIUM, RATE, Stores, pytest_setup_options
 from tests.synthetic_runs import SyntheticRun, write_synthetic_run
 
 pytestmark = [
@@ -161,7 +161,7 @@ def test_main_page_charts(browser: Any, site: Site, stores: Stores) -> None:
     assert "selected" in browser.find_elements(".run-item")[0].get_attribute("class")
     _wait_text(browser, "#range-label", "Whole run (10 min)")
     table = _table(browser)
-    assert table[("ack:chat_message", "A")][1] == "11,400"  # 570 seconds (outside the outage) x 20
+    assert table[("ack:chat_message", "A")][1] == f"{570 * RATE:,}"  # the seconds outside the outage
     spectrum = browser.driver.execute_script(
         "return document.querySelector('#spectrum .js-plotly-plot').data.map(t => t.name)"
     )
@@ -184,7 +184,7 @@ def test_selected_range_table_matches_merged_histograms(browser: Any, site: Site
     )
     _wait_text(browser, "#range-label", "Selected")
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _table(browser)[("ack:chat_message", "A")][1] != "3,000":
+    while time.monotonic() < deadline and _table(browser)[("ack:chat_message", "A")][1] != f"{150 * RATE:,}":
         time.sleep(0.1)
     table = _table(browser)
     with RunStore.open(stores.path, readonly=True) as store:
@@ -192,11 +192,11 @@ def test_selected_range_table_matches_merged_histograms(browser: Any, site: Site
             merged = store.merged_histogram(run.run_id, metric, lo, hi)
             expected = hdr.percentiles(merged, [50.0, 90.0, 99.0, 99.9])
             cells = table[(metric, "A")]
-            assert cells[1] == f"{merged.get_total_count():,}" == "3,000"
+            assert cells[1] == f"{merged.get_total_count():,}" == f"{150 * RATE:,}"
             assert cells[3:7] == [format_ms(expected[p] / 1000) for p in (50.0, 90.0, 99.0, 99.9)]
             assert cells[7] == format_ms(merged.get_max_value() / 1000)
     errors = len([o for o in range(100, 250) if o % 7 == 0])
-    assert table[("ack:chat_message", "A")][8] == f"{100 * errors / (3000 + errors):.3g} %"
+    assert table[("ack:chat_message", "A")][8] == f"{100 * errors / (150 * RATE + errors):.3g} %"
     # zoomed in: the timeline re-resolved to the selection (plus margins), still at 1-second resolution
     traces = _traces(browser, predicate=lambda t: t.get("throughput/chat_message/sent", 600) < 600)
     assert traces["throughput/chat_message/sent"] <= 150 * 1.5 + 2

@@ -9,7 +9,7 @@ import pytest
 from monitor import data
 from runstore import histogram as hdr
 from runstore.store import SchemaTooNew, StoreCorrupt, StoreNotFound
-from tests.monitor.conftest import Stores
+from tests.monitor.conftest import RATE, Stores
 
 
 def _series(frame: pd.DataFrame, family: str, name: str, stat: str) -> pd.DataFrame:
@@ -52,7 +52,7 @@ def test_timeline_series_match_the_synthetic_run(stores: Stores) -> None:
     sent = _series(series, "throughput", "chat_message", "sent")
     assert len(sent) == 600
     outage = (sent["t"] >= run.start + 300) & (sent["t"] < run.start + 330)
-    assert (sent.loc[outage, "value"] == 0).all() and (sent.loc[~outage, "value"] == 20).all()
+    assert (sent.loc[outage, "value"] == 0).all() and (sent.loc[~outage, "value"] == RATE).all()
     reconnecting = _series(series, "connections", "reconnecting", "users")
     assert reconnecting.loc[reconnecting["t"].between(run.start + 300, run.start + 330), "value"].max() == 8
     errors = _series(series, "errors", "chat_message.rate_limited", "rate")
@@ -114,18 +114,20 @@ def test_range_stats_are_read_off_merged_histograms(stores: Stores) -> None:
         merged = store.merged_histogram(run.run_id, "ack:chat_message", lo, hi)
     expected = hdr.percentiles(merged, [50.0, 90.0, 99.0, 99.9])
     row = stats.table.set_index("metric").loc["ack:chat_message"]
-    assert row["count"] == 150 * 20 == merged.get_total_count()
-    assert row["rate"] == pytest.approx(20.0)
+    assert row["count"] == 150 * RATE == merged.get_total_count()
+    assert row["rate"] == pytest.approx(RATE)
     for pct, column in ((50.0, "p50"), (90.0, "p90"), (99.0, "p99"), (99.9, "p99.9")):
         assert row[column] == expected[pct] / 1000
         assert row[column] == merged.get_value_at_percentile(pct) / 1000  # what HdrHistogram itself says
     errors = len([o for o in range(100, 250) if o % 7 == 0])
     assert row["errors"] == errors
-    assert row["error_rate"] == pytest.approx(errors / (3000 + errors))
+    assert row["error_rate"] == pytest.approx(errors / (150 * RATE + errors))
     spectrum = stats.spectrum[stats.spectrum["metric"] == "pong"]
     assert spectrum["value"].is_monotonic_increasing
     assert spectrum["percentile"].iloc[-1] == 100.0
-    assert 1 / (1 - spectrum["percentile"].iloc[-2] / 100) <= 3000  # no percentiles finer than the count
+    assert (
+        1 / (1 - spectrum["percentile"].iloc[-2] / 100) <= 150 * RATE
+    )  # no percentiles finer than the count
 
 
 def test_compare_is_aligned_at_start(stores: Stores) -> None:
