@@ -18,7 +18,7 @@ server CPU-second, which CPU stolen by other processes does not distort):
 Servers: ``bare`` (bench/server_bare_router.py), ``ref`` (``--store-mode thread``, the default),
 ``ref-loop`` (``--store-mode loop``), and with ``--memory`` ``ref-memory`` (``--db :memory:``).
 
-    python bench/server_throughput.py --seconds 5 --repeat 2
+    python bench/server_throughput.py --seconds 5 --repeat 1   # ~45 s
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ def main() -> None:
     p.add_argument("--window", type=int, default=40, help="messages in flight per pair")
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase")
     p.add_argument("--memory", action="store_true", help="also measure --db :memory:")
-    p.add_argument("--repeat", type=int, default=2, help="interleaved throughput runs per server")
+    p.add_argument("--repeat", type=int, default=1, help="interleaved throughput runs per server")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "server_throughput.json")
     args = p.parse_args()
     os.sched_setaffinity(0, {CLIENT_CORE})
