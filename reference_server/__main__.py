@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
@@ -46,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
            "[env WSGAUGE_DB]")  # fmt: skip
     a("--secret", action="append", default=None, metavar="SECRET",
       help="NextAuth secret for session tokens; repeat to accept old secrets during rotation "
-           "(first = current). Default: env AUTH_SECRET, AUTH_SECRET_1..9, NEXTAUTH_SECRET")  # fmt: skip
+           "(first = current). Default: env AUTH_SECRET, AUTH_SECRET_1..9, NEXTAUTH_SECRET; "
+           "with none, a random secret is generated for this run and printed to stderr")  # fmt: skip
     a("--admin-token", default=os.environ.get("WSGAUGE_ADMIN_TOKEN"),
       help="bearer token required by POST /api/notifications; unset disables that route "
            "[env WSGAUGE_ADMIN_TOKEN]")  # fmt: skip
@@ -168,7 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if not config.secrets:
-        parser.error("no NextAuth secret: pass --secret or set AUTH_SECRET / NEXTAUTH_SECRET")
+        # Development default (the README's one-command start): a random secret for this run,
+        # shown on stderr so that a developer can mint cookies; nobody else can.
+        secret = secrets.token_urlsafe(32)
+        config = dataclasses.replace(config, secrets=(secret,))
+        print(
+            "wsgauge reference server: no NextAuth secret configured (--secret, AUTH_SECRET or "
+            f"NEXTAUTH_SECRET); using a random one for this run: {secret}",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         asyncio.run(serve(config))
     except OSError as exc:

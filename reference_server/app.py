@@ -130,12 +130,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: ``{"status":"ok","connections":N,"uptime_s":…,"version":…}``."""
+    """``GET /healthz``: ``{"status":"ok","server":"wsgauge-reference","connections":N,…}``."""
     app = request.app
     stopping = app[STOPPING][0]
     return _json(
         {
             "status": "stopping" if stopping else "ok",
+            "server": "wsgauge-reference",
             "connections": app[METRICS].connections_open,
             "uptime_s": round(time.monotonic() - app[STARTED_AT], 3),
             "version": __version__,

@@ -13,6 +13,7 @@ import time
 import pytest
 import websocket
 
+from reference_server import nextauth
 from tests.conftest import REPO_ROOT
 
 from .helpers import chat, drain, expect_close, recv_json, uid
@@ -36,17 +37,32 @@ def test_help_documents_every_option():
         assert option in out, option
 
 
-def test_no_secret_is_a_usage_error():
+def test_without_a_secret_it_starts_with_a_random_one_and_says_so():
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "reference_server", "--port", "0", "--db", ":memory:"],
         cwd=REPO_ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        timeout=30,
     )
-    assert proc.returncode == 2 and "secret" in proc.stderr
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()
+        assert line.startswith("wsgauge reference server listening on ws://127.0.0.1:")
+        warning = proc.stderr.readline()
+        secret = warning.rsplit(": ", 1)[1].strip()
+        assert "no NextAuth secret" in warning and len(secret) >= 32
+        url = line.rsplit(" ", 1)[1].strip()
+        cookie = nextauth.cookie_header(nextauth.mint_v4(secret, {"sub": "dev"}))
+        ws = websocket.create_connection(url, header=[f"Cookie: {cookie}"], timeout=5)
+        ws.send(json.dumps({"type": "ping", "ts": 1}))
+        assert recv_json(ws) == {"type": "pong", "ts": 1}
+        ws.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
 
 
 def test_rate_limit_answers_rate_limited_and_the_connection_survives(reference_server_factory):
