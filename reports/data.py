@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
+import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
@@ -122,11 +123,39 @@ class RunData:
     gauges: pd.DataFrame
     events: pd.DataFrame
     server_metrics: pd.DataFrame
+    excluded: frozenset[int] = frozenset()
+    """Seconds dropped inside ``start <= t < end`` (:meth:`without_seconds`: the load generator stalled)."""
 
     @property
     def duration_s(self) -> int:
-        """Seconds covered by samples."""
-        return self.end - self.start
+        """Seconds covered by samples (excluded seconds do not count)."""
+        return self.end - self.start - len(self.excluded)
+
+    @property
+    def seconds(self) -> np.ndarray:
+        """The seconds of the snapshot, in order, without the excluded ones."""
+        every = np.arange(self.start, self.end, dtype=np.int64)
+        if not self.excluded:
+            return every
+        return every[~np.isin(every, np.fromiter(self.excluded, dtype=np.int64))]
+
+    def without_seconds(self, seconds: set[int]) -> RunData:
+        """Return the snapshot without the latency rows, counters and gauges of ``seconds``."""
+        if not seconds:
+            return self
+        drop = list(seconds)
+
+        def cut(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame[~frame["t"].isin(drop)].reset_index(drop=True)
+
+        inside = {t for t in seconds if self.start <= t < self.end}
+        return replace(
+            self,
+            latency=cut(self.latency),
+            counters=cut(self.counters),
+            gauges=cut(self.gauges),
+            excluded=self.excluded | frozenset(inside),
+        )
 
     @property
     def metrics(self) -> list[Metric]:

@@ -4,7 +4,8 @@ Example (every table and key is optional; what is left out keeps its default)::
 
     [gate]
     warmup = "5s"            # seconds excluded at the start of both runs
-    max_send_lag = "20ms"    # open model: a run whose generator lagged more (p95) is unusable; false = off
+    stall_lag = "5ms"        # open model: drop seconds whose send_lag p95 is above (false: keep all)
+    min_quiet_seconds = 3    # fewer seconds left: the run is unusable evidence
     confidence = 0.95        # two-sided bootstrap confidence interval
     resamples = 2000
     seed = 1
@@ -123,8 +124,11 @@ class Thresholds:
     """Everything the gate needs besides the two runs."""
 
     warmup_s: float = 5.0
-    max_send_lag_us: float | None = 20_000.0
-    """A run whose open-model ``send_lag`` p95 exceeds this is not usable evidence (``None``: no check)."""
+    stall_lag_us: float | None = 5_000.0
+    """Open model: seconds whose ``send_lag`` p95 exceeds this are excluded (the generator stalled; ``None``:
+    keep every second)."""
+    min_quiet_seconds: int = 3
+    """Fewer seconds left than this after excluding stalls: the run is not usable evidence."""
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 1
@@ -359,9 +363,13 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
             thresholds = replace(
                 thresholds, warmup_s=_duration_us(value, "warmup", ctx, key, bare_unit="s") / 1e6
             )
-        elif key == "max_send_lag":
-            limit = None if value is False else _duration_us(value, "max_send_lag", ctx, key)
-            thresholds = replace(thresholds, max_send_lag_us=limit)
+        elif key == "stall_lag":
+            limit = None if value is False else _duration_us(value, "stall_lag", ctx, key)
+            thresholds = replace(thresholds, stall_lag_us=limit)
+        elif key == "min_quiet_seconds":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ctx.error(key, f"min_quiet_seconds must be a positive integer, not {value!r}")
+            thresholds = replace(thresholds, min_quiet_seconds=value)
         elif key == "confidence":
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value < 1:
                 raise ctx.error(key, f"confidence must be a number in [0.5, 1), not {value!r}")
@@ -378,7 +386,9 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
             thresholds = replace(thresholds, **{key: value})
         else:
             raise ctx.error(
-                key, f"[gate] unknown setting {key!r} (warmup, max_send_lag, confidence, resamples, seed)"
+                key,
+                f"[gate] unknown setting {key!r} "
+                "(warmup, stall_lag, min_quiet_seconds, confidence, resamples, seed)",
             )
     defaults = document.get("defaults", {})
     if not isinstance(defaults, dict):

@@ -9,6 +9,8 @@ from reports.thresholds import DEFAULT_THRESHOLDS, ThresholdsError, parse_absolu
 EXAMPLE = """\
 [gate]
 warmup = "10s"
+stall_lag = "2ms"
+min_quiet_seconds = 5
 confidence = 0.99
 resamples = 500
 
@@ -37,6 +39,7 @@ rules = [
 def test_parse_example() -> None:
     th = parse_thresholds(EXAMPLE.replace("p99.9 =", '"p99.9" ='))
     assert (th.warmup_s, th.confidence, th.resamples) == (10.0, 0.99, 500)
+    assert (th.stall_lag_us, th.min_quiet_seconds) == (2000.0, 5)
     stats = {r.stat: r for r in th.defaults.latency}
     assert stats["p50"].tolerance == pytest.approx(0.05) and stats["p50"].floor_us == pytest.approx(300.0)
     assert stats["p99.9"].percentile == 99.9 and stats["p99"] == next(
@@ -48,7 +51,7 @@ def test_parse_example() -> None:
     assert chat.latency[1].tolerance == pytest.approx(0.10) and chat.throughput is None
     assert th.rules_for("pong", "ping") is th.defaults
     rules = {r.text: r for r in th.absolute}
-    assert rules["chat_message.p99 < 50ms"].limit == 50_000 and rules["chat_message.p99 < 50ms"].line == 18
+    assert rules["chat_message.p99 < 50ms"].limit == 50_000 and rules["chat_message.p99 < 50ms"].line == 20
     assert rules["errors.rate < 0.1%"].subject is None
     assert rules["errors.rate < 0.1%"].limit == pytest.approx(0.001)
     assert rules["connect.p95 <= 0.2s"].limit == 200_000
