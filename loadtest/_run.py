@@ -127,6 +127,7 @@ class ActiveRun:
     scraper: MetricsScraper | None = None
     pending_workers: set[str] = field(default_factory=set)
     finished: bool = False
+    store_error: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,6 @@ class RunLifecycle:
         self.finished: list[FinishedRun] = []
         self.interrupted = False
         self.failure: str | None = None
-        self.reported = False
 
     # --- init -----------------------------------------------------------------------------------------------
 
@@ -368,8 +368,12 @@ class RunLifecycle:
             try:
                 self.store.heartbeat(run.run_id)
                 self._scrape(run)
-            except StoreError as exc:
-                log.error("wsgauge: run store: %s", exc)
+            except Exception as exc:  # a locked or full disk: keep the run going, say so once
+                if not run.store_error:
+                    log.error("wsgauge: cannot write the run store: %s", exc)
+                run.store_error = True
+            else:
+                run.store_error = False
             if self.server is not None and run.target.embedded and self.server.died:
                 self.failure = (
                     f"the embedded reference server exited unexpectedly (code {self.server.returncode}):"
@@ -518,7 +522,7 @@ class RunLifecycle:
             return
         if not run.finished:
             self._stop_sampling(run)
-        with contextlib.suppress(StoreError):
+        with contextlib.suppress(Exception):
             self._scrape(run)
         status = self._status(run)
         stats = self.environment.runner.stats.total if self.environment.runner is not None else None
