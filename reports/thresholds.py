@@ -11,7 +11,7 @@ Example (every table and key is optional; what is left out keeps its default)::
     seed = 1
 
     [defaults]               # relative rules for every message type
-    p50 = { tolerance = "10%", floor = "0.1ms" }
+    p50 = { tolerance = "15%", floor = "0.1ms" }
     p95 = { tolerance = "15%", floor = "0.25ms" }
     p99 = { tolerance = "15%", floor = "0.5ms" }
     error_rate = { tolerance = "0.5%" }     # percentage points of errors per request
@@ -135,7 +135,7 @@ class Thresholds:
     defaults: RelativeRules = field(
         default_factory=lambda: RelativeRules(
             latency=(
-                LatencyRule("p50", 50.0, 0.10, 100.0),
+                LatencyRule("p50", 50.0, 0.15, 100.0),
                 LatencyRule("p95", 95.0, 0.15, 250.0),
                 LatencyRule("p99", 99.0, 0.15, 500.0),
             ),
