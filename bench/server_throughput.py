@@ -15,10 +15,10 @@ server CPU-second, which CPU stolen by other processes does not distort):
 2. latency, open loop at 50 % of the reference server's throughput, for each server: p50/p99
    of delivery (send → ``new_message``) and, for the reference server, of the durable ack.
 
-Servers: ``bare`` (bench/server_bare_router.py), ``ref`` (``--store-mode thread``, the default),
-``ref-loop`` (``--store-mode loop``), and with ``--memory`` ``ref-memory`` (``--db :memory:``).
+Servers: ``bare`` (bench/server_bare_router.py), ``ref`` (the reference server, SQLite file) and,
+with ``--memory``, ``ref-memory`` (``--db :memory:``).
 
-    python bench/server_throughput.py --seconds 5 --repeat 1   # ~45 s
+    python bench/server_throughput.py --seconds 5 --repeat 1   # ~35 s
 """
 
 from __future__ import annotations
@@ -168,8 +168,7 @@ class Server:
             cmd = [sys.executable, str(REPO / "bench" / "server_bare_router.py"), "--port", "0"]
         else:
             db = ":memory:" if kind == "ref-memory" else str(tmp / f"bench-{secrets.token_hex(3)}.db")
-            mode = "loop" if kind == "ref-loop" else "thread"
-            cmd = [sys.executable, "-m", "reference_server", "--port", "0", "--db", db, "--store-mode", mode,
+            cmd = [sys.executable, "-m", "reference_server", "--port", "0", "--db", db,
                    f"--secret={self.secret}", "--rate-limit", "0", "--log-level", "ERROR"]  # fmt: skip
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(SERVER_CORE), *cmd], cwd=REPO, stdout=subprocess.PIPE, text=True
@@ -341,7 +340,7 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"pairs": args.pairs, "window": args.window, "seconds": args.seconds}
     with tempfile.TemporaryDirectory() as tmp:
-        kinds = ["bare", "ref", "ref-loop", *(["ref-memory"] if args.memory else [])]
+        kinds = ["bare", "ref", *(["ref-memory"] if args.memory else [])]
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
         for _ in range(args.repeat):  # interleaved, so that background noise hits both
             for kind in kinds:
@@ -357,7 +356,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results[f"throughput_{kind}"] = best(runs[kind])
             results[f"throughput_{kind}_runs"] = runs[kind]
         rate = 0.5 * results["throughput_ref"]["delivered_per_s"]
-        for kind in ("bare", "ref", "ref-loop"):
+        for kind in ("bare", "ref"):
             server = Server(kind, Path(tmp))
             try:
                 results[f"latency_{kind}"] = await latency(server, args.pairs, rate, args.seconds)
@@ -392,9 +391,6 @@ def main() -> None:
     print(f"reference server (acks, SQLite):  {ref['delivered_per_s']:9.0f} msg/s  "
           f"(acks {ref['acks_per_s']:.0f}/s, server cpu {ref['server_cpu']:.0%}, "
           f"client cpu {ref['client_cpu']:.0%})")  # fmt: skip
-    loop = results["throughput_ref-loop"]
-    print(f"reference server (--store-mode loop): {loop['delivered_per_s']:5.0f} msg/s  "
-          f"({loop['per_server_cpu_s']:.0f} msg per server CPU-s)")  # fmt: skip
     if "throughput_ref-memory" in results:
         mem = results["throughput_ref-memory"]
         print(f"reference server (:memory:):      {mem['delivered_per_s']:9.0f} msg/s")
@@ -406,9 +402,6 @@ def main() -> None:
     print(f"latency at {lr['rate']:.0f} msg/s (50% of reference max):")
     print(f"  reference: deliver p50 {lr['deliver_p50_ms']:.2f} ms p99 {lr['deliver_p99_ms']:.2f} ms; "
           f"ack p50 {lr['ack_p50_ms']:.2f} ms p99 {lr['ack_p99_ms']:.2f} ms")  # fmt: skip
-    ll = results["latency_ref-loop"]
-    print(f"  ref-loop:  deliver p50 {ll['deliver_p50_ms']:.2f} ms p99 {ll['deliver_p99_ms']:.2f} ms; "
-          f"ack p50 {ll['ack_p50_ms']:.2f} ms p99 {ll['ack_p99_ms']:.2f} ms")  # fmt: skip
     print(f"  bare:      deliver p50 {lb['deliver_p50_ms']:.2f} ms p99 {lb['deliver_p99_ms']:.2f} ms")
     print(f"load average during run: {results['load_average']}")
 

@@ -83,10 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
       default=_DEFAULTS.synchronous,
       help="SQLite synchronous mode: NORMAL survives a process crash, FULL also power loss "
            "(an fsync per group commit)")  # fmt: skip
-    a("--store-mode", choices=("thread", "loop"), default=_DEFAULTS.store_mode,
-      help="where SQLite group commits run: 'thread' (a writer thread; fsyncs never stall the "
-           "event loop) or 'loop' (on the event loop at the end of each pass, checkpoints on a "
-           "helper thread; lower latency when the server has a single core)")  # fmt: skip
     a("--shutdown-timeout", type=float, default=_DEFAULTS.shutdown_timeout,
       help="seconds to wait for clients to answer the close handshake")  # fmt: skip
     a("--test-delay-ms", type=float, default=0.0, metavar="FLOAT",
@@ -119,7 +115,6 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         clock_tolerance=args.clock_tolerance,
         batch_max=args.batch_max,
         synchronous=args.synchronous,
-        store_mode=args.store_mode,
         shutdown_timeout=args.shutdown_timeout,
         max_header_size=args.max_header_size,
         test_delay_ms=args.test_delay_ms,

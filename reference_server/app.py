@@ -228,7 +228,6 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         batch_max=config.batch_max,
         synchronous=config.synchronous,
         on_commit=metrics.observe_commit,
-        mode=config.store_mode,
     )
     store.start()
     app[STORE] = store

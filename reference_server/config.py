@@ -51,8 +51,6 @@ class ServerConfig:
         batch_max: Most store jobs per group commit.
         synchronous: SQLite ``synchronous`` pragma (``NORMAL``: crash-safe; ``FULL``:
             power-loss-safe).
-        store_mode: Where group commits run: ``"thread"`` (a writer thread) or ``"loop"`` (on
-            the event loop, checkpoints on a helper thread). See :mod:`reference_server.store`.
         shutdown_timeout: Seconds to wait for connections to close on shutdown.
         test_delay_ms: TEST ONLY. Delay every inbound frame's handling by this many
             milliseconds (per connection, in order) to simulate a slower server.
@@ -77,7 +75,6 @@ class ServerConfig:
     backlog_page: int = 1000
     batch_max: int = 2000
     synchronous: str = "NORMAL"
-    store_mode: str = "thread"
     shutdown_timeout: float = 5.0
     test_delay_ms: float = 0.0
 
@@ -91,5 +88,3 @@ class ServerConfig:
             raise ValueError("rate_limit and test_delay_ms must not be negative")
         if self.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"bad synchronous mode {self.synchronous!r}")
-        if self.store_mode not in ("thread", "loop"):
-            raise ValueError(f"bad store mode {self.store_mode!r}")

@@ -8,8 +8,8 @@ Outbound frames are written straight to the transport, coalesced: everything que
 connection during one event-loop pass leaves in one ``transport.write`` (one syscall), so a
 group commit that acks 500 messages costs one write per connection, not 1,000. A connection
 whose transport buffer passes ``outbound_limit`` bytes is a slow consumer: it gets close 4002
-and its transport is aborted after ``close_grace`` seconds; what it had not confirmed stays in
-the store and is delivered again when it reconnects.
+and its transport is aborted after ``shutdown_timeout`` seconds if it never reads; what it had
+not confirmed stays in the store and is delivered again when it reconnects.
 """
 
 from __future__ import annotations

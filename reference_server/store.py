@@ -1,21 +1,10 @@
-"""Durable storage: SQLite in WAL mode, written with group commit.
+"""Durable storage: SQLite in WAL mode, written by one thread with group commit.
 
-Each operation (:meth:`Store.append_message`, :meth:`Store.mark_read`, ...) queues a job and
-names a callback. A group commit takes every pending job (up to ``batch_max``), runs them in one
-transaction, commits, and only then runs the callbacks on the event loop, in submission order.
-Two modes decide where the SQL runs:
-
-* ``mode="thread"`` (default): a dedicated writer thread. The loop never touches SQLite; results
-  come back in one ``call_soon_threadsafe`` per commit. Fsyncs (``synchronous="FULL"``,
-  checkpoints) never stall the loop, and on a multi-core machine SQLite work (which releases the
-  GIL) overlaps the loop's.
-* ``mode="loop"``: the commit runs on the event loop at the end of each loop pass (everything
-  submitted during the pass is one transaction); WAL checkpoints, the only fsyncs with
-  ``synchronous="NORMAL"``, run on a helper thread with its own connection. No GIL hand-offs:
-  when the server is pinned to one core the thread mode's writer can only run when the loop
-  yields the core, which adds milliseconds of latency.
-
-Either way:
+The event loop never touches SQLite. Each operation (:meth:`Store.append_message`,
+:meth:`Store.mark_read`, ...) queues a job for the store thread and names a callback. The thread
+takes every pending job (up to ``batch_max``), runs them in one transaction, commits, and only
+then hands all the results back to the loop in one ``call_soon_threadsafe``; the callbacks run
+there in submission order. So:
 
 * an effect is reported (and acked) only after the commit that holds it;
 * results arrive in the order the work was submitted, which is also sequence order;
@@ -272,13 +261,9 @@ class Store:
         batch_max: int = 2000,
         synchronous: str = "NORMAL",
         on_commit: Callable[[float, int], None] | None = None,
-        mode: str = "thread",
     ) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"bad synchronous mode {synchronous!r}")
-        if mode not in ("thread", "loop"):
-            raise ValueError(f"bad store mode {mode!r}")
-        self.mode = mode
         self.path = path
         self.batch_max = batch_max
         self.synchronous = synchronous.upper()
@@ -290,13 +275,6 @@ class Store:
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self.pending = 0  #: jobs submitted and not yet reported back
-        self._open = False
-        # loop mode
-        self._db: sqlite3.Connection | None = None
-        self._loop_jobs: list[Any] = []
-        self._loop_scheduled = False
-        self._checkpointer: threading.Thread | None = None
-        self._stop_checkpoints = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -320,43 +298,16 @@ class Store:
             sqlite3.Error: The database cannot be opened.
         """
         self._loop = asyncio.get_running_loop()
-        if self.mode == "loop":
-            db = self._db = self._connect()
-            self._seq = _max_seq(db)
-            if self.path != ":memory:":
-                # Checkpoints (which fsync) run on a helper thread with its own connection.
-                db.execute("PRAGMA wal_autocheckpoint=0")
-                self._checkpointer = threading.Thread(
-                    target=self._checkpoints, name="wsgauge-checkpoint", daemon=True
-                )
-                self._checkpointer.start()
-            self._open = True
-            return
         self._thread = threading.Thread(target=self._run, name="wsgauge-store", daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._open_error is not None:
             raise self._open_error
-        self._open = True
 
     async def close(self) -> None:
         """Commit everything queued, then stop the thread and close the database."""
-        if self.mode == "loop":
-            if not self._open:
-                return
-            self._flush_loop()
-            self._open = False
-            if self._checkpointer is not None:
-                self._stop_checkpoints.set()
-                await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
-            assert self._db is not None
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            self._db.close()
-            return
         if self._thread is None:
             return
-        self._open = False
         self._jobs.put(_STOP)
         thread, self._thread = self._thread, None
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
@@ -366,44 +317,10 @@ class Store:
     # -- submission (event loop) --------------------------------------------------------------
 
     def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], callback: Callback) -> None:
-        if not self._open:
+        if self._thread is None:
             raise RuntimeError("store is closed")
         self.pending += 1
-        if self._db is None:
-            self._jobs.put((fn, args, callback))
-            return
-        self._loop_jobs.append((fn, args, callback))
-        if not self._loop_scheduled:
-            self._loop_scheduled = True
-            assert self._loop is not None
-            self._loop.call_soon(self._flush_loop)
-
-    def _flush_loop(self) -> None:
-        """Loop mode: commit everything submitted during this loop pass, then report it."""
-        self._loop_scheduled = False
-        assert self._db is not None
-        while self._loop_jobs:
-            batch = self._loop_jobs[: self.batch_max]
-            del self._loop_jobs[: self.batch_max]
-            results, elapsed = self._execute(self._db, batch)
-            self._complete(results, elapsed)
-
-    def _checkpoints(self) -> None:
-        """Loop mode helper thread: checkpoint the WAL about once a second."""
-        try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=5000")
-        except sqlite3.Error:
-            log.exception("checkpoint connection failed")
-            return
-        try:
-            while not self._stop_checkpoints.wait(1.0):
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    log.exception("checkpoint failed")
-        finally:
-            db.close()
+        self._jobs.put((fn, args, callback))
 
     def next_seq(self) -> int:
         """Allocate the next inbox sequence number."""
@@ -512,7 +429,11 @@ class Store:
     def _run(self) -> None:
         try:
             db = self._connect()
-            self._seq = _max_seq(db)
+            row = db.execute(
+                "SELECT max(s) FROM (SELECT max(seq) AS s FROM messages "
+                "UNION ALL SELECT max(seq) FROM notifications)"
+            ).fetchone()
+            self._seq = row[0] or 0
         except BaseException as exc:
             self._open_error = exc
             self._ready.set()
@@ -544,17 +465,6 @@ class Store:
             db.close()
 
     def _run_batch(self, db: sqlite3.Connection, batch: list[Any]) -> None:
-        """Thread mode: run one group commit and post the results to the loop."""
-        results, elapsed = self._execute(db, batch)
-        loop = self._loop
-        assert loop is not None
-        with contextlib.suppress(RuntimeError):  # loop closed: nobody to tell
-            loop.call_soon_threadsafe(self._complete, results, elapsed)
-
-    def _execute(
-        self, db: sqlite3.Connection, batch: list[Any]
-    ) -> tuple[list[tuple[Callback, Any, BaseException | None]], float]:
-        """Run ``batch`` in one transaction; on failure roll back and run each job alone."""
         t0 = time.perf_counter()
         results: list[tuple[Callback, Any, BaseException | None]] = []
         try:
@@ -580,7 +490,11 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             results = [self._run_one(db, job) for job in batch]
-        return results, time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        loop = self._loop
+        assert loop is not None
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody to tell
+            loop.call_soon_threadsafe(self._complete, results, elapsed)
 
     @staticmethod
     def _run_one(db: sqlite3.Connection, job: Any) -> tuple[Callback, Any, BaseException | None]:
@@ -604,13 +518,6 @@ class Store:
                 callback(result, exc)
             except Exception:
                 log.exception("store callback failed")
-
-
-def _max_seq(db: sqlite3.Connection) -> int:
-    row = db.execute(
-        "SELECT max(s) FROM (SELECT max(seq) AS s FROM messages UNION ALL SELECT max(seq) FROM notifications)"
-    ).fetchone()
-    return row[0] or 0
 
 
 def _ignore(result: Any, exc: BaseException | None) -> None:

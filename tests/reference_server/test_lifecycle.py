@@ -121,9 +121,8 @@ def test_slow_consumer_is_closed_with_4002_and_gets_its_messages_after_reconnect
     assert {f["data"]["id"] for f in before} | set(got) == {f"m{i}" for i in range(1, sent + 1)}
 
 
-@pytest.mark.parametrize("store_mode", ["thread", "loop"])
-def test_sigterm_closes_sockets_with_1001_flushes_and_exits_0(reference_server_factory, store_mode):
-    server = reference_server_factory("--store-mode", store_mode)
+def test_sigterm_closes_sockets_with_1001_flushes_and_exits_0(reference_server_factory):
+    server = reference_server_factory()
     alice, bob = uid(), uid()
     a = server.connect(alice)
     for i in range(50):
@@ -140,11 +139,10 @@ def test_sigterm_closes_sockets_with_1001_flushes_and_exits_0(reference_server_f
     assert db.execute("SELECT count(*) FROM messages WHERE receiver_id = ?", (bob,)).fetchone()[0] == 50
 
 
-@pytest.mark.parametrize("store_mode", ["thread", "loop"])
-def test_sigkill_under_load_loses_nothing_acked(reference_server_factory, store_mode):
+def test_sigkill_under_load_loses_nothing_acked(reference_server_factory):
     """Kill -9 mid-load, restart on the same file: every ack is stored, every read persists,
     and undelivered messages arrive after reconnect."""
-    server = reference_server_factory("--rate-limit", "0", "--store-mode", store_mode)
+    server = reference_server_factory("--rate-limit", "0")
     receivers = [uid("rx") for _ in range(3)]
     note_user = uid("reader")
     notes = [server.post_notification(note_user, f"n{i}")[1]["id"] for i in range(20)]
@@ -195,7 +193,7 @@ def test_sigkill_under_load_loses_nothing_acked(reference_server_factory, store_
         t.join(10)
     assert sum(len(v) for v in acked.values()) > 50 and read_acked
 
-    again = reference_server_factory("--rate-limit", "0", "--store-mode", store_mode, db_path=server.db_path)
+    again = reference_server_factory("--rate-limit", "0", db_path=server.db_path)
     for rx in receivers:
         ws = again.connect(rx)
         got: list[str] = []

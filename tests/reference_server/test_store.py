@@ -16,12 +16,6 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-@pytest.fixture(params=["thread", "loop"])
-def mode(request: pytest.FixtureRequest) -> str:
-    """Every store test runs in both modes."""
-    return request.param
-
-
 async def wait_all(futs: list[asyncio.Future[Any]]) -> list[Any]:
     return list(await asyncio.gather(*futs))
 
@@ -49,14 +43,13 @@ def test_iso_utc_matches_javascript_to_iso_string():
 
 
 @pytest.mark.parametrize("path", [":memory:", "file"])
-def test_many_writes_share_commits_and_report_in_submission_order(tmp_path: Path, path: str, mode: str):
+def test_many_writes_share_commits_and_report_in_submission_order(tmp_path: Path, path: str):
     commits: list[int] = []
 
     async def main() -> list[Any]:
         store = Store(
             str(tmp_path / "s.db") if path == "file" else path,
             on_commit=lambda seconds, jobs: commits.append(jobs),
-            mode=mode,
         )
         store.start()
         order: list[Any] = []
@@ -77,9 +70,9 @@ def test_many_writes_share_commits_and_report_in_submission_order(tmp_path: Path
     assert sum(commits) == 500 and len(commits) < 500  # grouped
 
 
-def test_backlog_merges_messages_and_notifications_and_respects_the_cursor(tmp_path: Path, mode: str):
+def test_backlog_merges_messages_and_notifications_and_respects_the_cursor(tmp_path: Path):
     async def main() -> None:
-        store = Store(str(tmp_path / "b.db"), mode=mode)
+        store = Store(str(tmp_path / "b.db"))
         store.start()
         make = collector(asyncio.get_running_loop())
         futs = []
@@ -112,9 +105,9 @@ def test_backlog_merges_messages_and_notifications_and_respects_the_cursor(tmp_p
     run(main())
 
 
-def test_mark_read_only_touches_the_owners_notification(tmp_path: Path, mode: str):
+def test_mark_read_only_touches_the_owners_notification(tmp_path: Path):
     async def main() -> None:
-        store = Store(str(tmp_path / "n.db"), mode=mode)
+        store = Store(str(tmp_path / "n.db"))
         store.start()
         make = collector(asyncio.get_running_loop())
         fut, cb = make()
@@ -132,11 +125,11 @@ def test_mark_read_only_touches_the_owners_notification(tmp_path: Path, mode: st
     run(main())
 
 
-def test_data_and_sequence_survive_a_restart(tmp_path: Path, mode: str):
+def test_data_and_sequence_survive_a_restart(tmp_path: Path):
     path = str(tmp_path / "p.db")
 
     async def write() -> None:
-        store = Store(path, mode=mode)
+        store = Store(path)
         store.start()
         make = collector(asyncio.get_running_loop())
         fut, cb = make()
@@ -151,7 +144,7 @@ def test_data_and_sequence_survive_a_restart(tmp_path: Path, mode: str):
         await store.close()
 
     async def read() -> None:
-        store = Store(path, mode=mode)
+        store = Store(path)
         store.start()
         assert store.next_seq() == 2
         rows = await store.query("SELECT completion FROM progress WHERE user_id = ?", "a")
@@ -164,12 +157,12 @@ def test_data_and_sequence_survive_a_restart(tmp_path: Path, mode: str):
     run(read())
 
 
-def test_a_failing_job_does_not_fail_its_batch_neighbours(tmp_path: Path, mode: str):
+def test_a_failing_job_does_not_fail_its_batch_neighbours(tmp_path: Path):
     def boom(db: Any) -> None:
         raise ValueError("boom")
 
     async def main() -> None:
-        store = Store(str(tmp_path / "f.db"), mode=mode)
+        store = Store(str(tmp_path / "f.db"))
         store.start()
         make = collector(asyncio.get_running_loop())
         fut1, cb1 = make()
