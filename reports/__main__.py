@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("run", nargs="?", type=int, metavar="RUN", help="run id (default: the newest run)")
     build.add_argument("--results", **results)
     build.add_argument(
-        "-o", "--output", metavar="FILE", help="HTML file (default: report-run<id>.html by the store)"
+        "-o", "--output", metavar="FILE", help="HTML file (default: report-<id>.html by the store)"
     )
 
     def gate_options(sub: argparse.ArgumentParser) -> None:

@@ -18,8 +18,8 @@ __all__ = ["build_report", "default_output", "write_atomically", "write_report"]
 
 
 def default_output(store_path: str | os.PathLike[str], run_id: int) -> Path:
-    """``report-run<id>.html`` next to the run store."""
-    return Path(store_path).parent / f"report-run{run_id}.html"
+    """``report-<id>.html`` next to the run store (the name the load test uses)."""
+    return Path(store_path).parent / f"report-{run_id}.html"
 
 
 def write_atomically(path: Path, text: str) -> Path:

@@ -43,7 +43,7 @@ def test_build_prints_the_path(runs: Runs, tmp_path: Path, capsys: pytest.Captur
     )
     assert code == 0 and out.strip() == str(tmp_path / "r.html")
     code, out, _ = _run(capsys, "build", "--results", str(runs.store))
-    assert code == 0 and out.strip().endswith(f"report-run{runs.shift20.run_id}.html")
+    assert code == 0 and out.strip().endswith(f"report-{runs.shift20.run_id}.html")
 
 
 def test_compare_pass(reports: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
