@@ -316,7 +316,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         metrics: list[str] | None,
         percentiles: list[str] | None,
         server: list[str] | None,
-        relayout: dict[str, Any] | None,
+        x_range: dict[str, Any] | None,
         resets: int | None,
         view: dict[str, Any] | None,
     ) -> tuple[Any, ...]:
@@ -331,7 +331,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         rng = view.get("range") if same_run and view else None
         triggered = set(ctx.triggered_prop_ids.values())
         if ids.X_RANGE in triggered:
-            what, new_range = parse_relayout(relayout)
+            what, new_range = parse_relayout(x_range)
             if what != "none":
                 rng = list(new_range) if new_range else None
         if ids.RESET_RANGE in triggered:
@@ -369,24 +369,27 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
     def live_tick(_n: int, state: dict[str, Any] | None, view: dict[str, Any] | None) -> tuple[Any, ...]:
         if not state or state.get("error"):
             raise PreventUpdate
-        if state.get("empty") or not view or view.get("error") or "window" not in view:
+        if not view or view.get("error") or "window" not in view:
             # A run that had no samples when it was selected: draw it as soon as it has some.
+            selection = _selection_of(view, state)
             try:
                 with data.open_store(store_path) as store:
                     span = store.time_range(int(state["run"]))
+                    if span is not None and not selection["metrics"]:  # selected before its first sample
+                        selection["metrics"] = _default_metrics(store.latency_metrics(int(state["run"])))
+                if span is None:
+                    raise PreventUpdate
+                fig, new_view = _build_timeline(
+                    store_path, state, selection, None, f"{state['run']}:{state.get('compare')}:0"
+                )
+            except PreventUpdate:
+                raise
             except Exception:
                 log.exception("live tick failed for run %s", state.get("run"))
                 raise PreventUpdate from None
-            if span is None:
+            if not new_view:
                 raise PreventUpdate
-            fig, new_view = _build_timeline(
-                store_path,
-                state,
-                _selection_of(view, state),
-                None,
-                f"{state['run']}:{state.get('compare')}:0",
-            )
-            new_view["selection"] = _selection_of(view, state)
+            new_view["selection"] = selection
             return fig, new_view, not new_view["live"], _range_label(new_view)
         try:
             return _live_update(store_path, state, view)

@@ -1,0 +1,288 @@
+"""Monitor at scale: how fast a 24-hour, 1-second-resolution run opens, and how much reaches the browser.
+
+Builds (once, cached in ``bench/out/monitor_24h.sqlite3``) a synthetic 24-hour run: three latency metrics at a
+modest 3 samples/s each, counters, gauges, an outage with connection events, errors, and three scraped server
+series every second. Then measures, in-process, the monitor's own code paths:
+
+- ``select``: what selecting a run reads (``monitor.data.overview``);
+- ``timeline``: the first-charts path, read + downsample + build the figure + serialise it to JSON, for the
+  whole day, and again after zooming to one hour and to five minutes (re-resolution);
+- ``range``: the spectrum and the table of the whole day (merged histograms, per-minute roll-ups);
+- the same timeline *without* downsampling (every per-second row of every series), as the baseline;
+
+and, unless ``--no-browser``, the page in headless Chromium: navigation to the first drawn timeline.
+
+Usage::
+
+    python bench/monitor_scale.py [--rebuild] [--no-browser] [--repeat 5]
+
+Results are printed and written to ``bench/out/monitor_scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import plotly.io as pio  # noqa: E402
+
+from monitor import data, figures  # noqa: E402
+from runstore.store import RunStore  # noqa: E402
+from tests.synthetic_runs import write_synthetic_run  # noqa: E402
+
+OUT = REPO / "bench" / "out"
+STORE = OUT / "monitor_24h.sqlite3"
+DAY = 86_400
+START = 1_700_000_000
+
+
+def build(path: Path) -> float:
+    """Write the 24-hour run (about 3 minutes); returns the seconds it took."""
+    path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    run = write_synthetic_run(
+        path,
+        name="soak-24h",
+        start=START,
+        seconds=DAY,
+        rate=3,
+        users=50,
+        error_every=97,
+        outage=(40_000, 40_120),
+        chunk_seconds=3600,
+    )
+    with RunStore.open(path) as store:
+        for offset in range(0, DAY):
+            store.write_server_metrics(
+                run.run_id,
+                START + offset + 0.2,
+                {
+                    'wsgauge_frames_in_total{type="chat_message"}': 3.0 * offset,
+                    "wsgauge_connections_open": 0.0 if 40_000 <= offset < 40_120 else 50.0,
+                    "wsgauge_event_loop_lag_max_seconds": 0.001 + (offset % 600 == 0) * 0.05,
+                },
+            )
+        store.finish_run(run.run_id, "completed", ended_at=float(START + DAY))
+    return time.perf_counter() - started
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """Median wall time over ``repeat`` calls (the first call included: caches are the OS's only)."""
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def first_charts(path: Path, run_id: int, rng: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The draw-timeline path of the monitor: read, downsample, build the figure, serialise to JSON."""
+    with data.open_store(path) as store:
+        view = data.overview(store, run_id)
+        span = view.span
+        assert span is not None
+        if rng:
+            margin = (rng[1] - rng[0]) * 0.25
+            window = data.plan_window(max(rng[0] - margin, span[0]), min(rng[1] + margin, span[1] + 1))
+        else:
+            window = data.plan_window(span[0], span[1] + 1)
+        names = store.server_metric_names(run_id)
+        series = data.read_timeline(
+            store,
+            run_id,
+            window,
+            span=span,
+            metrics=[m for m in view.metrics if m != "send_lag"],
+            percentiles=["p50", "p99", "max"],
+            server=list(view.server_families),
+            server_names=names,
+        )
+    rows = figures.timeline_rows(server=True, send_lag=False)
+    fig = figures.make_timeline(series, rows=rows, bucket=window.bucket)
+    payload = pio.to_json(fig, validate=False)
+    points = [len(t.x) for t in fig.data]
+    return {"bucket": window.bucket, "bytes": len(payload), "traces": len(points), "points": points}
+
+
+def range_panel(path: Path, run_id: int) -> dict[str, Any]:
+    """The spectrum-and-table path for the whole run."""
+    with data.open_store(path) as store:
+        view = data.overview(store, run_id)
+        stats = data.range_stats(store, run_id, list(view.metrics), None, None, view.span)
+    fig = figures.make_spectrum(stats.spectrum)
+    return {"bytes": len(pio.to_json(fig, validate=False)), "rows": len(stats.table)}
+
+
+def undownsampled(path: Path, run_id: int) -> dict[str, Any]:
+    """Baseline: every per-second row of every series, straight into the same kind of figure."""
+    with RunStore.open(path, readonly=True) as store:
+        latency = store.latency(run_id)
+        counters = store.counters(run_id)
+        gauges = store.gauges(run_id)
+        server = store.server_metrics(run_id)
+    fig = go.Figure()
+    for metric, group in latency.groupby("metric"):
+        x = figures.to_ms_list(group["t"].to_numpy(dtype=np.float64))
+        for column in ("p50_us", "p99_us", "max_us"):
+            fig.add_trace(go.Scatter(x=x, y=(group[column] / 1000).tolist(), name=f"{metric} {column}"))
+    for frame in (counters, gauges.rename(columns={"mean": "value"}), server):
+        for name, group in frame.groupby("name"):
+            x = figures.to_ms_list(group["t"].to_numpy(dtype=np.float64))
+            fig.add_trace(go.Scatter(x=x, y=group["value"].astype(float).tolist(), name=str(name)))
+    payload = pio.to_json(fig, validate=False)
+    points = [len(t.x) for t in fig.data]
+    return {"bytes": len(payload), "traces": len(points), "points": points}
+
+
+def browser_load(path: Path, run_id: int, loads: int = 3) -> list[float]:
+    """Seconds from navigation to a drawn timeline in headless Chromium (first load, then warm loads)."""
+    from selenium import webdriver
+    from werkzeug.serving import make_server
+
+    from monitor.app import create_app
+
+    app = create_app(path)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1600,1800")
+    chromium = shutil.which("chromium")
+    if chromium:
+        options.binary_location = chromium
+    driver = webdriver.Chrome(options=options)
+    script = (
+        "const gd = document.querySelector('#timeline .js-plotly-plot');"
+        "return gd && gd.data ? gd.data.length : 0;"
+    )
+    times = []
+    try:
+        for _ in range(loads):
+            driver.get("about:blank")
+            t = time.perf_counter()
+            driver.get(f"http://127.0.0.1:{server.server_port}/?run={run_id}")
+            while not driver.execute_script(script):
+                if time.perf_counter() - t > 60:
+                    raise RuntimeError("the timeline never appeared")
+                time.sleep(0.02)
+            times.append(time.perf_counter() - t)
+    finally:
+        driver.quit()
+        server.shutdown()
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached 24-hour run")
+    parser.add_argument("--no-browser", action="store_true", help="skip the headless Chromium page load")
+    parser.add_argument("--repeat", type=int, default=5, help="timings are the median of this many runs")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
+    if args.rebuild or not STORE.exists():
+        print(f"building the 24-hour run in {STORE} ...", flush=True)
+        result["build_s"] = round(build(STORE), 1)
+        print(f"  built in {result['build_s']} s")
+    with RunStore.open(STORE, readonly=True) as store:
+        run_id = store.latest_run_id()
+        assert run_id is not None
+        counts = {
+            "latency_rows_1s": len(store.latency(run_id)),
+            "latency_rows_60s": len(store.latency(run_id, resolution=60)),
+        }
+    result["store"] = {"bytes": STORE.stat().st_size, **counts}
+    repeat = args.repeat
+
+    t_select, _ = timed(lambda: data.overview(RunStore.open(STORE, readonly=True), run_id), repeat)
+    t_day, day = timed(lambda: first_charts(STORE, run_id), repeat)
+    hour = (START + 36_000.0, START + 39_600.0)
+    t_hour, zoom_hour = timed(lambda: first_charts(STORE, run_id, hour), repeat)
+    five = (START + 40_000.0, START + 40_300.0)
+    t_five, zoom_five = timed(lambda: first_charts(STORE, run_id, five), repeat)
+    t_range, panel = timed(lambda: range_panel(STORE, run_id), repeat)
+    t_base, base = timed(lambda: undownsampled(STORE, run_id), max(1, repeat // 2))
+
+    def describe(name: str, seconds: float, info: dict[str, Any]) -> dict[str, Any]:
+        points = info.get("points", [])
+        row = {
+            "seconds": round(seconds, 3),
+            "bytes": info["bytes"],
+            "traces": info.get("traces"),
+            "max_points_per_trace": max(points) if points else None,
+            "total_points": sum(points) if points else None,
+            "bucket_s": info.get("bucket"),
+        }
+        result[name] = row
+        return row
+
+    rows = [
+        ("select run (overview)", t_select, {"bytes": 0}),
+        ("timeline, whole day", t_day, day),
+        ("timeline, zoom 1 h", t_hour, zoom_hour),
+        ("timeline, zoom 5 min", t_five, zoom_five),
+        ("spectrum + table, whole day", t_range, panel),
+        ("baseline: timeline not downsampled", t_base, base),
+    ]
+    print(
+        f"\n24-hour run: {counts['latency_rows_1s']:,} per-second latency rows, "
+        f"store {STORE.stat().st_size:,} B"
+    )
+    print(
+        f"{'path':38s} {'median s':>9s} {'JSON bytes':>12s} {'traces':>7s} {'max pts/trace':>14s}"
+        f" {'bucket':>7s}"
+    )
+    for name, seconds, info in rows:
+        row = describe(name, seconds, info)
+        print(
+            f"{name:38s} {row['seconds']:9.3f} {row['bytes']:12,d} {row['traces'] or '':>7} "
+            f"{row['max_points_per_trace'] or '':>14} {row['bucket_s'] or '':>7}"
+        )
+    first = t_select + max(t_day, t_range)  # the two panels are separate requests, served concurrently
+    result["first_charts_server_s"] = round(t_select + t_day, 3)
+    print(
+        f"\nfirst charts, server side: select + timeline = {t_select + t_day:.3f} s "
+        f"(spectrum/table in parallel: {first:.3f} s)"
+    )
+    print(
+        f"vs. not downsampled: {t_base / t_day:.1f}x faster, "
+        f"{base['bytes'] / day['bytes']:.1f}x fewer bytes, "
+        f"{max(base['points']) / max(day['points']):.0f}x fewer points in the largest trace"
+    )
+    result["ratios_vs_undownsampled"] = {
+        "time": round(t_base / t_day, 1),
+        "bytes": round(base["bytes"] / day["bytes"], 1),
+        "max_points": round(max(base["points"]) / max(day["points"]), 1),
+    }
+    if not args.no_browser:
+        loads = browser_load(STORE, run_id)
+        result["browser_first_timeline_s"] = [round(v, 3) for v in loads]
+        print(
+            f"headless Chromium, navigation to drawn timeline: first load {loads[0]:.2f} s, "
+            f"warm {statistics.median(loads[1:]):.2f} s"
+        )
+    (OUT / "monitor_scale.json").write_text(json.dumps(result, indent=2, default=float))
+    print(f"\nwritten to {OUT / 'monitor_scale.json'}")
+    assert all(math.isfinite(v) for v in (t_day, t_range))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
