@@ -103,8 +103,7 @@ def format_summary(
     else:
         lines.append("errors: none")
     users = summary.get("users", {})
-    peak, final = users.get("peak_connected", 0), users.get("final_connected", 0)
-    line = f"users connected: peak {peak}, at the end {final}"
+    line = f"users connected: peak {users.get('peak_connected', 0)}"
     if users.get("peak_reconnecting"):
         line += f"; peak reconnecting {users['peak_reconnecting']}"
     lines.append(line)
