@@ -216,6 +216,10 @@ class RunLifecycle:
     def _mount_monitor(self) -> None:
         """Serve the live monitor inside Locust's web UI, at ``/wsgauge/`` (best effort)."""
         assert self.settings is not None
+        if getattr(self.options, "web_login", False):
+            # Locust's login protects its own views only; the monitor's routes would be open.
+            log.info("wsgauge: monitor not mounted with --web-login (run `wsgauge-monitor` separately)")
+            return
         try:
             from monitor.app import create_app
 
