@@ -8,10 +8,13 @@ scrapes it one last time after the workers' final samples are in: for every mess
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
+import psutil
+
 from runstore.store import RunStore
-from tests.loadtest.locust_runs import run_locust
+from tests.loadtest.locust_runs import reap, run_locust, start_locust, stored_run
 
 FRAMES_IN = re.compile(r'^wsgauge_frames_in_total\{type="(?P<type>[a-z_]+)"\}$')
 
@@ -52,3 +55,38 @@ def test_two_workers_merge_into_one_run(tmp_path: Path) -> None:
         # the merged pong histogram holds exactly the pongs both workers received
         pongs = store.counters(record.id, prefix="recv.pong")["value"].sum()
         assert store.merged_histogram(record.id, "pong").get_total_count() == pongs > 0
+
+
+def test_a_worker_that_dies_keeps_what_it_shipped(tmp_path: Path) -> None:
+    """SIGKILL one of two workers mid-run: the run completes and keeps the dead worker's shipped seconds."""
+    store_path = tmp_path / "wsgauge.sqlite3"
+    log = tmp_path / "locust.log"
+    locust = start_locust(
+        *("--results", str(store_path), "--processes", "2", "-u", "6", "-r", "6", "-t", "10s"),
+        *("--think-scale", "0.3", "--report", "false"),
+        log=log,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "All users spawned" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(5.0)  # more than one report interval (3 s): the worker has shipped seconds
+        master = psutil.Process(locust.pid)
+        workers = [c for c in master.children() if c.cmdline() == master.cmdline()]
+        assert len(workers) == 2
+        killed_at = time.time()
+        workers[1].kill()
+        code = locust.wait(60)
+    finally:
+        reap(locust)
+    text = log.read_text()
+    assert code in (0, 1), text[-4000:]
+    with RunStore.open(store_path, readonly=True) as store:
+        record = store.get_run(stored_run(store_path))
+        assert record.status == "completed", text[-3000:]
+        events = store.events(record.id)
+        tags = set(events["user"].str.extract(r"-(w\d+)-")[0])
+        assert tags == {"w0", "w1"}  # the dead worker's users are in the run
+        sent = store.counters(record.id, prefix="sent.")
+        assert sent[sent["t"] < int(killed_at) - 1]["value"].sum() > 0
+        assert sent[sent["t"] > int(killed_at) + 1]["value"].sum() > 0  # the survivor carried on
