@@ -9,8 +9,9 @@ A :class:`Session` knows nothing about sockets, asyncio or SQLite. The driver (s
    write the frames it returns.
 2. When the store has durably committed a request's effect, call :meth:`Session.event_completed`
    with the stored record. It returns the :class:`Push` frames to route to users' connections and
-   releases the ``ack``. Replies (``ack``/``error``/``pong``) leave in the order of the frames
-   that caused them, whatever order the work finishes in.
+   readies the ``ack``, which leaves with the next :meth:`Session.messages_to_send`, after the
+   pushes routed back to this connection. Replies (``ack``/``error``/``pong``) leave in the order
+   of the frames that caused them, whatever order the work finishes in.
 3. Frames routed to this connection's user go through :meth:`Session.deliver`, which orders them
    after the offline backlog (:meth:`Session.backlog_loaded`) and drops duplicates by sequence
    number.

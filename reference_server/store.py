@@ -450,12 +450,8 @@ class Store:
                         batch.append(jobs.get_nowait())
                 except queue.Empty:
                     pass
-                if batch[-1] is _STOP:
+                if batch[-1] is _STOP:  # STOP is the last job ever: submit refuses after close
                     batch.pop()
-                    stopping = True
-                    # Anything queued after STOP cannot exist: submit refuses once closed.
-                if _STOP in batch:
-                    batch = [j for j in batch if j is not _STOP]
                     stopping = True
                 if batch:
                     self._run_batch(db, batch)
