@@ -19,6 +19,7 @@ from tests.loadtest.locust_runs import run_locust
 EXPECTED_LATENCY = {
     "connect",
     "ack:chat_message",
+    "ack:notification_read",
     "ack:progress_update",
     "pong",
     "delivery:chat",
@@ -67,7 +68,18 @@ def test_every_latency_metric_is_stored(store: RunStore, real_run_store: tuple[P
 def test_counters_gauges_events_and_server_metrics(store: RunStore, real_run_store: tuple[Path, int]) -> None:
     _, run_id = real_run_store
     totals = store.counters(run_id).groupby("name")["value"].sum()
-    for name in ("sent.chat_message", "sent.progress_update", "sent.ping", "recv.new_message", "recv.ack"):
+    for name in (
+        "sent.chat_message",
+        "sent.progress_update",
+        "sent.notification_read",
+        "sent.ping",
+        "sent.notification_create",
+        "recv.new_message",
+        "recv.notification_update",
+        "recv.progress_sync",
+        "recv.pong",
+        "recv.ack",
+    ):
         assert totals.get(name, 0) > 0, name
     errors = totals[totals.index.str.startswith("errors.")]
     assert errors.empty, errors
