@@ -110,7 +110,7 @@ def first_charts(path: Path, run_id: int, rng: tuple[float, float] | None = None
             span=span,
             metrics=[m for m in view.metrics if m != "send_lag"],
             percentiles=["p50", "p99", "max"],
-            server=list(view.server_families),
+            server=[f for f in view.server_families if "frames_in" in f][:1],  # the page's default family
             server_names=names,
         )
     rows = figures.timeline_rows(server=True, send_lag=False)

@@ -57,14 +57,15 @@ def demo_store(path: Path) -> int:
     )
     with RunStore.open(path) as store:
         for run, slow in ((baseline, 1.0), (candidate, 1.18)):
+            chat = 0.0
             for offset in range(seconds):
                 down = run is candidate and 1000 <= offset < 1045
+                chat += 0.0 if down else 60.0
                 store.write_server_metrics(
                     run.run_id,
                     run.start + offset + 0.2,
                     {
-                        'wsgauge_frames_in_total{type="chat_message"}': 60.0 * offset
-                        - (45 * 60 if down else 0),
+                        'wsgauge_frames_in_total{type="chat_message"}': chat,
                         'wsgauge_frames_in_total{type="ping"}': 20.0 * offset,
                         "wsgauge_event_loop_lag_max_seconds": 0.0008 * slow + (offset % 300 == 7) * 0.01,
                         "wsgauge_connections_open": 0.0 if down else 200.0,
@@ -121,9 +122,24 @@ def main() -> int:
             while time.monotonic() < deadline and not driver.find_elements("css selector", "tr.row-delta"):
                 time.sleep(0.1)
         time.sleep(1.5)
-        height = driver.execute_script("return document.body.scrollHeight")
-        driver.set_window_size(1600, height + 20)
-        time.sleep(1.0)
+        for _ in range(3):  # the page grows as the table fills in; headless windows cannot outgrow the screen
+            height = driver.execute_script(
+                "const main = document.querySelector('.main');"
+                "return Math.ceil(main.getBoundingClientRect().bottom + window.scrollY);"
+            )
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 1600, "height": height + 24, "deviceScaleFactor": 1, "mobile": False},
+            )
+            time.sleep(1.0)
+        if not args.store:  # show the crosshair: hover the latency row a little after the outage
+            from selenium.webdriver.common.action_chains import ActionChains
+
+            drag = driver.find_element("css selector", "#timeline .nsewdrag")
+            ActionChains(driver).move_to_element(drag).move_by_offset(
+                int(drag.size["width"] * 0.12), 0
+            ).perform()
+            time.sleep(0.8)
         driver.save_screenshot(args.out)
         print(f"saved {args.out}")
     finally:

@@ -116,7 +116,10 @@ def _build_timeline(
         run_id = int(state["run"])
         run = store.get_run(run_id)
         live = run.is_live()
-        span = store.time_range(run_id)
+        if not live and not state.get("live") and state.get("span"):
+            span = (int(state["span"][0]), int(state["span"][1]))  # a finished run's span does not change
+        else:
+            span = store.time_range(run_id)
         if span is None:
             return figures.empty_figure("This run has no samples yet."), {}
         if rng:
@@ -172,7 +175,7 @@ def _build_timeline(
         "uirev": uirev,
         "drawn_at": time.time(),
     }
-    return fig, view
+    return figures.jsonable(fig), view
 
 
 _X_RANGE_JS = """
@@ -281,13 +284,10 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             "span": None if view.span is None else list(view.span),
             "metrics": metrics,
             "compare_metrics": [] if compare is None else list(compare.metrics),
-            "server_names": [],
+            "server_names": list(view.server_names),
             "live": view.live,
             "empty": view.span is None,
         }
-        if families:
-            with data.open_store(store_path) as store:
-                state["server_names"] = store.server_metric_names(view.run.id)
         return (
             state,
             header,
@@ -445,7 +445,7 @@ def _selection_of(view: Mapping[str, Any] | None, state: Mapping[str, Any]) -> d
         return dict(view["selection"])
     return {
         "metrics": _default_metrics(list(state.get("metrics", []))),
-        "percentiles": ["p50", "p99", "max"],
+        "percentiles": list(layout.DEFAULT_PERCENTILES),
         "server": [],
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -29,11 +30,13 @@ __all__ = [
     "TimelineRow",
     "empty_figure",
     "extend_points",
+    "jsonable",
     "make_spectrum",
     "make_timeline",
     "safe_uid",
     "series_key",
     "timeline_rows",
+    "to_ms",
     "to_ms_list",
     "trace_key",
     "type_colour",
@@ -121,9 +124,39 @@ def trace_key(trace: Any) -> str:
     return str(meta[0]) if meta else ""
 
 
+def to_ms(t: np.ndarray) -> np.ndarray:
+    """Unix seconds → epoch milliseconds (0.1 ms steps), as Plotly date axes read numbers."""
+    return np.round(np.asarray(t, dtype=np.float64) * 1000.0, 1)
+
+
 def to_ms_list(t: Iterable[float]) -> list[float]:
-    """Unix seconds → epoch milliseconds, as Plotly date axes read numbers."""
-    return [round(float(v) * 1000.0, 1) for v in t]
+    """:func:`to_ms` as a list, for JSON."""
+    return to_ms(np.fromiter(t, dtype=np.float64)).tolist()
+
+
+def _rounded(v: np.ndarray) -> np.ndarray:
+    """Values to 4 decimals (0.1 us for milliseconds): a third of the JSON, no visible difference."""
+    return np.round(np.asarray(v, dtype=np.float64), 4)
+
+
+_ARRAY_KEYS: Final = ("x", "y", "customdata")
+
+
+def jsonable(fig: go.Figure) -> dict[str, Any]:
+    """The figure as a plain dict whose data arrays are JSON lists (NaN → null), ready for a Dash output.
+
+    Figures are built with numpy arrays (Plotly validates them in one step instead of element by element);
+    Plotly would send those as base64 typed arrays, which live updates could not ``extend``.
+    """
+    figure = {"data": [t.to_plotly_json() for t in fig.data], "layout": fig.layout.to_plotly_json()}
+    for trace in figure["data"]:
+        for key in _ARRAY_KEYS:
+            if isinstance(trace.get(key), np.ndarray):
+                trace[key] = trace[key].tolist()
+        marker = trace.get("marker")
+        if isinstance(marker, dict) and isinstance(marker.get("size"), np.ndarray):
+            marker["size"] = marker["size"].tolist()
+    return figure
 
 
 _SPARSE: Final = 60
@@ -137,7 +170,8 @@ def _event_sizes(counts: Iterable[float]) -> list[float]:
 
 
 def _values(v: Iterable[float]) -> list[float | None]:
-    return [None if not math.isfinite(x) else float(f"{x:.5g}") for x in v]
+    """JSON-ready values: rounded, NaN as ``None`` (a gap)."""
+    return [None if x != x else x for x in _rounded(np.fromiter(v, dtype=np.float64)).tolist()]
 
 
 # --- timeline -----------------------------------------------------------------------------------------------
@@ -154,7 +188,13 @@ class TimelineRow:
 
 
 _ROWS: Final = (
-    TimelineRow("latency", "Latency (ms, log scale)", 3.0, log=True),
+    TimelineRow(
+        "latency",
+        "Latency (ms, log scale)  <span style='color:#6b7280'>p50 thin · p95 dashed · p99 thick · "
+        "max dotted</span>",
+        3.0,
+        log=True,
+    ),
     TimelineRow("throughput", "Throughput (messages/s)", 2.0),
     TimelineRow("errors", "Errors by code (/s)", 1.3),
     TimelineRow("queue", "Client outbound queue (messages per user)", 1.3),
@@ -193,6 +233,12 @@ def _domains(rows: Sequence[TimelineRow], gap: float = 0.035) -> list[tuple[floa
     return domains
 
 
+def _label_values(stat: str) -> str:
+    """``{type="chat_message"}`` → ``chat_message`` (the label values of a Prometheus sample)."""
+    values = re.findall(r'="((?:[^"\\]|\\.)*)"', stat)
+    return ",".join(values)
+
+
 def _trace_for(
     family: str,
     name: str,
@@ -207,8 +253,8 @@ def _trace_for(
     events_axis: str,
 ) -> go.BaseTraceType:
     key = series_key(family, name, stat, compare)
-    x = to_ms_list(t)
-    y = _values(v)
+    x = to_ms(t)
+    y = _rounded(v)
     label_prefix = "B · " if compare else ""
     opacity = 0.55 if compare else 1.0
     common: dict[str, Any] = {
@@ -227,11 +273,10 @@ def _trace_for(
         if compare:
             style["dash"] = "dot"
         return go.Scatter(
-            name=f"{label_prefix}{name} {stat}",
+            name=name,
             mode="lines" if len(x) >= _SPARSE else "lines+markers",
             marker={"size": 4},
             line={"color": colour, **style},
-            legendgroup=f"{label_prefix}{name}",
             hovertemplate="%{y:.3~f} ms<extra>" + f"{label_prefix}{name} {stat}</extra>",
             **common,
         )
@@ -289,7 +334,7 @@ def _trace_for(
         symbol, colour = _EVENT_STYLE.get(name, ("circle", _MUTED))
         counts = np.nan_to_num(np.asarray(v, dtype=np.float64))
         common["yaxis"] = events_axis
-        common["y"] = [_EVENT_Y] * len(x)
+        common["y"] = np.full(len(x), _EVENT_Y)
         return go.Scatter(
             name=f"{label_prefix}{name} events",
             mode="markers",
@@ -304,9 +349,10 @@ def _trace_for(
             **common,
         )
     # server
-    colour = type_colour(stat) if stat not in ("rate", "value", "mean") else "#0f766e"
+    labels = _label_values(stat)
+    colour = type_colour(labels) if labels else "#0f766e"
     return go.Scatter(
-        name=f"{label_prefix}{name.removeprefix('wsgauge_')} {stat}".strip(),
+        name=f"{name.removeprefix('wsgauge_')} {labels or stat}".strip(),
         mode="lines" if len(x) >= _SPARSE else "lines+markers",
         marker={"size": 4},
         line={"color": colour, "width": 1.4, "dash": "dot" if compare else "solid"},
@@ -392,6 +438,7 @@ def make_timeline(
         for row, (_lo, hi) in zip(rows, domains, strict=True)
     ]
     present: set[str] = set()
+    legend_seen: set[str] = set()
     for frame, is_compare in ((series, False), (compare, True)):
         if frame is None or frame.empty:
             continue
@@ -405,20 +452,25 @@ def make_timeline(
             if family == "errors" and is_compare:
                 continue  # bars of two runs would stack into one; the table compares error rates
             present.add(family)
-            fig.add_trace(
-                _trace_for(
-                    family,
-                    str(name),
-                    str(stat),
-                    group["t"].to_numpy(dtype=np.float64),
-                    group["value"].to_numpy(dtype=np.float64),
-                    axis=_axis_name(index),
-                    legend=_legend_name(index),
-                    compare=is_compare,
-                    bucket=bucket,
-                    events_axis=events_axis,
-                )
+            trace = _trace_for(
+                family,
+                str(name),
+                str(stat),
+                group["t"].to_numpy(dtype=np.float64),
+                group["value"].to_numpy(dtype=np.float64),
+                axis=_axis_name(index),
+                legend=_legend_name(index),
+                compare=is_compare,
+                bucket=bucket,
+                events_axis=events_axis,
             )
+            # One legend entry per series name (a metric's p50/p99/max share one; a compared run's traces
+            # share the entry of the same series, so toggling it hides both runs).
+            group_key = f"{family}/{name}" if family in ("latency", "send_lag") else f"{family}/{name}/{stat}"
+            trace.legendgroup = group_key
+            trace.showlegend = not is_compare and group_key not in legend_seen
+            legend_seen.add(group_key)
+            fig.add_trace(trace)
     for row, (lo, hi) in zip(rows, domains, strict=True):
         if row.family not in present:
             text = "No errors" if row.family == "errors" else "No data in this range"
@@ -575,10 +627,10 @@ def make_spectrum(
         margin={"l": 60, "r": 20, "t": 44, "b": 44},
         hovermode="closest",
         legend={
-            "x": 0.01,
-            "y": 0.99,
-            "xanchor": "left",
-            "yanchor": "top",
+            "x": 0.99,
+            "y": 0.02,
+            "xanchor": "right",
+            "yanchor": "bottom",
             "font": {"size": 11},
             "bgcolor": "rgba(255,255,255,0.8)",
         },

@@ -20,6 +20,7 @@ from monitor.data import TIMELINE_PERCENTILES, RunOverview, RunRow, format_ms
 from monitor.figures import type_colour
 
 __all__ = [
+    "DEFAULT_PERCENTILES",
     "LIVE_PERIOD_MS",
     "banner",
     "format_duration",
@@ -30,6 +31,8 @@ __all__ = [
     "summary_table",
 ]
 
+DEFAULT_PERCENTILES = ("p50", "p99")
+"""Latency percentiles drawn until the user picks others (max and p95 are one click away)."""
 LIVE_PERIOD_MS = 1500
 """How often a live run's charts are extended (milliseconds)."""
 RUNS_PERIOD_MS = 5000
@@ -267,7 +270,7 @@ def _controls() -> html.Div:
                     dcc.Checklist(
                         id=ids.PERCENTILES,
                         options=[{"label": k, "value": k} for k in TIMELINE_PERCENTILES],
-                        value=["p50", "p99", "max"],
+                        value=list(DEFAULT_PERCENTILES),
                         inline=True,
                         className="pills",
                     ),
@@ -356,7 +359,10 @@ def make_layout(results_path: str) -> html.Div:
                             html.Div(
                                 [
                                     html.Div(
-                                        dcc.Graph(id=ids.SPECTRUM, config={"displaylogo": False}),
+                                        dcc.Graph(
+                                            id=ids.SPECTRUM,
+                                            config={"displaylogo": False, "displayModeBar": False},
+                                        ),
                                         className="panel spectrum",
                                     ),
                                     html.Div(

@@ -49,7 +49,10 @@ def test_timeline_has_a_row_per_family_and_keys_per_trace() -> None:
     assert fig.layout.uirevision == "r1"
     assert fig.layout.yaxis.type == "log"
     p99 = next(t for t in fig.data if figures.trace_key(t) == "latency/pong/p99")
-    assert list(p99.x) == [500.0, 1500.0, 2500.0] and p99.y[1] is None  # epoch ms; NaN → gap
+    assert list(p99.x) == [500.0, 1500.0, 2500.0] and np.isnan(p99.y[1])  # epoch ms; NaN → gap
+    plain = figures.jsonable(fig)
+    sent_json = next(t for t in plain["data"] if t["meta"] == ["latency/pong/p99"])
+    assert sent_json["x"] == [500.0, 1500.0, 2500.0] and sent_json["y"][1] != sent_json["y"][1]  # lists
     # a message type has one colour everywhere
     sent = next(t for t in fig.data if figures.trace_key(t) == "throughput/chat_message/sent")
     assert sent.line.color == figures.type_colour("ack:chat_message") == figures.type_colour("chat_message")
