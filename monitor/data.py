@@ -79,8 +79,9 @@ __all__ = [
 Metric = str
 """A latency metric name from :mod:`runstore.names` (``ack:chat_message``, ``pong`` ...)."""
 
-MAX_BUCKETS: Final = 1000
-"""Buckets per window; min/max downsampling keeps at most two points per bucket (2,000 per trace)."""
+MAX_BUCKETS: Final = 600
+"""Buckets per window; min/max downsampling keeps at most two points per bucket (1,200 per trace: about one
+per horizontal pixel of the timeline)."""
 FINE_MAX_BUCKET: Final = 10
 """Buckets up to this width (seconds) read per-second latency rows; wider ones the per-minute roll-ups."""
 _ROLLUP: Final = 60

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 BUCKET_LADDER: tuple[int, ...] = (
-    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+    1, 2, 5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
 )  # fmt: skip
 """Bucket widths in seconds; round numbers so that bucket edges fall on whole minutes and hours."""
 

@@ -19,10 +19,10 @@ def _series(frame: pd.DataFrame, family: str, name: str, stat: str) -> pd.DataFr
 def test_plan_window_resolution_ladder() -> None:
     assert data.plan_window(100, 700) == data.Window(100, 700, 1, 1)
     day = data.plan_window(1_700_000_000, 1_700_086_400)
-    assert (day.bucket, day.resolution) == (120, 60)
+    assert (day.bucket, day.resolution) == (180, 60)
     assert (day.end - day.start) / day.bucket <= data.MAX_BUCKETS
     hour = data.plan_window(1_700_000_000, 1_700_003_600)
-    assert (hour.bucket, hour.resolution, hour.latency_bucket) == (5, 1, 5)
+    assert (hour.bucket, hour.resolution, hour.latency_bucket) == (10, 1, 10)
     assert data.Window.from_dict(day.to_dict()) == day
 
 
