@@ -57,7 +57,15 @@ from loadtest._runinfo import git_commit, json_safe_options, machine_info, versi
 from loadtest._runtime import Credentials, IdentityAllocator, Runtime, install
 from loadtest._scrape import MetricsScraper
 from loadtest._settings import LoadSettings, SettingsError, add_arguments, settings_from
-from loadtest._shipping import PAYLOAD_KEY, Outbox, StoreSink, parse_payload, seconds_until_next_tick, tick
+from loadtest._shipping import (
+    PAYLOAD_KEY,
+    Outbox,
+    StoreSink,
+    StoreThread,
+    parse_payload,
+    seconds_until_next_tick,
+    tick,
+)
 from loadtest._summary import format_summary, summarize_run
 from loadtest._target import Target, TargetUnreachable, fetch_health, is_reference_server, probe
 from runstore.samples import SampleFormatError
@@ -159,6 +167,7 @@ class RunLifecycle:
         self.target: Target | None = None
         self.reference_target = False
         self.store: RunStore | None = None
+        self.store_thread: StoreThread | None = None
         self.run: ActiveRun | None = None
         self.finished: list[FinishedRun] = []
         self.interrupted = False
@@ -203,6 +212,7 @@ class RunLifecycle:
         except StoreError as exc:
             self.stop_server()
             _die(str(exc), EXIT_UNREACHABLE, forked_workers=self.forked)
+        self.store_thread = StoreThread()
         if self.role == "master":
             self.runner.register_message(MSG_FINAL, self._on_final)
         # Registered now, after the runner's own quitting listener, so it runs before it (quitting fires
@@ -299,10 +309,11 @@ class RunLifecycle:
             machine=machine_info(),
             git_commit=git_commit(),
         )
-        run_id = self.store.create_run(info)
+        run_id = self._store_call(self.store.create_run, info)
         setattr(self.options, OPT_TARGET, target.to_wire())
         setattr(self.options, OPT_RUN_ID, run_id)
-        run = ActiveRun(run_id, name, time.time(), target, settings, sink=StoreSink(self.store, run_id))
+        sink = StoreSink(self.store, run_id, self.store_thread)
+        run = ActiveRun(run_id, name, time.time(), target, settings, sink=sink)
         self.run = run
         if self.role == "local":
             run.state = self._install_runtime(settings, target, "w0")
@@ -370,7 +381,7 @@ class RunLifecycle:
             if run.finished:
                 break
             try:
-                self.store.heartbeat(run.run_id)
+                self._store_call(self.store.heartbeat, run.run_id)
                 self._scrape(run)
             except Exception as exc:  # a locked or full disk: keep the run going, say so once
                 if not run.store_error:
@@ -393,7 +404,13 @@ class RunLifecycle:
         now = time.time()
         values = run.scraper.scrape()
         if values:
-            self.store.write_server_metrics(run.run_id, now, values)
+            self._store_call(self.store.write_server_metrics, run.run_id, now, values)
+
+    def _store_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a store call on the store thread (so SQLite never stalls the users' greenlets)."""
+        if self.store_thread is None:
+            return fn(*args, **kwargs)
+        return self.store_thread.call(fn, *args, **kwargs)
 
     def report_to_master(self, data: dict[str, Any]) -> None:
         """Worker: attach the closed seconds to Locust's periodic report."""
@@ -531,7 +548,7 @@ class RunLifecycle:
         status = self._status(run)
         stats = self.environment.runner.stats.total if self.environment.runner is not None else None
         try:
-            summary = summarize_run(self.store, run.run_id)
+            summary = self._store_call(summarize_run, self.store, run.run_id)
         except Exception as exc:
             log.exception("wsgauge: cannot summarise run %s", run.run_id)
             summary = {"error": str(exc)}
@@ -542,7 +559,7 @@ class RunLifecycle:
         if run.scraper is not None:
             summary["scrape_failures"] = run.scraper.failures
         try:
-            self.store.finish_run(run.run_id, status, summary=summary)
+            self._store_call(self.store.finish_run, run.run_id, status, summary=summary)
         except StoreError as exc:
             log.error("wsgauge: cannot finalise run %s: %s", run.run_id, exc)
         if status == "failed" and self.environment.process_exit_code is None:
@@ -578,8 +595,11 @@ class RunLifecycle:
         for finished in self.finished:
             self._print_and_report(finished)
         if self.store is not None:
-            self.store.close()
+            self._store_call(self.store.close)
             self.store = None
+        if self.store_thread is not None:
+            self.store_thread.close()
+            self.store_thread = None
 
     # --- the end --------------------------------------------------------------------------------------------
 
