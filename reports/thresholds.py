@@ -12,8 +12,8 @@ Example (every table and key is optional; what is left out keeps its default)::
 
     [defaults]               # relative rules for every message type
     p50 = { tolerance = "15%", floor = "0.1ms" }
-    p95 = { tolerance = "15%", floor = "0.25ms" }
-    p99 = { tolerance = "15%", floor = "0.5ms" }
+    p95 = { tolerance = "25%", floor = "0.25ms" }
+    p99 = { tolerance = "25%", floor = "0.5ms" }
     error_rate = { tolerance = "0.5%" }     # percentage points of errors per request
     throughput = { tolerance = "10%" }      # drop of frames sent per second
 
@@ -136,8 +136,8 @@ class Thresholds:
         default_factory=lambda: RelativeRules(
             latency=(
                 LatencyRule("p50", 50.0, 0.15, 100.0),
-                LatencyRule("p95", 95.0, 0.15, 250.0),
-                LatencyRule("p99", 99.0, 0.15, 500.0),
+                LatencyRule("p95", 95.0, 0.25, 250.0),
+                LatencyRule("p99", 99.0, 0.25, 500.0),
             ),
             error_rate=RateRule(0.005),
             throughput=RateRule(0.10),
