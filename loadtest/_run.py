@@ -337,7 +337,9 @@ class RunLifecycle:
             return
         tag = f"w{max(0, int(getattr(self.runner, 'worker_index', 0)))}"
         run = ActiveRun(int(run_id), "", time.time(), target, settings)
-        run.outbox = Outbox(int(run_id), tag)
+        if self.store_thread is None:
+            self.store_thread = StoreThread()  # a worker's: encodes histograms off the hub
+        run.outbox = Outbox(int(run_id), tag, self.store_thread)
         run.sink = run.outbox
         run.state = self._install_runtime(settings, target, tag)
         self.run = run

@@ -84,18 +84,26 @@ def seconds_until_next_tick(now: float, offset: float = 0.02) -> float:
 
 
 class Outbox:
-    """A worker's samples waiting for the next report to the master (as wire dicts: small, msgpack-safe)."""
+    """A worker's samples waiting for the next report to the master (as wire dicts: small, msgpack-safe).
 
-    def __init__(self, run_id: int, tag: str) -> None:
+    Args:
+        run_id: the run the samples belong to.
+        tag: the worker's process tag.
+        thread: where to encode the histograms (a few ms per metric and second; default: inline).
+    """
+
+    def __init__(self, run_id: int, tag: str, thread: StoreThread | None = None) -> None:
         self.run_id = run_id
         self.tag = tag
         self._samples: list[dict[str, Any]] = []
         self._events: list[list[Any]] = []
         self.shipped_samples = 0
         self.sent_final = False
+        self._call = thread.call if thread is not None else _inline
 
     def __call__(self, samples: list[SecondSample], events: list[ConnectionEvent]) -> None:
-        self._samples.extend(s.to_wire() for s in samples)
+        if samples:
+            self._samples.extend(self._call(_encode, samples))
         self._events.extend(e.to_wire() for e in events)
 
     def __len__(self) -> int:
@@ -108,6 +116,10 @@ class Outbox:
         self.shipped_samples += len(samples)
         self.sent_final = self.sent_final or final
         return {"run_id": self.run_id, "tag": self.tag, "final": final, "samples": samples, "events": events}
+
+
+def _encode(samples: list[SecondSample]) -> list[dict[str, Any]]:
+    return [s.to_wire() for s in samples]
 
 
 class Payload:
