@@ -15,6 +15,7 @@ from loadtest._scrape import MetricsScraper, parse_metrics, sample_key
 from loadtest._shipping import (
     Outbox,
     StoreSink,
+    StoreThread,
     parse_payload,
     seconds_until_next_tick,
     snapshot_gauges,
@@ -207,3 +208,23 @@ def test_embedded_server_starts_answers_and_stops() -> None:
     assert code == 0  # SIGTERM: a clean exit
     assert not handle.db.parent.exists() and not server.running
     assert server.stop() is None  # idempotent
+
+
+def test_store_thread_runs_calls_in_order_off_the_calling_greenlet(tmp_path: Path) -> None:
+    import threading
+
+    thread = StoreThread()
+    try:
+        assert thread.call(threading.get_ident) != threading.get_ident()
+        with pytest.raises(ZeroDivisionError):
+            thread.call(lambda: 1 / 0)
+        store = RunStore.open(tmp_path / "s.sqlite3")
+        run_id = thread.call(store.create_run, RunInfo(name="t", target="ws://x/ws"))
+        outbox = Outbox(run_id, "w0", thread)
+        tick(_runtime(_worker(0), [FakeUser("connected", 1)]), outbox, now=T0 + 3, final=True)
+        payload = parse_payload(outbox.take(final=True))
+        StoreSink(store, run_id, thread)(payload.samples, payload.events)
+        assert thread.call(lambda: int(store.counters(run_id)["value"].sum())) == 103
+        thread.call(store.close)
+    finally:
+        thread.close()
