@@ -495,7 +495,7 @@ def make_timeline(
         margin={"l": 64, "r": 230, "t": 28, "b": 40},
         hovermode="x",
         hoversubplots="axis",
-        hoverdistance=-1,
+        hoverdistance=12,  # only traces with a point near the cursor: a sparse series far away stays quiet
         spikedistance=-1,
         hoverlabel={"font": {"family": FONT, "size": 11}, "namelength": -1},
         barmode="stack",
