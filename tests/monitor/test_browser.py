@@ -24,7 +24,7 @@ from monitor.app import create_app
 from monitor.data import format_ms
 from runstore import histogram as hdr
 from runstore.samples import SampleAggregator
-from runstore.store import RunStore
+from runstore.store import RunInfo, RunStore
 from tests.monitor.conftest import CHROMEDRIVER, CHROMIUM, RATE, Stores, pytest_setup_options
 from tests.synthetic_runs import SyntheticRun, write_synthetic_run
 
@@ -67,11 +67,23 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SyntheticR
 
 
 @pytest.fixture(scope="module")
-def site(stores: Stores, live_run: tuple[Path, SyntheticRun]) -> Iterator[Site]:
+def starting_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A run that has just been created: running, no samples yet."""
+    path = tmp_path_factory.mktemp("starting") / "starting.sqlite3"
+    with RunStore.open(path) as store:
+        run_id = store.create_run(RunInfo(name="starting", target="ws://127.0.0.1:1/ws"))
+    return path, run_id
+
+
+@pytest.fixture(scope="module")
+def site(
+    stores: Stores, live_run: tuple[Path, SyntheticRun], starting_run: tuple[Path, int]
+) -> Iterator[Site]:
     site = Site(
         {
             "good": stores.path,
             "live": live_run[0],
+            "starting": starting_run[0],
             "missing": stores.missing,
             "empty": stores.empty,
             "newer": stores.newer,
@@ -200,6 +212,9 @@ def test_selected_range_table_matches_merged_histograms(browser: Any, site: Site
     # zoomed in: the timeline re-resolved to the selection (plus margins), still at 1-second resolution
     traces = _traces(browser, predicate=lambda t: t.get("throughput/chat_message/sent", 600) < 600)
     assert traces["throughput/chat_message/sent"] <= 150 * 1.5 + 2
+    browser.find_element("#reset-range").click()
+    _wait_text(browser, "#range-label", "Whole run")
+    _traces(browser, predicate=lambda t: t.get("throughput/chat_message/sent") == 600)
 
 
 def test_compare_two_runs(browser: Any, site: Site, stores: Stores) -> None:
@@ -258,6 +273,28 @@ def test_live_run_grows_without_losing_zoom(
     assert [pd.Timestamp(v) for v in kept] == pytest.approx(
         [pd.Timestamp(v) for v in zoom], abs=pd.Timedelta("5ms")
     )
+    _no_errors_logged(browser)
+
+
+def test_run_selected_before_its_first_sample_is_drawn_when_data_arrives(
+    browser: Any, site: Site, starting_run: tuple[Path, int]
+) -> None:
+    path, run_id = starting_run
+    with RunStore.open(path) as store:
+        store.heartbeat(run_id)
+    _open(browser, f"{site.url}/starting/")
+    _wait_text(browser, ".run-header", "has no samples yet")
+    now = int(time.time())
+    agg = SampleAggregator()
+    for second in range(now - 6, now):
+        for _ in range(5):
+            agg.record_latency("pong", 700.0, at=second + 0.5)
+        agg.incr("sent.ping", 5, at=second + 0.5)
+    samples, _ = agg.drain()
+    with RunStore.open(path) as store:
+        store.write_samples(run_id, samples)
+    traces = _traces(browser, predicate=lambda t: "latency/pong/p50" in t)
+    assert traces["latency/pong/p50"] >= 5 and traces["throughput/ping/sent"] >= 5
     _no_errors_logged(browser)
 
 
