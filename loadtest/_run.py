@@ -592,16 +592,19 @@ class RunLifecycle:
         self.stop_server()
 
     def quit(self) -> None:
+        """Headless: the summary and the report come last, after Locust's tables.
+
+        Nothing here may yield to the gevent hub: on SIGTERM, Locust's handler runs this while its main
+        greenlet waits to run its own shutdown; a switch here would let both shut down (and both print).
+        """
         if self.role == "worker" or not self.headless:
             return
-        for finished in self.finished:
-            self._print_and_report(finished)
+        finished, self.finished = self.finished, []
+        for run in finished:
+            self._print_and_report(run)
         if self.store is not None:
-            self._store_call(self.store.close)
+            self.store.close()  # all store work is done: the run was finalised at test_stop / quitting
             self.store = None
-        if self.store_thread is not None:
-            self.store_thread.close()
-            self.store_thread = None
 
     # --- the end --------------------------------------------------------------------------------------------
 
