@@ -65,7 +65,7 @@ def test_compare_regression_with_all_outputs(
         "-o", str(diff), "--json", str(verdict), "--junit", str(junit), "--warmup", "2",
     )  # fmt: skip
     assert code == 1
-    assert re.search(r"ack:chat_message p99 .* regression", out)
+    assert re.search(r"ack:chat_message p50 .* regression", out)
     assert "warm-up 2 s excluded" in out
     result = json.loads(verdict.read_text())
     assert result["verdict"] == "regression" and result["warmup_s"] == 2.0
