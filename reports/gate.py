@@ -35,8 +35,10 @@ from runstore.names import COUNTER_ERRORS, COUNTER_SENT, METRIC_ACK_PREFIX, METR
 
 __all__ = [
     "COOLDOWN_S",
+    "MIN_SAMPLES",
     "MIN_TAIL_SAMPLES",
     "MIN_THROUGHPUT_FRAMES",
+    "STALL_FLOOR_US",
     "GateResult",
     "RuleResult",
     "Status",
@@ -48,6 +50,11 @@ Status = Literal["pass", "regression", "improved", "skipped"]
 
 COOLDOWN_S = 1.0
 """Seconds dropped at the end of each run (the last second is usually partial)."""
+MIN_SAMPLES = 200
+"""No percentile rule is judged on fewer samples than this in either run: a median of 30 requests moves by
+±20 % between runs of the same build."""
+STALL_FLOOR_US = 1000.0
+"""The relative stall limit is never below 1 ms."""
 MIN_TAIL_SAMPLES = 10
 """A percentile ``p`` is judged only with at least this many samples above it in both runs
 (p99 needs 1,000 samples, p50 needs 20)."""
@@ -151,7 +158,7 @@ def _latency_rules(
     for rule in rules:
         name = f"{metric} {rule.stat}"
         limit = f"+{rule.tolerance:.0%} and +{rule.floor_us / 1000:g} ms"
-        needed = int(np.ceil(MIN_TAIL_SAMPLES / (1.0 - rule.percentile / 100.0)))
+        needed = max(int(np.ceil(MIN_TAIL_SAMPLES / (1.0 - rule.percentile / 100.0))), MIN_SAMPLES)
         b_value = float(stats.percentile_of_counts(bm.counts.sum(axis=0), bm.values_us, rule.percentile)[0])
         c_value = float(stats.percentile_of_counts(cm.counts.sum(axis=0), cm.values_us, rule.percentile)[0])
         common = dict(
@@ -388,23 +395,45 @@ def _check_types(base: RunData, cand: RunData) -> None:
         raise ReportError(f"message types present in only one run ({'; '.join(parts)})")
 
 
-def _without_stalls(data: RunData, role: str, th: Thresholds, notes: list[str]) -> RunData:
+def _stall_limit(runs: list[RunData], th: Thresholds) -> float | None:
+    """Per-second ``send_lag`` p95 above which a second counts as stalled, or ``None`` (no filter).
+
+    ``stall_lag`` caps it; with ``stall_factor`` it is also at most that factor times the quiet level: the
+    lower of the runs' median per-second ``send_lag`` p95 (never below :data:`STALL_FLOOR_US`).
+    """
+    if th.stall_lag_us is None:
+        return None
+    levels = [
+        float(data.metric_rows(METRIC_SEND_LAG)["p95_us"].median())
+        for data in runs
+        if METRIC_SEND_LAG in data.metrics
+    ]
+    if not levels:
+        return None
+    if th.stall_factor is None:
+        return th.stall_lag_us
+    return min(th.stall_lag_us, max(th.stall_factor * min(levels), STALL_FLOOR_US))
+
+
+def _without_stalls(
+    data: RunData, role: str, limit_us: float | None, th: Thresholds, notes: list[str]
+) -> RunData:
     """Drop the seconds where the open-model generator fell behind its schedule (``send_lag`` p95)."""
-    if th.stall_lag_us is None or METRIC_SEND_LAG not in data.metrics:
+    if limit_us is None or METRIC_SEND_LAG not in data.metrics:
         return data
     lag = data.metric_rows(METRIC_SEND_LAG)
-    stalled = {int(t) for t in lag.loc[lag["p95_us"] > th.stall_lag_us, "t"]}
+    stalled = {int(t) for t in lag.loc[lag["p95_us"] > limit_us, "t"]}
     quiet = data.duration_s - len(stalled)
     if quiet < th.min_quiet_seconds:
         raise ReportError(
             f"the {role} {data.label} is not usable evidence: its load generator fell behind its schedule "
-            f"(send_lag p95 > {th.stall_lag_us / 1000:g} ms) in {len(stalled)} of {data.duration_s} seconds, "
+            f"(send_lag p95 > {limit_us / 1000:.3g} ms) in {len(stalled)} of {data.duration_s} seconds, "
             "so the machine, not the build, set its latencies; rerun it on a quieter machine"
         )
     if stalled:
         notes.append(
             f"{role}: {len(stalled)} of {data.duration_s} seconds excluded, the load generator stalled "
-            f"(send_lag p95 > {th.stall_lag_us / 1000:g} ms)"
+            f"(send_lag p95 > {limit_us / 1000:.3g} ms)"
         )
     return data.without_seconds(stalled)
 
@@ -425,9 +454,12 @@ def evaluate_gate(baseline: RunData | None, candidate: RunData, thresholds: Thre
         _check_types(baseline, candidate)
     results: list[RuleResult] = []
     notes: list[str] = []
-    cand = _without_stalls(candidate.window(th.warmup_s, COOLDOWN_S), "candidate", th, notes)
+    cand = candidate.window(th.warmup_s, COOLDOWN_S)
+    base = None if baseline is None else baseline.window(th.warmup_s, COOLDOWN_S)
+    limit = _stall_limit([cand] if base is None else [base, cand], th)
+    cand = _without_stalls(cand, "candidate", limit, th, notes)
     if baseline is not None:
-        base = _without_stalls(baseline.window(th.warmup_s, COOLDOWN_S), "baseline", th, notes)
+        base = _without_stalls(base, "baseline", limit, th, notes)
         metrics = sorted(set(baseline.metrics) - {METRIC_SEND_LAG})
         known = set(metrics) | {_short(m) for m in metrics}
         for metric in metrics:

@@ -5,6 +5,7 @@ Example (every table and key is optional; what is left out keeps its default)::
     [gate]
     warmup = "5s"            # seconds excluded at the start of both runs
     stall_lag = "5ms"        # open model: drop seconds whose send_lag p95 is above (false: keep all)
+    stall_factor = 2         # ... or above 2x the quiet level (lower median of the runs; false: off)
     min_quiet_seconds = 3    # fewer seconds left: the run is unusable evidence
     confidence = 0.95        # two-sided bootstrap confidence interval
     resamples = 2000
@@ -127,6 +128,9 @@ class Thresholds:
     stall_lag_us: float | None = 5_000.0
     """Open model: seconds whose ``send_lag`` p95 exceeds this are excluded (the generator stalled; ``None``:
     keep every second)."""
+    stall_factor: float | None = 2.0
+    """Open model: a second also counts as stalled beyond this factor times the quiet level of ``send_lag``
+    (the lower of both runs' median per-second p95; ``None``: only ``stall_lag``)."""
     min_quiet_seconds: int = 3
     """Fewer seconds left than this after excluding stalls: the run is not usable evidence."""
     confidence: float = 0.95
@@ -366,6 +370,12 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
         elif key == "stall_lag":
             limit = None if value is False else _duration_us(value, "stall_lag", ctx, key)
             thresholds = replace(thresholds, stall_lag_us=limit)
+        elif key == "stall_factor":
+            if value is not False and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value < 1
+            ):
+                raise ctx.error(key, f"stall_factor must be a number >= 1 or false, not {value!r}")
+            thresholds = replace(thresholds, stall_factor=None if value is False else float(value))
         elif key == "min_quiet_seconds":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ctx.error(key, f"min_quiet_seconds must be a positive integer, not {value!r}")
@@ -388,7 +398,7 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
             raise ctx.error(
                 key,
                 f"[gate] unknown setting {key!r} "
-                "(warmup, stall_lag, min_quiet_seconds, confidence, resamples, seed)",
+                "(warmup, stall_lag, stall_factor, min_quiet_seconds, confidence, resamples, seed)",
             )
     defaults = document.get("defaults", {})
     if not isinstance(defaults, dict):

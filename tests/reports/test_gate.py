@@ -170,7 +170,7 @@ def test_saturated_generator_is_unusable(tmp_path: Path) -> None:
     )
     assert evaluate_gate(load_run(store, a.run_id), load_run(store, a.run_id), FAST).verdict == "pass"
     with pytest.raises(
-        ReportError, match=r"candidate run \d+ .* fell behind .*send_lag p95 > 5 ms\) in 14 of 14"
+        ReportError, match=r"candidate run \d+ .* fell behind .*send_lag p95 > 3.43 ms\) in 14 of 14"
     ):
         evaluate_gate(load_run(store, a.run_id), load_run(store, lagging.run_id), FAST)
     off = replace(FAST, stall_lag_us=None)
@@ -203,7 +203,7 @@ def test_stalled_seconds_are_excluded(tmp_path: Path) -> None:
     result = evaluate_gate(load_run(store, base.run_id), candidate, FAST)
     assert result.verdict == "pass", [r.reason for r in result.regressions]
     assert (
-        "candidate: 8 of 34 seconds excluded, the load generator stalled (send_lag p95 > 5 ms)"
+        "candidate: 8 of 34 seconds excluded, the load generator stalled (send_lag p95 > 3.6 ms)"
         in result.notes
     )
     stalls_kept = evaluate_gate(load_run(store, base.run_id), candidate, replace(FAST, stall_lag_us=None))
