@@ -74,6 +74,17 @@ class LoadSettings:
     """Messages per second per user on a fixed schedule (0 = closed model: Locust's users and wait times)."""
     # embedded server knobs (ignored with --host)
     server_test_delay_ms: float
+    # open model, continued (defaults: code that builds settings by hand need not name them)
+    open_total_rate: float = 0.0
+    """Messages per second in total, spread evenly over Locust's ``-u`` users (0 = use ``open_rate``)."""
+    open_poisson: bool = False
+    """Open-model arrivals: ``False`` exactly ``1/rate`` apart, ``True`` a seeded Poisson process per user."""
+
+    def open_rate_per_user(self, users: int | None) -> float:
+        """The open-model rate of one user, given Locust's total user count (``-u``)."""
+        if self.open_total_rate > 0:
+            return self.open_total_rate / max(1, users or 1)
+        return self.open_rate
 
 
 def _positive_float(text: str) -> float:
@@ -268,6 +279,20 @@ def add_arguments(parser: Any) -> None:
         "%(default)s)",
     )
     add(
+        "--open-total-rate",
+        type=_positive_float,
+        default=0.0,
+        help="open model: messages per second in total, spread evenly over the -u users (instead of "
+        "--open-rate; default: %(default)s)",
+    )
+    add(
+        "--open-arrivals",
+        choices=("fixed", "poisson"),
+        default="fixed",
+        help="open model: sends exactly 1/rate apart (fixed), or as a seeded Poisson process per user "
+        "(default: %(default)s)",
+    )
+    add(
         "--server-test-delay-ms",
         type=_positive_float,
         default=0.0,
@@ -313,6 +338,8 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         )
     if options.reconnect_max_ms < options.reconnect_base_ms:
         raise SettingsError("--reconnect-max-ms must be >= --reconnect-base-ms")
+    if float(options.open_rate) > 0 and float(options.open_total_rate) > 0:
+        raise SettingsError("give --open-rate (per user) or --open-total-rate (in total), not both")
     if options.batch_size == 1:
         raise SettingsError("--batch-size 1 is not batching: use 0 (off) or >= 2")
     return LoadSettings(
@@ -343,4 +370,6 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         reconnect_retries=int(options.reconnect_retries),
         open_rate=float(options.open_rate),
         server_test_delay_ms=float(options.server_test_delay_ms),
+        open_total_rate=float(options.open_total_rate),
+        open_poisson=options.open_arrivals == "poisson",
     )

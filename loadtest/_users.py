@@ -106,8 +106,8 @@ class WsUser(User):
     stop_drain_s: ClassVar[float] = 0.5
     """At stop, wait up to this long for outstanding replies before closing."""
     open_poisson: ClassVar[bool] = False
-    """Open model: ``False`` sends exactly ``1/--open-rate`` apart; ``True`` makes each user a Poisson process
-    of that rate (seeded), for bursts closer to real traffic."""
+    """Open model: ``False`` sends exactly ``1/rate`` apart; ``True`` (or ``--open-arrivals poisson``) makes
+    each user a Poisson process of that rate (seeded), for bursts closer to real traffic."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -185,10 +185,11 @@ class WsUser(User):
             self._greenlets.append(gevent.spawn(self._pump))
         if not self._try_connect():
             self._start_reconnecting("initial connect failed")
-        if self.settings.open_rate > 0:
-            self.schedule = OpenSchedule(
-                self.settings.open_rate, time.time(), self.rng, poisson=self.open_poisson
-            )
+        total_users = getattr(self.environment.parsed_options, "num_users", None)
+        open_rate = self.settings.open_rate_per_user(total_users)
+        if open_rate > 0:
+            poisson = self.open_poisson or self.settings.open_poisson
+            self.schedule = OpenSchedule(open_rate, time.time(), self.rng, poisson=poisson)
             self._greenlets.append(gevent.spawn(self._open_loop))
 
     def on_stop(self) -> None:
