@@ -241,13 +241,29 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Output(ids.SERVER_FAMILIES, "value"),
         Output(ids.SERVER_PICKER, "style"),
         Output(ids.LIVE_INTERVAL, "disabled"),
+        # Selecting a run draws its timeline in the same round trip (the first charts of a long run open one
+        # request sooner); draw_timeline redraws only when the user changes what is drawn.
+        Output(ids.TIMELINE, "figure", allow_duplicate=True),
+        Output(ids.VIEW_STATE, "data", allow_duplicate=True),
+        Output(ids.RANGE_LABEL, "children", allow_duplicate=True),
         Input(ids.URL, "search"),
         Input(ids.COMPARE, "value"),
+        State(ids.PERCENTILES, "value"),
+        State(ids.RESET_RANGE, "n_clicks"),
+        State(ids.VIEW_STATE, "data"),
+        prevent_initial_call="initial_duplicate",
     )
-    def select_run(search: str | None, compare_id: int | None) -> tuple[Any, ...]:
+    def select_run(
+        search: str | None,
+        compare_id: int | None,
+        percentiles: list[str] | None,
+        resets: int | None,
+        view_state: dict[str, Any] | None,
+    ) -> tuple[Any, ...]:
         def failed(message: str) -> tuple[Any, ...]:
             header = [html_message(message)]
-            return {"error": message}, header, [], [], [], [], _HIDDEN, True
+            state = {"error": message}
+            return (state, header, [], [], [], [], _HIDDEN, True, *_timeline_outputs(store_path, state))
 
         try:
             with data.open_store(store_path) as store:
@@ -288,15 +304,21 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             "live": view.live,
             "empty": view.span is None,
         }
+        selection = {
+            "metrics": _default_metrics(metrics),
+            "percentiles": [p for p in data.TIMELINE_PERCENTILES if p in (percentiles or [])],
+            "server": server_value,
+        }
         return (
             state,
             header,
             options,
-            _default_metrics(metrics),
+            selection["metrics"],
             [{"label": f.removeprefix("wsgauge_"), "value": f} for f in families],
             server_value,
             _SHOWN if families else _HIDDEN,
             not (view.live or (view.span is None and view.run.status == "running")),
+            *_timeline_outputs(store_path, state, selection, _kept_range(state, view_state), resets),
         )
 
     @app.callback(
@@ -322,13 +344,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
     ) -> tuple[Any, ...]:
         if not state:
             raise PreventUpdate
-        if state.get("error") or state.get("empty"):
-            message = state.get("error") or "No samples yet."
-            return figures.empty_figure(message), {"run": state.get("run"), "error": message}, ""
-        same_run = (
-            bool(view) and view.get("run") == state["run"] and view.get("compare") == state.get("compare")
-        )
-        rng = view.get("range") if same_run and view else None
+        rng = _kept_range(state, view)
         triggered = set(ctx.triggered_prop_ids.values())
         if ids.X_RANGE in triggered:
             what, new_range = parse_relayout(x_range)
@@ -336,25 +352,14 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
                 rng = list(new_range) if new_range else None
         if ids.RESET_RANGE in triggered:
             rng = None
-        uirev = f"{state['run']}:{state.get('compare')}:{resets or 0}"
         selection = {
             "metrics": list(metrics or []),
             "percentiles": [p for p in data.TIMELINE_PERCENTILES if p in (percentiles or [])],
             "server": list(server or []),
         }
-        try:
-            fig, new_view = _build_timeline(store_path, state, selection, rng, uirev)
-        except StoreError as exc:
-            message = data.describe_error(exc)
-            return figures.empty_figure(message), {"run": state["run"], "error": message}, message
-        except Exception as exc:
-            log.exception("cannot draw run %s", state.get("run"))
-            message = data.describe_error(exc)
-            return figures.empty_figure(message), {"run": state["run"], "error": message}, message
-        if not new_view:
-            return fig, {"run": state["run"], "error": "no samples"}, ""
-        new_view["selection"] = selection
-        return fig, new_view, _range_label(new_view)
+        if triggered <= _SELECTED_BY_SELECT_RUN and _already_drawn(state, view, selection):
+            raise PreventUpdate  # select_run has just drawn this run with this selection
+        return _timeline_outputs(store_path, state, selection, rng, resets)
 
     @app.callback(
         Output(ids.TIMELINE, "figure", allow_duplicate=True),
@@ -438,6 +443,59 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         title = "Latency by percentile, selected range" if rng else "Latency by percentile, whole run"
         fig = figures.make_spectrum(stats.spectrum, None if cstats is None else cstats.spectrum, title=title)
         return fig, layout.summary_table(stats.table, None if cstats is None else cstats.table)
+
+
+_SELECTED_BY_SELECT_RUN: frozenset[str] = frozenset({ids.RUN_STATE, ids.METRICS, ids.SERVER_FAMILIES})
+"""The inputs of draw_timeline that select_run sets when it has drawn the timeline itself."""
+
+
+def _kept_range(state: Mapping[str, Any], view: Mapping[str, Any] | None) -> list[float] | None:
+    """The zoomed range to keep when redrawing: the drawn one, if it is of the same run and comparison."""
+    if not view or state.get("error") or view.get("run") != state.get("run"):
+        return None
+    if view.get("compare") != state.get("compare"):
+        return None
+    return view.get("range")
+
+
+def _already_drawn(
+    state: Mapping[str, Any], view: Mapping[str, Any] | None, selection: Mapping[str, Any]
+) -> bool:
+    """Whether ``view`` (what the timeline shows) is ``state``'s run drawn with ``selection``."""
+    if not view or view.get("run") != state.get("run") or view.get("compare") != state.get("compare"):
+        return False
+    if state.get("error") or state.get("empty"):
+        return view.get("error") is not None
+    return view.get("selection") == dict(selection)
+
+
+def _timeline_outputs(
+    store_path: Path,
+    state: Mapping[str, Any],
+    selection: Mapping[str, Any] | None = None,
+    rng: list[float] | None = None,
+    resets: int | None = None,
+) -> tuple[Any, dict[str, Any], Any]:
+    """The timeline figure, the view state and the range label for a run state and a selection."""
+    if state.get("error") or state.get("empty"):
+        message = state.get("error") or "No samples yet."
+        view = {"run": state.get("run"), "compare": state.get("compare"), "error": message}
+        return figures.empty_figure(message), view, ""
+    assert selection is not None
+    uirev = f"{state['run']}:{state.get('compare')}:{resets or 0}"
+    try:
+        fig, new_view = _build_timeline(store_path, state, selection, rng, uirev)
+    except StoreError as exc:
+        message = data.describe_error(exc)
+        return figures.empty_figure(message), {"run": state["run"], "error": message}, message
+    except Exception as exc:
+        log.exception("cannot draw run %s", state.get("run"))
+        message = data.describe_error(exc)
+        return figures.empty_figure(message), {"run": state["run"], "error": message}, message
+    if not new_view:
+        return fig, {"run": state["run"], "error": "no samples"}, ""
+    new_view["selection"] = dict(selection)
+    return fig, new_view, _range_label(new_view)
 
 
 def _selection_of(view: Mapping[str, Any] | None, state: Mapping[str, Any]) -> dict[str, Any]:
