@@ -79,3 +79,45 @@ def test_command_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     assert main(["--host", "0.0.0.0", "--results", "x.sqlite3"]) == 2
     assert "refusing to serve on 0.0.0.0 without credentials" in capsys.readouterr().err
     assert main(["--host", "127.0.0.1", "--user", "admin"]) == 2
+
+
+def _update(
+    client: flask.testing.FlaskClient, dep: dict, inputs: list, state: list, changed: str
+) -> flask.Response:
+    outputs = [
+        {"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
+        for o in dep["output"].strip(".").split("...")
+    ]
+    body = {
+        "output": dep["output"],
+        "outputs": outputs,
+        "inputs": [{**spec, "value": value} for spec, value in zip(dep["inputs"], inputs, strict=True)],
+        "state": [{**spec, "value": value} for spec, value in zip(dep["state"], state, strict=True)],
+        "changedPropIds": [changed],
+    }
+    return client.post("/_dash-update-component", json=body)
+
+
+def test_selecting_a_run_draws_its_timeline_in_the_same_round_trip(stores: Stores) -> None:
+    client = create_app(stores.path).server.test_client()
+    deps = client.get("/_dash-dependencies").json
+    select = next(d for d in deps if d["output"].startswith("..run-state.data"))
+    draw = next(d for d in deps if d["output"].startswith("..timeline.figure...view-state.data"))
+    search = f"?run={stores.run.run_id}"
+    reply = _update(client, select, [search, None], [["p50", "p99"], 0, None], "url.search")
+    assert reply.status_code == 200
+    out = reply.json["response"]
+    figure, view = out["timeline"]["figure"], out["view-state"]["data"]
+    assert figure["data"] and view["run"] == stores.run.run_id
+    assert view["selection"]["metrics"] == out["metrics"]["value"]
+    assert view["selection"]["server"] == out["server-families"]["value"]
+    assert "Whole run" in out["range-label"]["children"]
+    # The draw callback that the new run state and selection trigger next has nothing left to do ...
+    state = out["run-state"]["data"]
+    values = [state, out["metrics"]["value"], ["p50", "p99"], out["server-families"]["value"], None, 0]
+    assert _update(client, draw, values, [view], "run-state.data").status_code == 204
+    # ... until the user changes what is drawn.
+    values[2] = ["p50", "p99", "max"]
+    redraw = _update(client, draw, values, [view], "percentiles.value")
+    assert redraw.status_code == 200
+    assert redraw.json["response"]["view-state"]["data"]["selection"]["percentiles"] == ["p50", "p99", "max"]
