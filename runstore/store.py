@@ -148,6 +148,11 @@ def _range_clause(start: float | None, end: float | None, column: str = "t") -> 
     return clause, params
 
 
+def _in_clause(column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+    """``AND column IN (?, ...)`` and its parameters (callers handle an empty ``values`` themselves)."""
+    return f" AND {column} IN ({', '.join('?' * len(values))})", list(values)
+
+
 class RunStore:
     """A run store file, opened for writing or read-only. Use :meth:`open`.
 
@@ -481,8 +486,9 @@ class RunStore:
         if metrics is not None:
             if not metrics:
                 return pd.DataFrame(columns=columns)
-            clause += f" AND metric IN ({', '.join('?' * len(metrics))})"
-            params += list(metrics)
+            extra, extra_params = _in_clause("metric", metrics)
+            clause += extra
+            params += extra_params
         return self._frame(
             f"SELECT {', '.join(columns)} FROM latency WHERE run_id = ? AND resolution = ?{clause}"
             " ORDER BY metric, t",
@@ -550,8 +556,9 @@ class RunStore:
         if names is not None:
             if not names:
                 return pd.DataFrame(columns=["name", "t", "sum", "count", "min", "max", "mean"])
-            clause += f" AND name IN ({', '.join('?' * len(names))})"
-            params += list(names)
+            extra, extra_params = _in_clause("name", names)
+            clause += extra
+            params += extra_params
         frame = self._frame(
             f"SELECT name, t, sum, count, min, max FROM gauges WHERE run_id = ?{clause} ORDER BY name, t",
             [run_id, *params],
@@ -615,8 +622,9 @@ class RunStore:
         if names is not None:
             if not names:
                 return pd.DataFrame(columns=[*columns, "mean"])
-            clause += f" AND name IN ({', '.join('?' * len(names))})"
-            params += list(names)
+            extra, extra_params = _in_clause("name", names)
+            clause += extra
+            params += extra_params
         frame = self._frame(
             f"SELECT name, (t / ?) * ? AS b, SUM(sum), SUM(count), MIN(min), MAX(max), COUNT(*)"
             f" FROM gauges WHERE run_id = ?{clause} GROUP BY name, b ORDER BY name, b",
@@ -667,8 +675,9 @@ class RunStore:
         if names is not None:
             if not names:
                 return pd.DataFrame(columns=["name", "t", "value"])
-            clause += f" AND name IN ({', '.join('?' * len(names))})"
-            params += list(names)
+            extra, extra_params = _in_clause("name", names)
+            clause += extra
+            params += extra_params
         return self._frame(
             f"SELECT name, t, value FROM server_metrics WHERE run_id = ?{clause} ORDER BY name, t",
             [run_id, *params],
@@ -701,8 +710,9 @@ class RunStore:
         if not names:
             return pd.DataFrame(columns=columns)
         clause, params = _range_clause(start, end)
-        clause += f" AND name IN ({', '.join('?' * len(names))})"
-        params += list(names)
+        extra, extra_params = _in_clause("name", names)
+        clause += extra
+        params += extra_params
         args = [int(width), int(width), run_id, *params]
         # With a single MAX() aggregate, SQLite takes the bare column (value) from the row holding MAX(t).
         last = self._frame(
