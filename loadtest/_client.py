@@ -308,32 +308,26 @@ class WsClient:
         self._closing = False
         self.connected_since = time.time()
         start = time.perf_counter()
+        failure: ConnectFailed | None = None
         try:
             ws = self._open()
         except Exception as exc:
-            elapsed = time.perf_counter() - start
             code, detail = _connect_error(exc)
             self._incr(error_counter("connect", code))
             failure = ConnectFailed(code, detail)
-            self._fire(
-                request_type=REQUEST_TYPE,
-                name=METRIC_CONNECT,
-                response_time=elapsed * 1000.0,
-                response_length=0,
-                exception=failure,
-                context=_NO_CONTEXT,
-            )
-            raise failure from None
         elapsed = time.perf_counter() - start
-        self._record(METRIC_CONNECT, elapsed * 1e6)
+        if failure is None:
+            self._record(METRIC_CONNECT, elapsed * 1e6)
         self._fire(
             request_type=REQUEST_TYPE,
             name=METRIC_CONNECT,
             response_time=elapsed * 1000.0,
             response_length=0,
-            exception=None,
+            exception=failure,
             context=_NO_CONTEXT,
         )
+        if failure is not None:
+            raise failure
         self.ws = ws
         self._reader = gevent.spawn(self._read_loop, ws)
         _SWEEPER.add(self)
