@@ -32,6 +32,7 @@ import argparse
 import atexit
 import contextlib
 import copy
+import functools
 import logging
 import sys
 import time
@@ -101,6 +102,24 @@ def _die(message: str, code: int, *, forked_workers: bool = False) -> None:
     if forked_workers:
         _terminate_forked_workers()
     raise SystemExit(code)
+
+
+def _forward_interrupts(loop: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a greenlet body so that a Ctrl-C landing in it reaches Locust's main greenlet, quietly.
+
+    A SIGINT raises ``KeyboardInterrupt`` in whichever greenlet runs at that instant (for example one waiting
+    on the store thread). gevent would print it as a crash and then rethrow it into the main greenlet, where
+    Locust shuts down; this does the rethrow without the misleading traceback.
+    """
+
+    @functools.wraps(loop)
+    def body(*args: Any, **kwargs: Any) -> None:
+        try:
+            loop(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            gevent.get_hub().handle_system_error(type(exc), exc)
+
+    return body
 
 
 def _terminate_forked_workers() -> None:
@@ -360,6 +379,7 @@ class RunLifecycle:
 
     # --- while running --------------------------------------------------------------------------------------
 
+    @_forward_interrupts
     def _sampler_loop(self, run: ActiveRun) -> None:
         assert run.state is not None and run.sink is not None
         failures = 0
@@ -375,6 +395,7 @@ class RunLifecycle:
                     log.exception("wsgauge: cannot record samples: %s", exc)
                 self.failure = self.failure or f"cannot record samples: {exc}"
 
+    @_forward_interrupts
     def _housekeeping_loop(self, run: ActiveRun) -> None:
         """Master / local, once a second: heartbeat, scrape ``/metrics``, watch the embedded server."""
         assert self.store is not None

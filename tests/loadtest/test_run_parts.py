@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -228,3 +230,26 @@ def test_store_thread_runs_calls_in_order_off_the_calling_greenlet(tmp_path: Pat
         thread.call(store.close)
     finally:
         thread.close()
+
+
+def test_ctrl_c_in_a_lifecycle_greenlet_reaches_main_without_a_traceback() -> None:
+    # In a child process: importing loadtest._run imports Locust, which monkeypatches the interpreter.
+    script = (
+        "import gevent\n"
+        "from loadtest._run import _forward_interrupts\n"
+        "@_forward_interrupts\n"
+        "def loop():\n"
+        "    gevent.sleep(0.05)\n"
+        "    raise KeyboardInterrupt\n"
+        "gevent.spawn(loop)\n"
+        "try:\n"
+        "    gevent.sleep(5)\n"
+        "    print('not interrupted')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('main got KeyboardInterrupt')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "main got KeyboardInterrupt", done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
