@@ -40,6 +40,9 @@ RANGE_JS = "return document.querySelector('#timeline .js-plotly-plot')._fullLayo
 TRACES_JS = """
 const gd = document.querySelector('#timeline .js-plotly-plot');
 if (!gd || !gd.data) return null;
+// dcc.Graph binds its event handlers (relayoutData ...) only once Plotly's draw promise resolves: a zoom
+// before then is never reported, so the chart is not ready for a test's zoom until the handlers are there.
+if (!gd._ev || gd._ev.listeners('plotly_clickannotation').length === 0) return null;
 return gd.data.map(t => [t.meta[0], t.x ? t.x.length : 0]);
 """
 
