@@ -27,7 +27,7 @@ from . import __version__
 from .config import ServerConfig
 from .connection import Connection, Hub
 from .errors import CLOSE_GOING_AWAY, RemoteProtocolError
-from .messages import MAX_FIELD_LENGTH, NotificationUpdate, validate_user_id
+from .messages import MAX_FIELD_LENGTH, NotificationUpdate, encode, validate_user_id
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .nextauth import AuthConfig, AuthError, authenticate
 from .protocol import Push, Session
@@ -207,13 +207,14 @@ async def create_notification(request: web.Request) -> web.Response:
             if not done.done():
                 done.set_exception(exc)
             return
-        hub.route(Push(result.user_id, result.seq, NotificationUpdate(result).to_frame()))
+        seq, notification = result
+        hub.route(Push(notification.user_id, seq, encode(NotificationUpdate(data=notification))))
         if not done.done():
             done.set_result(result)
 
     store.create_notification(user_id, title, text, extra, committed)
-    notification = await done
-    return _json(notification.to_json(), 201)
+    _, notification = await done
+    return web.Response(body=encode(notification), status=201, content_type="application/json")
 
 
 # -- lifecycle --------------------------------------------------------------------------------

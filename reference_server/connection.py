@@ -38,6 +38,7 @@ from .messages import (
     NotificationUpdate,
     ProgressUpdate,
     StoredMessage,
+    encode,
 )
 from .protocol import Push, Session, State, StoreRequest
 
@@ -345,9 +346,9 @@ class Connection:
         frames: list[tuple[int, bytes]] = []
         for seq, record in rows:
             if type(record) is StoredMessage:
-                frames.append((seq, NewMessage(record).to_frame()))
+                frames.append((seq, encode(NewMessage(data=record))))
             elif type(record) is Notification:
-                frames.append((seq, NotificationUpdate(record).to_frame()))
+                frames.append((seq, encode(NotificationUpdate(data=record))))
         self.session.backlog_loaded(cursor, frames, more=more)
         if frames:
             self.metrics.frame_out("backlog", len(frames))
@@ -423,7 +424,7 @@ def _abort(transport: asyncio.Transport) -> None:
 
 def _push_kind(result: object) -> str:
     kind = type(result)
-    if kind is StoredMessage:
+    if kind is tuple:  # (seq, StoredMessage)
         return "new_message"
     if kind is Notification:
         return "notification_update"

@@ -1,26 +1,31 @@
-"""The frames of the seed protocol, one small frozen dataclass per ``type``.
+"""The frames of the seed protocol as msgspec ``Struct`` schemas, one per ``type``.
 
 Inbound (client → server): :class:`ChatMessage`, :class:`NotificationRead`,
-:class:`ProgressUpdate`, :class:`Batch`, :class:`Ping`. Each is built by :func:`parse_message`
-from a decoded JSON object and checks its own field types when constructed; a bad field raises
-a :class:`~reference_server.errors.RemoteProtocolError` subclass.
+:class:`ProgressUpdate`, :class:`Batch`, :class:`Ping`. :func:`decode_message` turns one text
+frame into one of them in a single C call (JSON parsing, the ``type`` tag, field types and
+bounds); whatever does not fit the schema becomes a
+:class:`~reference_server.errors.RemoteProtocolError` whose code says which part was wrong
+(:func:`_protocol_error`). Unknown fields are ignored, so a client-sent ``senderId`` is dropped,
+never trusted.
 
 Outbound (server → client): :class:`NewMessage`, :class:`NotificationUpdate`,
-:class:`ProgressSync`, :class:`Pong`, :class:`Ack`, :class:`Error`. Each has ``to_frame()``,
-returning the UTF-8 JSON text of the frame, serialised with orjson.
+:class:`ProgressSync`, :class:`Pong`, :class:`Ack`, :class:`Error`; :func:`encode` serialises
+any of them to the frame's UTF-8 JSON text.
 
 Records (what the store holds and what ``data`` carries): :class:`StoredMessage`,
-:class:`Notification`, :class:`ProgressRecord`.
+:class:`Notification`, :class:`ProgressRecord`. Inbox records travel with their store sequence
+number as ``(seq, record)`` pairs; the number is not part of the wire format.
 
 Wire names are camelCase (``receiverId``, ``requestId``); Python names are snake_case.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+import codecs
+import re
+from typing import Annotated, Any, TypeAlias
 
+import msgspec
 import orjson
 
 from .errors import (
@@ -30,12 +35,10 @@ from .errors import (
     InvalidMessage,
     InvalidPayloadData,
     InvalidReceiver,
+    RemoteProtocolError,
     UnknownType,
 )
 from .nextauth import UserId
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 __all__ = [
     "INBOUND_TYPES",
@@ -44,6 +47,7 @@ __all__ = [
     "MAX_USER_ID_LENGTH",
     "Ack",
     "Batch",
+    "ChatContent",
     "ChatMessage",
     "Error",
     "InboundMessage",
@@ -58,39 +62,211 @@ __all__ = [
     "ProgressUpdate",
     "RequestId",
     "StoredMessage",
-    "decode_json",
+    "decode_message",
+    "encode",
     "parse_message",
     "request_id_of",
     "validate_user_id",
 ]
 
-#: A client-chosen correlation id (string or integer), echoed unchanged in ``ack``/``error``.
-RequestId: TypeAlias = str | int
-
 MAX_USER_ID_LENGTH = 256
 MAX_REQUEST_ID_LENGTH = 128
 #: Limit for short string fields (notification ids, subject, topic, timestamps).
 MAX_FIELD_LENGTH = 256
+_SAFE_INT = 2**53
 
-_dumps = orjson.dumps
+UserIdField = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER_ID_LENGTH)]
+ShortStr = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FIELD_LENGTH)]
+#: A client-chosen correlation id (string or safe integer), echoed unchanged in ``ack``/``error``.
+RequestId: TypeAlias = (
+    Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REQUEST_ID_LENGTH)]
+    | Annotated[int, msgspec.Meta(gt=-_SAFE_INT, lt=_SAFE_INT)]
+)
+#: A client's own timestamp (an ISO string in the seed, or a number), echoed unchanged.
+ClientTime: TypeAlias = ShortStr | int | float | None
+
+_encode = msgspec.json.Encoder().encode
 
 
-def decode_json(data: str | bytes) -> Any:
-    """Decode one text frame.
+def encode(frame: msgspec.Struct) -> bytes:
+    """The UTF-8 JSON text of one outbound frame (or record)."""
+    return _encode(frame)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inbound frames
+
+
+class _Inbound(msgspec.Struct, frozen=True, kw_only=True, rename="camel", tag_field="type", gc=False):
+    request_id: RequestId | None = None
+
+
+class ChatContent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The ``message`` object of a ``chat_message``.
+
+    ``timestamp`` is the client's own; the server echoes it unchanged in ``new_message`` so that
+    receivers can measure end-to-end latency. When absent the server uses ``createdAt``. The
+    content length limit is a :class:`~reference_server.protocol.Session` parameter, checked there.
+    """
+
+    content: str
+    timestamp: ClientTime = None
+
+
+class ChatMessage(_Inbound, frozen=True, kw_only=True, tag="chat_message"):
+    """``chat_message {receiverId, message: {content, timestamp}}``."""
+
+    receiver_id: UserIdField
+    message: ChatContent
+
+    @property
+    def content(self) -> str:
+        return self.message.content
+
+    @property
+    def timestamp(self) -> str | int | float | None:
+        return self.message.timestamp
+
+
+class NotificationRead(_Inbound, frozen=True, kw_only=True, tag="notification_read"):
+    """``notification_read {id}``: mark one of the caller's notifications read."""
+
+    id: ShortStr
+
+
+class ProgressFields(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The ``progress`` object of a ``progress_update``; completion is a percentage."""
+
+    subject: ShortStr
+    topic: ShortStr
+    completion: Annotated[float, msgspec.Meta(ge=0, le=100)]
+
+
+class ProgressUpdate(_Inbound, frozen=True, kw_only=True, tag="progress_update"):
+    """``progress_update {progress: {subject, topic, completion}}``."""
+
+    progress: ProgressFields
+
+    @property
+    def subject(self) -> str:
+        return self.progress.subject
+
+    @property
+    def topic(self) -> str:
+        return self.progress.topic
+
+    @property
+    def completion(self) -> float:
+        return self.progress.completion
+
+
+class Ping(_Inbound, frozen=True, kw_only=True, tag="ping"):
+    """``ping {ts}``: an application-level latency probe, answered at once by ``pong {ts}``."""
+
+    ts: ClientTime = None
+
+    def response(self) -> Pong:
+        """The ``pong`` that answers this ping."""
+        return Pong(ts=self.ts, request_id=self.request_id)
+
+
+class Batch(_Inbound, frozen=True, kw_only=True, tag="batch"):
+    """``batch {messages: [...]}``: inner frames, still undecoded, each handled as if sent alone.
+
+    The inner items stay raw JSON so that one bad item yields one ``error`` and does not spoil
+    the others. The count limit is a Session parameter.
+    """
+
+    messages: list[msgspec.Raw]
+
+
+InboundMessage: TypeAlias = ChatMessage | NotificationRead | ProgressUpdate | Ping | Batch
+
+#: Wire ``type`` → inbound Struct.
+INBOUND_TYPES: dict[str, type[InboundMessage]] = {
+    "chat_message": ChatMessage,
+    "notification_read": NotificationRead,
+    "progress_update": ProgressUpdate,
+    "batch": Batch,
+    "ping": Ping,
+}
+
+_decoder = msgspec.json.Decoder(InboundMessage)
+_AT = re.compile(r" - at `\$(.*)`$")
+_MISSING = re.compile(r"Object missing required field `([^`]*)`")
+
+
+def _protocol_error(exc: msgspec.DecodeError) -> RemoteProtocolError:
+    """The protocol error for a frame that did not fit the schema, chosen by where it failed."""
+    text = str(exc)
+    if not isinstance(exc, msgspec.ValidationError):  # a DecodeError proper: not JSON at all
+        return InvalidJSON(f"frame is not valid JSON: {text}")
+    match = _AT.search(text)
+    path = match.group(1) if match else ""
+    if not path:
+        missing = _MISSING.match(text)
+        field = missing.group(1) if missing else None
+        if field is None or field == "type":
+            return InvalidMessage(f"a frame must be a JSON object with a string 'type': {text}")
+        if field == "receiverId":
+            return InvalidReceiver(f"receiverId is required: {text}")
+        if field == "messages":
+            return InvalidBatch(f"batch.messages is required: {text}")
+        return InvalidField(text)
+    if path == ".type":
+        if text.startswith("Invalid value"):
+            shown = text[len("Invalid value ") : match.start()]
+            return UnknownType(f"unknown message type {shown if len(shown) <= 66 else shown[:64] + '…'}")
+        return InvalidMessage("a frame must have a string 'type'")
+    if path == ".receiverId":
+        return InvalidReceiver(f"receiverId must be 1 to {MAX_USER_ID_LENGTH} characters: {text}")
+    if path.startswith(".messages") and path.count(".") == 1:
+        return InvalidBatch(f"batch.messages must be an array: {text}")
+    return InvalidField(text)
+
+
+def decode_message(data: str | bytes) -> InboundMessage:
+    """Decode and check one inbound text frame.
 
     Raises:
         InvalidJSON: The frame is not JSON.
         InvalidPayloadData: The frame is not UTF-8 (only possible for ``bytes`` input).
+        InvalidMessage, UnknownType, InvalidField, InvalidReceiver, InvalidBatch: the JSON does
+            not fit the frame's schema.
     """
+    if type(data) is not str:  # WebSocket stacks hand over text frames as checked str; bytes are not
+        try:
+            codecs.decode(data, "utf-8")
+        except UnicodeDecodeError:
+            raise InvalidPayloadData("text frame is not valid UTF-8") from None
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        if isinstance(data, bytes | bytearray | memoryview):
-            try:
-                bytes(data).decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidPayloadData("text frame is not valid UTF-8") from None
-        raise InvalidJSON(f"frame is not valid JSON: {exc}") from None
+        return _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise _protocol_error(exc) from None
+
+
+def parse_message(obj: object) -> InboundMessage:
+    """Check an already decoded JSON value against the frame schemas (as :func:`decode_message`)."""
+    try:
+        return msgspec.convert(obj, InboundMessage)  # type: ignore[arg-type]
+    except msgspec.DecodeError as exc:
+        raise _protocol_error(exc) from None
+
+
+def request_id_of(data: str | bytes | msgspec.Raw) -> RequestId | None:
+    """The ``requestId`` of a rejected frame if it has a well-formed one, else ``None``."""
+    try:
+        obj = orjson.loads(data if isinstance(data, str | bytes) else bytes(data))
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict:
+        return None
+    rid = obj.get("requestId")
+    if type(rid) is str and 0 < len(rid) <= MAX_REQUEST_ID_LENGTH:
+        return rid
+    if type(rid) is int and -_SAFE_INT < rid < _SAFE_INT:
+        return rid
+    return None
 
 
 def validate_user_id(value: object, name: str = "receiverId") -> UserId:
@@ -100,256 +276,19 @@ def validate_user_id(value: object, name: str = "receiverId") -> UserId:
     server keeps no user directory.
     """
     if type(value) is not str:
-        raise InvalidReceiver(f"{name} must be a string, not {_json_type(value)}")
+        raise InvalidReceiver(f"{name} must be a string")
     if not value or len(value) > MAX_USER_ID_LENGTH:
         raise InvalidReceiver(f"{name} must be 1 to {MAX_USER_ID_LENGTH} characters")
     return UserId(value)
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def _check_str(value: object, name: str, *, max_length: int = MAX_FIELD_LENGTH) -> None:
-    if type(value) is not str:
-        raise InvalidField(f"{name} must be a string, not {_json_type(value)}")
-    if not value:
-        raise InvalidField(f"{name} must not be empty")
-    if len(value) > max_length:
-        raise InvalidField(f"{name} must be at most {max_length} characters")
-
-
-def _check_request_id(value: object) -> None:
-    if value is None:
-        return
-    if type(value) is str:
-        if 0 < len(value) <= MAX_REQUEST_ID_LENGTH:
-            return
-    elif type(value) is int and -(2**53) < value < 2**53:
-        return
-    raise InvalidField(
-        f"requestId must be a non-empty string of at most {MAX_REQUEST_ID_LENGTH} characters "
-        "or a safe integer"
-    )
-
-
-def _is_number(value: object) -> bool:
-    t = type(value)
-    return (t is int or t is float) and math.isfinite(value)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------------------------------
-# Inbound frames
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChatMessage:
-    """``chat_message {receiverId, message: {content, timestamp}}``.
-
-    ``timestamp`` is the client's own (an ISO string in the seed, or a number); the server echoes
-    it unchanged in ``new_message`` so that receivers can measure end-to-end latency. When absent
-    it is ``None`` and the server uses ``createdAt``. The content length limit is a
-    :class:`~reference_server.protocol.Session` parameter, checked there.
-    """
-
-    type: str = field(default="chat_message", init=False)
-    receiver_id: UserId
-    content: str
-    timestamp: str | int | float | None = None
-    request_id: RequestId | None = None
-
-    def __post_init__(self) -> None:
-        validate_user_id(self.receiver_id)
-        if type(self.content) is not str:
-            raise InvalidField(f"message.content must be a string, not {_json_type(self.content)}")
-        ts = self.timestamp
-        if ts is not None and not _is_number(ts):
-            _check_str(ts, "message.timestamp", max_length=MAX_FIELD_LENGTH)
-        _check_request_id(self.request_id)
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> ChatMessage:
-        message = obj.get("message")
-        if type(message) is not dict:
-            raise InvalidField(f"message must be an object, not {_json_type(message)}")
-        if "content" not in message:
-            raise InvalidField("message.content is required")
-        return cls(
-            receiver_id=obj.get("receiverId"),  # type: ignore[arg-type]  # checked in __post_init__
-            content=message["content"],
-            timestamp=message.get("timestamp"),
-            request_id=obj.get("requestId"),
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NotificationRead:
-    """``notification_read {id}``: mark one of the caller's notifications read."""
-
-    type: str = field(default="notification_read", init=False)
-    id: str
-    request_id: RequestId | None = None
-
-    def __post_init__(self) -> None:
-        _check_str(self.id, "id")
-        _check_request_id(self.request_id)
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> NotificationRead:
-        if "id" not in obj:
-            raise InvalidField("id is required")
-        return cls(id=obj["id"], request_id=obj.get("requestId"))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProgressUpdate:
-    """``progress_update {progress: {subject, topic, completion}}``; completion is 0-100."""
-
-    type: str = field(default="progress_update", init=False)
-    subject: str
-    topic: str
-    completion: float
-    request_id: RequestId | None = None
-
-    def __post_init__(self) -> None:
-        _check_str(self.subject, "progress.subject")
-        _check_str(self.topic, "progress.topic")
-        c = self.completion
-        if not _is_number(c):
-            raise InvalidField(f"progress.completion must be a number, not {_json_type(c)}")
-        if not 0 <= c <= 100:
-            raise InvalidField("progress.completion must be between 0 and 100")
-        _check_request_id(self.request_id)
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> ProgressUpdate:
-        progress = obj.get("progress")
-        if type(progress) is not dict:
-            raise InvalidField(f"progress must be an object, not {_json_type(progress)}")
-        for name in ("subject", "topic", "completion"):
-            if name not in progress:
-                raise InvalidField(f"progress.{name} is required")
-        return cls(
-            subject=progress["subject"],
-            topic=progress["topic"],
-            completion=progress["completion"],
-            request_id=obj.get("requestId"),
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ping:
-    """``ping {ts}``: an application-level latency probe, answered at once by ``pong {ts}``."""
-
-    type: str = field(default="ping", init=False)
-    ts: Any = None
-    request_id: RequestId | None = None
-
-    def __post_init__(self) -> None:
-        ts = self.ts
-        if ts is not None and not _is_number(ts):
-            _check_str(ts, "ts", max_length=MAX_FIELD_LENGTH)
-        _check_request_id(self.request_id)
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Ping:
-        return cls(ts=obj.get("ts"), request_id=obj.get("requestId"))
-
-    def response(self) -> Pong:
-        """The ``pong`` that answers this ping."""
-        return Pong(ts=self.ts, request_id=self.request_id)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Batch:
-    """``batch {messages: [...]}``: inner frames, still undecoded, each handled as if sent alone.
-
-    The inner items are kept as decoded JSON values so that one bad item yields one ``error``
-    and does not spoil the others. The count limit is a Session parameter.
-    """
-
-    type: str = field(default="batch", init=False)
-    messages: tuple[Any, ...]
-    request_id: RequestId | None = None
-
-    def __post_init__(self) -> None:
-        if type(self.messages) is not tuple:
-            raise InvalidBatch("messages must be an array")
-        _check_request_id(self.request_id)
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Batch:
-        messages = obj.get("messages")
-        if type(messages) is not list:
-            raise InvalidBatch(f"batch.messages must be an array, not {_json_type(messages)}")
-        return cls(messages=tuple(messages), request_id=obj.get("requestId"))
-
-
-InboundMessage: TypeAlias = ChatMessage | NotificationRead | ProgressUpdate | Ping | Batch
-
-#: Wire ``type`` → inbound dataclass.
-INBOUND_TYPES: dict[str, type[InboundMessage]] = {
-    "chat_message": ChatMessage,
-    "notification_read": NotificationRead,
-    "progress_update": ProgressUpdate,
-    "batch": Batch,
-    "ping": Ping,
-}
-
-
-def request_id_of(obj: object) -> RequestId | None:
-    """The ``requestId`` of a decoded frame if it is well-formed, else ``None``."""
-    if type(obj) is dict:
-        rid = obj.get("requestId")
-        try:
-            _check_request_id(rid)
-        except InvalidField:
-            return None
-        return rid
-    return None
-
-
-def parse_message(obj: object) -> InboundMessage:
-    """Build the inbound message for one decoded JSON value.
-
-    Raises:
-        InvalidMessage: ``obj`` is not an object or has no string ``type``.
-        UnknownType: ``type`` is not one of :data:`INBOUND_TYPES`.
-        InvalidField, InvalidReceiver, InvalidBatch: a field is missing or mistyped.
-    """
-    if type(obj) is not dict:
-        raise InvalidMessage(f"a frame must be a JSON object, not {_json_type(obj)}")
-    kind = obj.get("type")
-    if type(kind) is not str:
-        raise InvalidMessage("a frame must have a string 'type'")
-    cls = INBOUND_TYPES.get(kind)
-    if cls is None:
-        shown = kind if len(kind) <= 64 else kind[:64] + "…"
-        raise UnknownType(f"unknown message type {shown!r}")
-    return cls.from_json(obj)
 
 
 # ---------------------------------------------------------------------------------------------
 # Records
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredMessage:
+class StoredMessage(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
     """A chat message as stored: the ``data`` of ``new_message`` and of its ``ack``."""
 
-    seq: int
     id: str
     sender_id: str
     receiver_id: str
@@ -357,26 +296,14 @@ class StoredMessage:
     timestamp: Any
     created_at: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "senderId": self.sender_id,
-            "receiverId": self.receiver_id,
-            "content": self.content,
-            "timestamp": self.timestamp,
-            "createdAt": self.created_at,
-        }
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Notification:
+class Notification(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
     """A notification: the ``data`` of ``notification_update``, and the POST response body.
 
-    ``extra`` holds the optional fields the back end supplied (``type``, ``link``, ``data``),
-    returned as-is next to the fixed ones.
+    ``type``, ``link`` and ``data`` are the optional fields a back end may supply; absent ones
+    are left out of the JSON.
     """
 
-    seq: int
     id: str
     user_id: str
     title: str
@@ -384,24 +311,20 @@ class Notification:
     read: bool
     created_at: str
     updated_at: str
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    link: str | msgspec.UnsetType = msgspec.UNSET
+    data: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.extra)
-        out.update(
-            id=self.id,
-            userId=self.user_id,
-            title=self.title,
-            body=self.body,
-            read=self.read,
-            createdAt=self.created_at,
-            updatedAt=self.updated_at,
-        )
-        return out
+    def extra(self) -> dict[str, Any]:
+        """The optional fields that are set."""
+        return {
+            name: value
+            for name in ("type", "link", "data")
+            if (value := getattr(self, name)) is not msgspec.UNSET
+        }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProgressRecord:
+class ProgressRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
     """A user's progress on one (subject, topic): the ``data`` of ``progress_sync``."""
 
     user_id: str
@@ -410,92 +333,53 @@ class ProgressRecord:
     completion: float
     updated_at: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "userId": self.user_id,
-            "subject": self.subject,
-            "topic": self.topic,
-            "completion": self.completion,
-            "updatedAt": self.updated_at,
-        }
-
 
 # ---------------------------------------------------------------------------------------------
 # Outbound frames
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """``new_message {data: {id, senderId, receiverId, content, timestamp, createdAt}}``."""
-
-    data: StoredMessage
-
-    def to_frame(self, data_json: orjson.Fragment | None = None) -> bytes:
-        """The frame; ``data_json`` is ``data`` already serialised, to reuse (e.g. for the ack)."""
-        data = self.data.to_json() if data_json is None else data_json
-        return _dumps({"type": "new_message", "data": data})
+class _Outbound(msgspec.Struct, frozen=True, kw_only=True, rename="camel", tag_field="type", gc=False):
+    pass
 
 
-@dataclass(frozen=True, slots=True)
-class NotificationUpdate:
+class NewMessage(_Outbound, frozen=True, kw_only=True, tag="new_message"):
+    """``new_message {data: {id, senderId, receiverId, content, timestamp, createdAt}}``.
+
+    ``data`` may be the record already serialised (``msgspec.Raw``), to share it with the ack.
+    """
+
+    data: StoredMessage | msgspec.Raw
+
+
+class NotificationUpdate(_Outbound, frozen=True, kw_only=True, tag="notification_update"):
     """``notification_update {data: <notification>}``."""
 
     data: Notification
 
-    def to_frame(self) -> bytes:
-        return _dumps({"type": "notification_update", "data": self.data.to_json()})
 
-
-@dataclass(frozen=True, slots=True)
-class ProgressSync:
+class ProgressSync(_Outbound, frozen=True, kw_only=True, tag="progress_sync"):
     """``progress_sync {data: {userId, subject, topic, completion, updatedAt}}``."""
 
     data: ProgressRecord
 
-    def to_frame(self) -> bytes:
-        return _dumps({"type": "progress_sync", "data": self.data.to_json()})
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Pong:
+class Pong(_Outbound, frozen=True, kw_only=True, tag="pong", omit_defaults=True):
     """``pong {ts}`` (plus ``requestId`` when the ping had one)."""
 
-    ts: Any = None
+    ts: Any
     request_id: RequestId | None = None
 
-    def to_frame(self) -> bytes:
-        if self.request_id is None:
-            return _dumps({"type": "pong", "ts": self.ts})
-        return _dumps({"type": "pong", "ts": self.ts, "requestId": self.request_id})
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ack:
+class Ack(_Outbound, frozen=True, kw_only=True, tag="ack"):
     """``ack {requestId, data}``: the effect of the request is durably stored."""
 
     request_id: RequestId
     data: Any = None
 
-    def to_frame(self) -> bytes:
-        return _dumps({"type": "ack", "requestId": self.request_id, "data": self.data})
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Error:
+class Error(_Outbound, frozen=True, kw_only=True, tag="error", omit_defaults=True):
     """``error {code, message}`` (plus ``requestId`` when the request had a well-formed one)."""
 
     code: str
     message: str
     request_id: RequestId | None = None
-
-    def to_frame(self) -> bytes:
-        if self.request_id is None:
-            return _dumps({"type": "error", "code": self.code, "message": self.message})
-        return _dumps(
-            {
-                "type": "error",
-                "requestId": self.request_id,
-                "code": self.code,
-                "message": self.message,
-            }
-        )

@@ -28,10 +28,9 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
+import msgspec
 
 from .errors import (
     CLOSE_NORMAL,
@@ -51,6 +50,7 @@ from .messages import (
     Ack,
     Batch,
     ChatMessage,
+    INBOUND_TYPES,
     Error,
     NewMessage,
     Notification,
@@ -61,8 +61,8 @@ from .messages import (
     ProgressSync,
     ProgressUpdate,
     StoredMessage,
-    decode_json,
-    parse_message,
+    decode_message,
+    encode,
     request_id_of,
 )
 
@@ -136,8 +136,7 @@ class _NoHooks:
         pass
 
 
-@dataclass(slots=True, eq=False)
-class StoreRequest:
+class StoreRequest(msgspec.Struct, gc=False):
     """Work for the driver: make ``message``'s effect durable, then report back.
 
     After the store commits, call :meth:`Session.event_completed` (or
@@ -147,11 +146,10 @@ class StoreRequest:
     message: ChatMessage | NotificationRead | ProgressUpdate
     user_id: str
     received_at: float
-    _slot: list[Any]
+    slot: list[Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Push:
+class Push(msgspec.Struct, frozen=True, gc=False):
     """A frame to route to every open connection of ``user_id``.
 
     ``seq`` is the store's sequence number for inbox items (chat messages and new
@@ -162,6 +160,9 @@ class Push:
     seq: int | None
     frame: bytes
 
+
+#: Inbound Struct → wire ``type`` (for metrics).
+_TYPE_NAMES: dict[type, str] = {cls: cls.__struct_config__.tag for cls in INBOUND_TYPES.values()}  # type: ignore[misc]
 
 _PING_PAYLOAD = struct.Struct("!4sQ")
 _PING_MAGIC = b"wsgd"
@@ -269,18 +270,17 @@ class Session:
         """
         if self.state is not State.OPEN or self.expire(now):
             return
-        obj: object = None
         try:
-            obj = decode_json(data)
-            message = parse_message(obj)
-            self._hooks.frame_in(message.type)
-            if type(message) is Batch:
-                self._receive_batch(message, now)
+            message = decode_message(data)
+            kind = type(message)
+            self._hooks.frame_in(_TYPE_NAMES[kind])
+            if kind is Batch:
+                self._receive_batch(message, now)  # type: ignore[arg-type]
             else:
                 self._handle(message, now)
         except RemoteProtocolError as exc:
             self._hooks.frame_in("invalid")
-            self._reply_error(exc, request_id_of(obj))
+            self._reply_error(exc, request_id_of(data))
         except ConnectionClosingError as exc:
             self._hooks.error(exc.code)
             self.fail(exc)
@@ -294,16 +294,17 @@ class Session:
             raise BatchTooLarge(f"a batch holds at most {self.max_batch} messages, not {n}")
         for item in batch.messages:
             try:
-                message = parse_message(item)
-                if type(message) is Batch:
+                message = decode_message(item)
+                kind = type(message)
+                if kind is Batch:
                     raise InvalidBatch("a batch cannot contain a batch")
-                self._hooks.frame_in(message.type)
+                self._hooks.frame_in(_TYPE_NAMES[kind])
                 self._handle(message, now)
             except RemoteProtocolError as exc:
                 self._reply_error(exc, request_id_of(item))
         if batch.request_id is not None:
             # Released only after every inner reply before it: i.e. once all are durable.
-            self._reply_now(Ack(request_id=batch.request_id, data={"count": n}).to_frame(), "ack")
+            self._reply_now(encode(Ack(request_id=batch.request_id, data={"count": n})), "ack")
 
     def _handle(self, message: InboundMessage, now: float) -> None:
         if self.rate_limit > 0:
@@ -322,7 +323,7 @@ class Session:
             if len(message.content) > self.max_content_length:  # type: ignore[union-attr]
                 raise ContentTooLong(f"message.content is longer than {self.max_content_length} characters")
         elif kind is Ping:
-            self._reply_now(message.response().to_frame(), "pong")  # type: ignore[union-attr]
+            self._reply_now(encode(message.response()), "pong")  # type: ignore[union-attr]
             return
         slot: list[Any] = [None, False, "ack"]
         self._replies.append(slot)
@@ -339,7 +340,7 @@ class Session:
     def _reply_error(self, exc: ProtocolError, request_id: Any) -> None:
         self.last_error = exc
         self._hooks.error(exc.code)
-        frame = Error(code=exc.code, message=exc.message, request_id=request_id).to_frame()
+        frame = encode(Error(code=exc.code, message=exc.message, request_id=request_id))
         self._reply_now(frame, "error")
 
     def _release(self) -> None:
@@ -360,26 +361,30 @@ class Session:
     def event_completed(self, request: StoreRequest, result: object) -> list[Push]:
         """Report that ``request``'s effect is durably stored as ``result``.
 
-        ``result`` is the :class:`StoredMessage`, :class:`Notification` (``None`` if the user
-        has no such notification) or :class:`ProgressRecord` the store returned.
+        ``result`` is what the store returned: ``(seq, StoredMessage)`` for a chat message, the
+        :class:`Notification` (``None`` if the user has no such notification) or the
+        :class:`ProgressRecord`.
 
         Returns:
             The frames to route to users' connections (this session's own user included).
             After calling this, you must call :meth:`messages_to_send`.
         """
         message = request.message
-        request_id = message.request_id
         self._unfinished -= 1
         pushes: list[Push]
         data: Any
-        if type(result) is StoredMessage:
+        kind = type(result)
+        if kind is tuple and type(result[1]) is StoredMessage:  # type: ignore[index]
+            seq, record = result  # type: ignore[misc]
             # Serialise the message once, for both the push and the ack.
-            data = orjson.Fragment(orjson.dumps(result.to_json()))
-            pushes = [Push(result.receiver_id, result.seq, NewMessage(result).to_frame(data))]
-        elif type(result) is Notification:
-            pushes = [Push(self.user_id, None, NotificationUpdate(result).to_frame())]
-        elif type(result) is ProgressRecord:
-            pushes = [Push(self.user_id, None, ProgressSync(result).to_frame())]
+            data = msgspec.Raw(encode(record))
+            pushes = [Push(record.receiver_id, seq, encode(NewMessage(data=data)))]
+        elif kind is Notification:
+            data = result
+            pushes = [Push(self.user_id, None, encode(NotificationUpdate(data=result)))]  # type: ignore[arg-type]
+        elif kind is ProgressRecord:
+            data = result
+            pushes = [Push(self.user_id, None, encode(ProgressSync(data=result)))]  # type: ignore[arg-type]
         elif result is None and type(message) is NotificationRead:
             self._unfinished += 1  # event_failed counts it
             self.event_failed(request, NotFound(f"no notification {message.id!r} for this user"))
@@ -388,11 +393,10 @@ class Session:
             self._unfinished += 1
             self.event_failed(request, LocalProtocolError("store returned an unexpected result"))
             return []
-        slot = request._slot
+        slot = request.slot
+        request_id = message.request_id
         if request_id is not None:
-            if type(result) is not StoredMessage:
-                data = result.to_json()
-            slot[0] = Ack(request_id=request_id, data=data).to_frame()
+            slot[0] = encode(Ack(request_id=request_id, data=data))
         slot[1] = True
         # Released by messages_to_send(): pushes routed now (to this user's connections too)
         # go out before the ack.
@@ -406,8 +410,8 @@ class Session:
         self.last_error = exc
         self._hooks.error(exc.code)
         self._unfinished -= 1
-        slot = request._slot
-        slot[0] = Error(code=exc.code, message=exc.message, request_id=request.message.request_id).to_frame()
+        slot = request.slot
+        slot[0] = encode(Error(code=exc.code, message=exc.message, request_id=request.message.request_id))
         slot[1] = True
         slot[2] = "error"
 

@@ -38,6 +38,8 @@ from typing import Any
 
 import orjson
 
+import msgspec
+
 from .messages import Notification, ProgressRecord, StoredMessage
 
 __all__ = ["Backlog", "Callback", "Store", "iso_utc"]
@@ -46,8 +48,10 @@ log = logging.getLogger(__name__)
 
 #: ``callback(result, exc)``: run on the event loop after the commit (``exc`` set on failure).
 Callback = Callable[[Any, BaseException | None], None]
+#: An inbox record with its sequence number (the order of the user's inbox; not on the wire).
+Inboxed = tuple[int, StoredMessage | Notification]
 #: ``(cursor, [(seq, record)], more)`` for one page of a user's offline backlog.
-Backlog = tuple[int, list[tuple[int, StoredMessage | Notification]], bool]
+Backlog = tuple[int, list[Inboxed], bool]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -108,40 +112,31 @@ def iso_utc(t: float) -> str:
 # Each takes the connection and its arguments and returns the result handed to the callback.
 
 
-def _op_insert_message(db: sqlite3.Connection, m: StoredMessage) -> StoredMessage:
-    db.execute(
-        "INSERT INTO messages VALUES (?,?,?,?,?,?,?)",
-        (m.seq, m.id, m.sender_id, m.receiver_id, m.content, _dump(m.timestamp), m.created_at),
-    )
-    return m
+def _op_insert_message(db: sqlite3.Connection, item: tuple[int, StoredMessage]) -> tuple[int, StoredMessage]:
+    _insert_messages(db, [item])
+    return item
 
 
-def _insert_messages(db: sqlite3.Connection, ms: list[StoredMessage]) -> None:
-    for start in range(0, len(ms), _MAX_ROWS_PER_INSERT):
-        chunk = ms[start : start + _MAX_ROWS_PER_INSERT]
+def _insert_messages(db: sqlite3.Connection, items: list[tuple[int, StoredMessage]]) -> None:
+    for start in range(0, len(items), _MAX_ROWS_PER_INSERT):
+        chunk = items[start : start + _MAX_ROWS_PER_INSERT]
         params: list[Any] = []
-        for m in chunk:
-            params += (
-                m.seq,
-                m.id,
-                m.sender_id,
-                m.receiver_id,
-                m.content,
-                _dump(m.timestamp),
-                m.created_at,
-            )
+        for seq, m in chunk:
+            params += (seq, m.id, m.sender_id, m.receiver_id, m.content, _dump(m.timestamp), m.created_at)
         sql = "INSERT INTO messages VALUES " + ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
         db.execute(sql, params)
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def _dump(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return _encode(value).decode()
 
 
 def _row_to_notification(row: tuple[Any, ...]) -> Notification:
-    nid, seq, user_id, title, body, read, created_at, updated_at, extra = row
+    nid, _seq, user_id, title, body, read, created_at, updated_at, extra = row
     return Notification(
-        seq=seq,
         id=nid,
         user_id=user_id,
         title=title,
@@ -149,14 +144,13 @@ def _row_to_notification(row: tuple[Any, ...]) -> Notification:
         read=bool(read),
         created_at=created_at,
         updated_at=updated_at,
-        extra=orjson.loads(extra),
+        **orjson.loads(extra),
     )
 
 
 def _row_to_message(row: tuple[Any, ...]) -> StoredMessage:
-    seq, mid, sender, receiver, content, ts, created_at = row
+    _seq, mid, sender, receiver, content, ts, created_at = row
     return StoredMessage(
-        seq=seq,
         id=mid,
         sender_id=sender,
         receiver_id=receiver,
@@ -184,22 +178,23 @@ def _op_save_progress(db: sqlite3.Connection, p: ProgressRecord) -> ProgressReco
     return p
 
 
-def _op_create_notification(db: sqlite3.Connection, n: Notification) -> Notification:
+def _op_create_notification(db: sqlite3.Connection, item: tuple[int, Notification]) -> tuple[int, Notification]:
+    seq, n = item
     db.execute(
         "INSERT INTO notifications VALUES (?,?,?,?,?,?,?,?,?)",
         (
             n.id,
-            n.seq,
+            seq,
             n.user_id,
             n.title,
             n.body,
             int(n.read),
             n.created_at,
             n.updated_at,
-            _dump(dict(n.extra)),
+            _dump(n.extra()),
         ),
     )
-    return n
+    return item
 
 
 def _op_advance_cursor(db: sqlite3.Connection, user_id: str, seq: int) -> None:
@@ -336,12 +331,11 @@ class Store:
         callback: Callback,
         *,
         now: float | None = None,
-    ) -> StoredMessage:
-        """Store a chat message; ``callback(stored_message, exc)`` after the commit."""
+    ) -> tuple[int, StoredMessage]:
+        """Store a chat message; ``callback((seq, stored_message), exc)`` after the commit."""
         seq = self.next_seq()
         created_at = iso_utc(time.time() if now is None else now)
         m = StoredMessage(
-            seq=seq,
             id=f"m{seq}",
             sender_id=sender_id,
             receiver_id=receiver_id,
@@ -349,8 +343,9 @@ class Store:
             timestamp=created_at if timestamp is None else timestamp,
             created_at=created_at,
         )
-        self._submit(_op_insert_message, (m,), callback)
-        return m
+        item = (seq, m)
+        self._submit(_op_insert_message, (item,), callback)
+        return item
 
     def mark_read(self, user_id: str, notification_id: str, callback: Callback) -> None:
         """Mark ``user_id``'s notification read; callback gets the Notification or ``None``."""
@@ -377,11 +372,14 @@ class Store:
         body: str,
         extra: Mapping[str, Any],
         callback: Callback,
-    ) -> Notification:
-        """Store a new unread notification; callback gets the Notification."""
+    ) -> tuple[int, Notification]:
+        """Store a new unread notification; callback gets ``(seq, notification)``.
+
+        ``extra`` holds the optional fields (``type``, ``link``, ``data``).
+        """
         now = iso_utc(time.time())
+        seq = self.next_seq()
         n = Notification(
-            seq=self.next_seq(),
             id=str(uuid.uuid4()),
             user_id=user_id,
             title=title,
@@ -389,10 +387,11 @@ class Store:
             read=False,
             created_at=now,
             updated_at=now,
-            extra=dict(extra),
+            **extra,
         )
-        self._submit(_op_create_notification, (n,), callback)
-        return n
+        item = (seq, n)
+        self._submit(_op_create_notification, (item,), callback)
+        return item
 
     def advance_cursor(self, user_id: str, seq: int) -> None:
         """Record that ``user_id`` has read every inbox item up to ``seq`` (fire and forget)."""
@@ -465,7 +464,7 @@ class Store:
         results: list[tuple[Callback, Any, BaseException | None]] = []
         try:
             db.execute("BEGIN")
-            run: list[StoredMessage] = []
+            run: list[tuple[int, StoredMessage]] = []
             pending: list[Callback] = []
             for fn, args, callback in batch:
                 if fn is _op_insert_message:

@@ -1,14 +1,15 @@
-"""Frame dataclasses: parsing, checks when built, serialisation."""
+"""Frame schemas: decoding and checking, the error code each fault maps to, serialisation."""
 
 from __future__ import annotations
 
 import json
 
-import orjson
+import msgspec
 import pytest
 
 from reference_server.errors import (
     ERROR_CODES,
+    ContentTooLong,
     InvalidBatch,
     InvalidField,
     InvalidJSON,
@@ -21,74 +22,113 @@ from reference_server.errors import (
 from reference_server.messages import (
     Ack,
     Batch,
+    ChatContent,
     ChatMessage,
     Error,
     NewMessage,
     Notification,
     NotificationRead,
+    NotificationUpdate,
     Ping,
+    Pong,
+    ProgressFields,
     ProgressUpdate,
     StoredMessage,
-    decode_json,
+    decode_message,
+    encode,
     parse_message,
     request_id_of,
     validate_user_id,
 )
 
 
-def test_parse_builds_one_dataclass_per_type():
-    chat = parse_message(
-        {
-            "type": "chat_message",
-            "receiverId": "bob",
-            "requestId": "r",
-            "message": {"content": "hi", "timestamp": "T"},
-        }
+def frame(obj: object) -> str:
+    return json.dumps(obj)
+
+
+def test_decode_builds_one_struct_per_type():
+    chat = decode_message(
+        frame(
+            {
+                "type": "chat_message",
+                "receiverId": "bob",
+                "requestId": "r",
+                "senderId": "mallory",  # never trusted: not even kept
+                "message": {"content": "hi", "timestamp": "T"},
+            }
+        )
     )
-    assert chat == ChatMessage(receiver_id="bob", content="hi", timestamp="T", request_id="r")
-    assert parse_message({"type": "notification_read", "id": "n"}) == NotificationRead(id="n")
-    progress = parse_message(
-        {"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": 0}}
+    assert chat == ChatMessage(
+        receiver_id="bob", message=ChatContent(content="hi", timestamp="T"), request_id="r"
     )
-    assert progress == ProgressUpdate(subject="s", topic="t", completion=0)
-    assert parse_message({"type": "ping", "ts": 5}) == Ping(ts=5)
-    assert parse_message({"type": "batch", "messages": [1]}) == Batch(messages=(1,))
+    assert (chat.content, chat.timestamp) == ("hi", "T")
+    assert decode_message(frame({"type": "notification_read", "id": "n"})) == NotificationRead(id="n")
+    progress = decode_message(
+        frame({"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": 0}})
+    )
+    assert progress == ProgressUpdate(progress=ProgressFields(subject="s", topic="t", completion=0))
+    assert (progress.subject, progress.topic, progress.completion) == ("s", "t", 0)
+    assert decode_message(frame({"type": "ping", "ts": 5})) == Ping(ts=5)
+    batch = decode_message(frame({"type": "batch", "messages": [1, {"a": 2}]}))
+    assert isinstance(batch, Batch) and [bytes(m) for m in batch.messages] == [b"1", b'{"a": 2}']
+    assert parse_message({"type": "ping", "ts": 5}) == Ping(ts=5)  # already decoded values too
 
 
 @pytest.mark.parametrize(
     ("obj", "exc"),
     [
         ([], InvalidMessage),
+        ("text", InvalidMessage),
+        ({}, InvalidMessage),
         ({"type": None}, InvalidMessage),
         ({"type": "nope"}, UnknownType),
         ({"type": "chat_message", "receiverId": "b", "message": []}, InvalidField),
+        ({"type": "chat_message", "receiverId": "b"}, InvalidField),
+        ({"type": "chat_message", "receiverId": "b", "message": {}}, InvalidField),
+        ({"type": "chat_message", "receiverId": "b", "message": {"content": 5}}, InvalidField),
+        ({"type": "chat_message", "message": {"content": "x"}}, InvalidReceiver),
         ({"type": "chat_message", "receiverId": ["b"], "message": {"content": "x"}}, InvalidReceiver),
+        ({"type": "chat_message", "receiverId": "", "message": {"content": "x"}}, InvalidReceiver),
+        ({"type": "chat_message", "receiverId": "x" * 257, "message": {"content": "x"}}, InvalidReceiver),
+        ({"type": "chat_message", "receiverId": "b", "message": {"content": "x", "timestamp": ""}}, InvalidField),
+        ({"type": "chat_message", "receiverId": "b", "message": {"content": "x", "timestamp": True}}, InvalidField),
+        ({"type": "notification_read"}, InvalidField),
+        ({"type": "notification_read", "id": ""}, InvalidField),
+        ({"type": "progress_update", "progress": {"subject": "s", "topic": "t"}}, InvalidField),
+        ({"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": 101}}, InvalidField),
+        ({"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": "5"}}, InvalidField),
         ({"type": "batch", "messages": "x"}, InvalidBatch),
+        ({"type": "batch"}, InvalidBatch),
         ({"type": "ping", "requestId": ""}, InvalidField),
         ({"type": "ping", "requestId": 2**60}, InvalidField),
         ({"type": "ping", "requestId": True}, InvalidField),
+        ({"type": "ping", "requestId": "r" * 129}, InvalidField),
         ({"type": "ping", "ts": {"a": 1}}, InvalidField),
     ],
 )
 def test_bad_fields_raise_the_matching_error(obj, exc):
     with pytest.raises(exc) as info:
-        parse_message(obj)
+        decode_message(frame(obj))
     assert info.value.code in ERROR_CODES and info.value.message
+    with pytest.raises(exc):
+        parse_message(obj)
 
 
-def test_checks_run_when_built_directly_too():
-    with pytest.raises(InvalidField):
-        ProgressUpdate(subject="s", topic="t", completion=float("nan"))
-    with pytest.raises(InvalidReceiver):
-        ChatMessage(receiver_id="", content="x")
-
-
-def test_decode_json_distinguishes_bad_json_from_bad_utf8():
+def test_decode_distinguishes_bad_json_from_bad_utf8():
     with pytest.raises(InvalidJSON):
-        decode_json("{")
+        decode_message("{")
+    with pytest.raises(InvalidJSON):
+        decode_message('{"type": "ping", "ts": NaN}')
     with pytest.raises(InvalidPayloadData) as info:
-        decode_json(b'"\xff"')
+        decode_message(b'{"type": "ping", "ts": "\xff"}')
     assert info.value.close_code == 1007
+
+
+def test_numbers_that_json_cannot_round_trip_are_refused():
+    with pytest.raises(InvalidField):
+        decode_message('{"type": "ping", "ts": 1e400}')
+    big = decode_message('{"type": "ping", "ts": 123456789012345678901234567890}')
+    assert encode(big.response()) == b'{"type":"pong","ts":123456789012345678901234567890}'
 
 
 def test_user_ids_are_any_short_non_empty_string():
@@ -100,23 +140,20 @@ def test_user_ids_are_any_short_non_empty_string():
 
 
 def test_request_id_of_ignores_malformed_ids():
-    assert request_id_of({"requestId": "a"}) == "a"
-    assert request_id_of({"requestId": 7}) == 7
-    assert request_id_of({"requestId": [1]}) is None
-    assert request_id_of("not a dict") is None
+    assert request_id_of('{"requestId": "a"}') == "a"
+    assert request_id_of(b'{"requestId": 7}') == 7
+    assert request_id_of(msgspec.Raw(b'{"requestId": 8}')) == 8
+    assert request_id_of('{"requestId": [1]}') is None
+    assert request_id_of('{"requestId": true}') is None
+    assert request_id_of('"not an object"') is None
+    assert request_id_of("{") is None
 
 
 def test_outbound_frames_serialise_to_the_documented_shapes():
     m = StoredMessage(
-        seq=3,
-        id="m3",
-        sender_id="a",
-        receiver_id="b",
-        content="c",
-        timestamp=1,
-        created_at="2026-11-25T00:00:00.000Z",
+        id="m3", sender_id="a", receiver_id="b", content="c", timestamp=1, created_at="2026-11-25T00:00:00.000Z"
     )
-    assert json.loads(NewMessage(m).to_frame()) == {
+    assert json.loads(encode(NewMessage(data=m))) == {
         "type": "new_message",
         "data": {
             "id": "m3",
@@ -127,30 +164,38 @@ def test_outbound_frames_serialise_to_the_documented_shapes():
             "createdAt": "2026-11-25T00:00:00.000Z",
         },
     }
-    fragment = orjson.Fragment(orjson.dumps(m.to_json()))
-    assert NewMessage(m).to_frame(fragment) == NewMessage(m).to_frame()
-    assert json.loads(Ack(request_id=1, data={"x": 1}).to_frame()) == {
+    shared = msgspec.Raw(encode(m))
+    assert encode(NewMessage(data=shared)) == encode(NewMessage(data=m))
+    assert json.loads(encode(Ack(request_id=1, data={"x": 1}))) == {
         "type": "ack",
         "requestId": 1,
         "data": {"x": 1},
     }
-    assert json.loads(Error(code="c", message="m").to_frame()) == {
-        "type": "error",
-        "code": "c",
-        "message": "m",
-    }
+    assert json.loads(encode(Ack(request_id="r"))) == {"type": "ack", "requestId": "r", "data": None}
+    assert json.loads(encode(Error(code="c", message="m"))) == {"type": "error", "code": "c", "message": "m"}
+    assert json.loads(encode(Error(code="c", message="m", request_id=2)))["requestId"] == 2
+    assert json.loads(encode(Pong(ts=None))) == {"type": "pong", "ts": None}
+    assert json.loads(encode(Pong(ts=1, request_id="p"))) == {"type": "pong", "ts": 1, "requestId": "p"}
     n = Notification(
-        seq=1,
-        id="n",
-        user_id="u",
-        title="t",
-        body="b",
-        read=False,
-        created_at="c",
-        updated_at="u",
-        extra={"link": "/x", "id": "spoof"},
+        id="n", user_id="u", title="t", body="b", read=False, created_at="c", updated_at="u", link="/x"
     )
-    assert n.to_json()["id"] == "n" and n.to_json()["link"] == "/x"  # fixed fields win
+    assert json.loads(encode(NotificationUpdate(data=n)))["data"] == {
+        "id": "n",
+        "userId": "u",
+        "title": "t",
+        "body": "b",
+        "read": False,
+        "createdAt": "c",
+        "updatedAt": "u",
+        "link": "/x",  # optional fields appear only when set
+    }
+    assert n.extra() == {"link": "/x"}
+
+
+def test_content_length_is_a_session_limit_not_a_schema_one():
+    long = {"type": "chat_message", "receiverId": "b", "message": {"content": "x" * 20_000}}
+    assert decode_message(frame(long)).content == "x" * 20_000
+    assert ContentTooLong.code in ERROR_CODES
 
 
 def test_every_error_class_says_whose_fault_it_is():

@@ -34,11 +34,10 @@ def sent(session: Session) -> list[dict[str, Any]]:
     return [json.loads(f) for f in session.messages_to_send()]
 
 
-def stored(req: StoreRequest, seq: int = 1) -> StoredMessage:
+def stored(req: StoreRequest, seq: int = 1) -> tuple[int, StoredMessage]:
     m = req.message
     assert isinstance(m, ChatMessage)
-    return StoredMessage(
-        seq=seq,
+    return seq, StoredMessage(
         id=f"m{seq}",
         sender_id=req.user_id,
         receiver_id=m.receiver_id,
@@ -50,7 +49,7 @@ def stored(req: StoreRequest, seq: int = 1) -> StoredMessage:
 
 def notification(read: bool = True, nid: str = "n1") -> Notification:
     return Notification(
-        seq=3, id=nid, user_id="alice", title="t", body="b", read=read, created_at="c", updated_at="u"
+        id=nid, user_id="alice", title="t", body="b", read=read, created_at="c", updated_at="u"
     )
 
 

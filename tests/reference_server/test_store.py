@@ -65,8 +65,8 @@ def test_many_writes_share_commits_and_report_in_submission_order(tmp_path: Path
         return results
 
     results = run(main())
-    assert [m.seq for m in results] == list(range(1, 501))
-    assert all(isinstance(m, StoredMessage) and m.timestamp == m.created_at for m in results)
+    assert [seq for seq, _ in results] == list(range(1, 501))
+    assert all(isinstance(m, StoredMessage) and m.timestamp == m.created_at for _, m in results)
     assert sum(commits) == 500 and len(commits) < 500  # grouped
 
 
@@ -89,7 +89,7 @@ def test_backlog_merges_messages_and_notifications_and_respects_the_cursor(tmp_p
         cursor, rows, more = await fut
         assert cursor == 0 and more
         assert [seq for seq, _ in rows] == [1, 2, 3, 4]
-        assert isinstance(rows[1][1], Notification) and rows[1][1].extra == {"type": "info"}
+        assert isinstance(rows[1][1], Notification) and rows[1][1].extra() == {"type": "info"}
         fut, cb = make()
         store.load_backlog("bob", cb, after=4, limit=4)
         _, rows, more = await fut
@@ -112,7 +112,7 @@ def test_mark_read_only_touches_the_owners_notification(tmp_path: Path):
         make = collector(asyncio.get_running_loop())
         fut, cb = make()
         store.create_notification("alice", "t", "b", {}, cb)
-        n = await fut
+        _, n = await fut
         fut, cb = make()
         store.mark_read("mallory", n.id, cb)
         assert await fut is None
@@ -170,8 +170,8 @@ def test_a_failing_job_does_not_fail_its_batch_neighbours(tmp_path: Path):
         bad = asyncio.ensure_future(store.call(boom))
         fut2, cb2 = make()
         store.append_message("a", "b", "after", None, cb2)
-        assert (await fut1).content == "before"
-        assert (await fut2).content == "after"
+        assert (await fut1)[1].content == "before"
+        assert (await fut2)[1].content == "after"
         with pytest.raises(ValueError, match="boom"):
             await bad
         assert (await store.query("SELECT count(*) FROM messages")) == [(2,)]
