@@ -47,10 +47,10 @@ from .errors import (
     SessionExpired,
 )
 from .messages import (
+    INBOUND_TYPES,
     Ack,
     Batch,
     ChatMessage,
-    INBOUND_TYPES,
     Error,
     NewMessage,
     Notification,

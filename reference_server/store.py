@@ -36,9 +36,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
-
 import msgspec
+import orjson
 
 from .messages import Notification, ProgressRecord, StoredMessage
 
@@ -178,7 +177,9 @@ def _op_save_progress(db: sqlite3.Connection, p: ProgressRecord) -> ProgressReco
     return p
 
 
-def _op_create_notification(db: sqlite3.Connection, item: tuple[int, Notification]) -> tuple[int, Notification]:
+def _op_create_notification(
+    db: sqlite3.Connection, item: tuple[int, Notification]
+) -> tuple[int, Notification]:
     seq, n = item
     db.execute(
         "INSERT INTO notifications VALUES (?,?,?,?,?,?,?,?,?)",

@@ -46,6 +46,14 @@ def frame(obj: object) -> str:
     return json.dumps(obj)
 
 
+def chat_with(**content: object) -> dict[str, object]:
+    return {"type": "chat_message", "receiverId": "b", "message": {"content": "x", **content}}
+
+
+def progress_with(completion: object) -> dict[str, object]:
+    return {"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": completion}}
+
+
 def test_decode_builds_one_struct_per_type():
     chat = decode_message(
         frame(
@@ -90,13 +98,25 @@ def test_decode_builds_one_struct_per_type():
         ({"type": "chat_message", "receiverId": ["b"], "message": {"content": "x"}}, InvalidReceiver),
         ({"type": "chat_message", "receiverId": "", "message": {"content": "x"}}, InvalidReceiver),
         ({"type": "chat_message", "receiverId": "x" * 257, "message": {"content": "x"}}, InvalidReceiver),
-        ({"type": "chat_message", "receiverId": "b", "message": {"content": "x", "timestamp": ""}}, InvalidField),
-        ({"type": "chat_message", "receiverId": "b", "message": {"content": "x", "timestamp": True}}, InvalidField),
+        (
+            {"type": "chat_message", "receiverId": "b", "message": {"content": "x", "timestamp": ""}},
+            InvalidField,
+        ),
+        (
+            {"type": "chat_message", "receiverId": "b", "message": {"content": "x", "timestamp": True}},
+            InvalidField,
+        ),
         ({"type": "notification_read"}, InvalidField),
         ({"type": "notification_read", "id": ""}, InvalidField),
         ({"type": "progress_update", "progress": {"subject": "s", "topic": "t"}}, InvalidField),
-        ({"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": 101}}, InvalidField),
-        ({"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": "5"}}, InvalidField),
+        (
+            {"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": 101}},
+            InvalidField,
+        ),
+        (
+            {"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": "5"}},
+            InvalidField,
+        ),
         ({"type": "batch", "messages": "x"}, InvalidBatch),
         ({"type": "batch"}, InvalidBatch),
         ({"type": "ping", "requestId": ""}, InvalidField),
@@ -151,7 +171,12 @@ def test_request_id_of_ignores_malformed_ids():
 
 def test_outbound_frames_serialise_to_the_documented_shapes():
     m = StoredMessage(
-        id="m3", sender_id="a", receiver_id="b", content="c", timestamp=1, created_at="2026-11-25T00:00:00.000Z"
+        id="m3",
+        sender_id="a",
+        receiver_id="b",
+        content="c",
+        timestamp=1,
+        created_at="2026-11-25T00:00:00.000Z",
     )
     assert json.loads(encode(NewMessage(data=m))) == {
         "type": "new_message",
