@@ -188,6 +188,18 @@ class Server:
         t = self.ps.cpu_times()
         return t.user + t.system
 
+    def thread_cpu(self) -> dict[str, float]:
+        """CPU seconds per server thread, by name (the event loop is ``main``)."""
+        out: dict[str, float] = {}
+        for t in self.ps.threads():
+            try:
+                name = Path(f"/proc/{self.proc.pid}/task/{t.id}/comm").read_text().strip()
+            except OSError:
+                continue
+            name = "main" if t.id == self.proc.pid else name
+            out[name] = out.get(name, 0.0) + t.user_time + t.system_time
+        return out
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -245,10 +257,10 @@ async def throughput(server: Server, pairs: int, window: int, seconds: float) ->
         s.transport.write(frames[s.index] * window)  # type: ignore[union-attr,attr-defined]
     await asyncio.sleep(1.0)  # warm-up
     d0, a0, t0 = state["delivered"], state["acks"], time.perf_counter()
-    c0, s0 = cpu_self(), server.cpu()
+    c0, s0, th0 = cpu_self(), server.cpu(), server.thread_cpu()
     await asyncio.sleep(seconds)
     d1, a1, t1 = state["delivered"], state["acks"], time.perf_counter()
-    c1, s1 = cpu_self(), server.cpu()
+    c1, s1, th1 = cpu_self(), server.cpu(), server.thread_cpu()
     state["running"] = False
     await asyncio.sleep(0.5)
     for c in senders + receivers:
@@ -261,6 +273,8 @@ async def throughput(server: Server, pairs: int, window: int, seconds: float) ->
         "acks_per_s": (a1 - a0) / elapsed,
         "client_cpu": (c1 - c0) / elapsed,
         "server_cpu": (s1 - s0) / elapsed,
+        # share of the server's CPU per thread: the event loop vs the SQLite writer
+        "server_threads": {k: round((v - th0.get(k, 0.0)) / max(s1 - s0, 1e-9), 3) for k, v in th1.items()},
     }
 
 

@@ -286,11 +286,12 @@ class Connection:
         cb = self._on_done_cb
         try:
             if kind is ChatMessage:
+                body = message.message  # type: ignore[union-attr]
                 store.append_message(
                     request.user_id,
                     message.receiver_id,  # type: ignore[union-attr]
-                    message.content,  # type: ignore[union-attr]
-                    message.timestamp,  # type: ignore[union-attr]
+                    body.content,
+                    body.timestamp,
                     lambda result, exc: cb(request, result, exc),
                 )
             elif kind is NotificationRead:

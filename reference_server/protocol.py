@@ -318,9 +318,10 @@ class Session:
             self._tokens = tokens - 1.0
         kind = type(message)
         if kind is ChatMessage:
-            if not message.content:  # type: ignore[union-attr]
+            content = message.message.content  # type: ignore[union-attr]
+            if not content:
                 raise InvalidField("message.content must not be empty")
-            if len(message.content) > self.max_content_length:  # type: ignore[union-attr]
+            if len(content) > self.max_content_length:
                 raise ContentTooLong(f"message.content is longer than {self.max_content_length} characters")
         elif kind is Ping:
             self._reply_now(encode(message.response()), "pong")  # type: ignore[union-attr]
@@ -345,11 +346,18 @@ class Session:
 
     def _release(self) -> None:
         replies = self._replies
+        out = self._outbox
+        acks = 0
         while replies and replies[0][1]:
             frame, _, kind = replies.popleft()
             if frame is not None:
-                self._outbox.append(frame)
-                self._hooks.frame_out(kind)
+                out.append(frame)
+                if kind == "ack":
+                    acks += 1
+                else:
+                    self._hooks.frame_out(kind)
+        if acks:
+            self._hooks.frame_out("ack", acks)
 
     def events_received(self) -> list[StoreRequest]:
         """Drain the store requests queued by :meth:`receive_text`, in arrival order."""

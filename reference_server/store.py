@@ -1,10 +1,11 @@
 """Durable storage: SQLite in WAL mode, written by one thread with group commit.
 
 The event loop never touches SQLite. Each operation (:meth:`Store.append_message`,
-:meth:`Store.mark_read`, ...) queues a job for the store thread and names a callback. The thread
-takes every pending job (up to ``batch_max``), runs them in one transaction, commits, and only
-then hands all the results back to the loop in one ``call_soon_threadsafe``; the callbacks run
-there in submission order. So:
+:meth:`Store.mark_read`, ...) queues a job for the store thread and names a callback. The jobs
+of one event-loop pass cross to the thread together, as one list (one queue hand-off per pass,
+not one per job). The thread takes every pending job (up to about ``batch_max``), runs them in
+one transaction, commits, and only then hands all the results back to the loop in one
+``call_soon_threadsafe``; the callbacks run there in submission order. So:
 
 * an effect is reported (and acked) only after the commit that holds it;
 * results arrive in the order the work was submitted, which is also sequence order;
@@ -264,7 +265,8 @@ class Store:
         self.batch_max = batch_max
         self.synchronous = synchronous.upper()
         self._on_commit = on_commit
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()  # lists of jobs, then _STOP
+        self._outgoing: list[Any] = []  # this loop pass's jobs, not yet handed to the thread
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seq = 0
@@ -304,6 +306,7 @@ class Store:
         """Commit everything queued, then stop the thread and close the database."""
         if self._thread is None:
             return
+        self._hand_over()
         self._jobs.put(_STOP)
         thread, self._thread = self._thread, None
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
@@ -316,7 +319,16 @@ class Store:
         if self._thread is None:
             raise RuntimeError("store is closed")
         self.pending += 1
-        self._jobs.put((fn, args, callback))
+        outgoing = self._outgoing
+        if not outgoing:
+            self._loop.call_soon(self._hand_over)  # type: ignore[union-attr]
+        outgoing.append((fn, args, callback))
+
+    def _hand_over(self) -> None:
+        """Pass this loop pass's jobs to the store thread in one queue operation."""
+        if self._outgoing:
+            jobs, self._outgoing = self._outgoing, []
+            self._jobs.put(jobs)
 
     def next_seq(self) -> int:
         """Allocate the next inbox sequence number."""
@@ -444,15 +456,19 @@ class Store:
         stopping = False
         try:
             while not stopping:
-                batch = [jobs.get()]
+                item = jobs.get()
+                batch: list[Any] = []
                 try:
-                    while len(batch) < batch_max:
-                        batch.append(jobs.get_nowait())
+                    while True:
+                        if item is _STOP:  # the last item ever: submit refuses after close
+                            stopping = True
+                            break
+                        batch += item
+                        if len(batch) >= batch_max:
+                            break
+                        item = jobs.get_nowait()
                 except queue.Empty:
                     pass
-                if batch[-1] is _STOP:  # STOP is the last job ever: submit refuses after close
-                    batch.pop()
-                    stopping = True
                 if batch:
                     self._run_batch(db, batch)
         finally:
