@@ -183,3 +183,31 @@ def test_a_failing_job_does_not_fail_its_batch_neighbours(tmp_path: Path):
 def test_bad_synchronous_mode_is_refused():
     with pytest.raises(ValueError):
         Store(":memory:", synchronous="SOMETIMES")
+
+
+@pytest.mark.parametrize("interval", [0.05, 0.0])
+def test_the_checkpoint_thread_copies_the_wal_into_the_database_while_the_writer_runs(
+    tmp_path: Path, interval: float
+):
+    path = tmp_path / f"c{interval}.db"
+
+    async def main() -> int:
+        store = Store(str(path), checkpoint_interval=interval)
+        store.start()
+        make = collector(asyncio.get_running_loop())
+        futs = []
+        for i in range(2000):
+            fut, cb = make()
+            store.append_message("a", f"r{i % 7}", "x" * 200, None, cb)
+            futs.append(fut)
+        await wait_all(futs)
+        await asyncio.sleep(0.5)  # ten checkpoint rounds, the store still open
+        size = path.stat().st_size
+        await store.close()
+        return size
+
+    size = run(main())
+    if interval:
+        assert size > 400_000  # ~2000 rows of 200+ bytes are in the database file itself
+    else:
+        assert size < 100_000  # no checkpoint thread: everything is still in the WAL only
