@@ -196,7 +196,7 @@ class Server:
                 name = Path(f"/proc/{self.proc.pid}/task/{t.id}/comm").read_text().strip()
             except OSError:
                 continue
-            name = "main" if t.id == self.proc.pid else name
+            name = "main" if t.id == self.proc.pid else "store"  # the SQLite writer and checkpoints
             out[name] = out.get(name, 0.0) + t.user_time + t.system_time
         return out
 
