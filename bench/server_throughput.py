@@ -189,13 +189,9 @@ class Server:
         return t.user + t.system
 
     def thread_cpu(self) -> dict[str, float]:
-        """CPU seconds per server thread, by name (the event loop is ``main``)."""
+        """CPU seconds of the event loop (``main``) and of the other threads (``store``)."""
         out: dict[str, float] = {}
         for t in self.ps.threads():
-            try:
-                name = Path(f"/proc/{self.proc.pid}/task/{t.id}/comm").read_text().strip()
-            except OSError:
-                continue
             name = "main" if t.id == self.proc.pid else "store"  # the SQLite writer and checkpoints
             out[name] = out.get(name, 0.0) + t.user_time + t.system_time
         return out
