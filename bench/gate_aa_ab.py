@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -53,6 +55,27 @@ def _env() -> dict[str, str]:
     return env
 
 
+_SERVER_CORE, _GENERATOR_CORE = 0, 1
+
+
+def _pin_embedded_server(locust_pid: int, timeout: float = 10.0) -> None:
+    """Move the embedded reference server (Locust's child) to its own core as soon as it exists.
+
+    Unpinned, the server and the generator share a core in some runs and not in others, and a run's
+    median moves by up to 20 % with that alone: noise no gate tolerance should have to absorb.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            for child in psutil.Process(locust_pid).children(recursive=True):
+                if "reference_server" in " ".join(child.cmdline()):
+                    child.cpu_affinity([_SERVER_CORE])
+                    return
+        except psutil.Error:
+            return
+        time.sleep(0.05)
+
+
 def run_load(args: argparse.Namespace, name: str, delay_ms: float) -> tuple[int, Path]:
     """One bounded load run; returns ``(run_id, report_path)``."""
     command = [
@@ -63,17 +86,25 @@ def run_load(args: argparse.Namespace, name: str, delay_ms: float) -> tuple[int,
         "--server-test-delay-ms", f"{delay_ms:.4f}", "--exit-code-on-error", "0",
         "--stop-timeout", "2", *args.user_classes,
     ]  # fmt: skip
+    if args.pin:
+        command = ["taskset", "-c", str(_GENERATOR_CORE), *command]
     for attempt in range(2):
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
             env=_env(),
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            timeout=args.duration + 90,
         )
-        output = proc.stdout + proc.stderr
+        if args.pin:
+            _pin_embedded_server(proc.pid)
+        try:
+            output, _ = proc.communicate(timeout=args.duration + 90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
         (args.out / f"{name}.log").write_text(output)
         stored, report = _STORED.search(output), _REPORT.search(output)
         if proc.returncode == 0 and stored and report:
@@ -122,6 +153,12 @@ def main() -> int:
     parser.add_argument("--thresholds", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "gate")
     parser.add_argument("--regate", action="store_true", help="re-gate the reports already in --out")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pin the generator to core 1 and the embedded server to core 0 (default: on)",
+    )
     parser.add_argument("user_classes", nargs="*", default=["StudentUser"])
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
