@@ -14,10 +14,10 @@ import os
 import random
 import time
 
-import gevent
 from locust import User, task
 
 from loadtest._client import ConnectionLost, WsClient
+from loadtest._clock import sleep_until
 from loadtest._runtime import runtime
 from runstore.names import METRIC_SEND_LAG
 
@@ -56,9 +56,7 @@ class RatePinger(User):
         send = self.client.send
         record = self.aggregator.record_latency
         while True:
-            delay = at - time.time()
-            if delay > 0:
-                gevent.sleep(delay)
+            sleep_until(at)
             now = time.time()
             record(METRIC_SEND_LAG, (now - at) * 1e6, at=now)
             try:

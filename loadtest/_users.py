@@ -33,6 +33,7 @@ from geventhttpclient import HTTPClient
 from locust import User
 
 from loadtest._client import ConnectFailed, ConnectionLost, WsClient, notification_body
+from loadtest._clock import sleep_until
 from loadtest._runtime import Runtime, runtime
 from loadtest._schedule import OpenSchedule, ThinkTime
 from loadtest._strategies import Backoff, Batcher, Debouncer, OfflineCache
@@ -363,9 +364,7 @@ class WsUser(User):
         assert schedule is not None
         while self._running:
             at = schedule.next_send_at()
-            delay = at - time.time()
-            if delay > 0:
-                gevent.sleep(delay)
+            sleep_until(at)
             lag = OpenSchedule.lag(time.time(), at)
             self.aggregator.record_latency(METRIC_SEND_LAG, lag * 1e6)
             message = self._chat_message()
@@ -520,9 +519,7 @@ class NotificationBackend(User):
         if self.schedule is None:
             gevent.sleep(1.0)
             return False
-        delay = self.schedule.next_send_at() - time.time()
-        if delay > 0:
-            gevent.sleep(delay)
+        sleep_until(self.schedule.next_send_at())
         return True
 
     def create_notification(self) -> None:
