@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
+import weakref
 
 import gevent
 import pytest
@@ -56,8 +56,29 @@ def test_a_killed_sleeper_does_not_disturb_the_others() -> None:
 
 def test_without_timerfd_it_falls_back_to_gevent_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_clock, "_libc", None)
-    monkeypatch.setattr(_clock, "_wheels", threading.local())
+    monkeypatch.setattr(_clock, "_wheels", weakref.WeakKeyDictionary())
     at = time.time() + 0.02
     sleep_until(at)
     assert time.time() >= at
-    assert _clock._wheels.wheel is None
+    assert list(_clock._wheels.values()) == [None]
+
+
+def test_one_wheel_per_hub_shared_by_all_greenlets() -> None:
+    wheels = []
+    gevent.joinall([gevent.spawn(lambda: wheels.append(_clock._wheel())) for _ in range(3)])
+    assert wheels[0] is not None and all(w is wheels[0] for w in wheels)
+    assert _clock._wheel() is wheels[0]
+
+
+def test_above_the_precise_rate_it_sleeps_on_gevent_timers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_clock, "PRECISE_MAX_RATE", 100.0)
+    monkeypatch.setattr(_clock, "_wheels", weakref.WeakKeyDictionary())
+
+    def user() -> None:
+        at = time.time()
+        for _ in range(60):  # 6 users x 300/s = 1,800 requests/s, far above 100/s
+            at += 1 / 300
+            sleep_until(at)
+
+    gevent.joinall([gevent.spawn(user) for _ in range(6)], timeout=5)
+    assert _clock._wheel().busy
