@@ -26,10 +26,8 @@ import argparse
 import json
 import math
 import os
-import shutil
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -161,22 +159,10 @@ def browser_load(path: Path, run_id: int, loads: int = 6, pause: float = 1.0) ->
     about as slow as the first: loads 3 and later are what a user reopening the monitor sees. ``pause``
     seconds between loads let the previous page's trailing requests (spectrum and table) finish first.
     """
-    from selenium import webdriver
-    from werkzeug.serving import make_server
+    from bench._browser import headless_chromium, serve_monitor
 
-    from monitor.app import create_app
-
-    app = create_app(path)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument("--window-size=1600,1800")
-    chromium = shutil.which("chromium")
-    if chromium:
-        options.binary_location = chromium
-    driver = webdriver.Chrome(options=options)
+    server = serve_monitor(path)
+    driver = headless_chromium(1600, 1800)
     script = (
         "const gd = document.querySelector('#timeline .js-plotly-plot');"
         "return gd && gd.data ? gd.data.length : 0;"

@@ -14,9 +14,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -80,10 +78,7 @@ def main() -> int:
     parser.add_argument("--store", default=None, help="photograph this store instead of the demo")
     args = parser.parse_args()
 
-    from selenium import webdriver
-    from werkzeug.serving import make_server
-
-    from monitor.app import create_app
+    from bench._browser import headless_chromium, serve_monitor
 
     OUT.mkdir(parents=True, exist_ok=True)
     if args.store:
@@ -93,18 +88,8 @@ def main() -> int:
     else:
         path = OUT / "monitor_demo.sqlite3"
         run_id = demo_store(path)
-    app = create_app(path)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument("--window-size=1600,1200")
-    options.add_argument("--hide-scrollbars")
-    chromium = shutil.which("chromium")
-    if chromium:
-        options.binary_location = chromium
-    driver = webdriver.Chrome(options=options)
+    server = serve_monitor(path)
+    driver = headless_chromium(1600, 1200, "--hide-scrollbars")
     try:
         driver.get(f"http://127.0.0.1:{server.server_port}/?run={run_id}")
         ready = (
