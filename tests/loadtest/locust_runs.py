@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,13 @@ def start_locust(*args: str, log: Path) -> subprocess.Popen[bytes]:
             start_new_session=True,
             preexec_fn=_restore_sigint,
         )
+
+
+def wait_for_log(log: Path, text: str, timeout: float = 30.0) -> None:
+    """Wait until ``text`` appears in a :func:`start_locust` log (or ``timeout`` seconds pass)."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def reap(proc: subprocess.Popen[bytes]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from runstore.store import RunStore
-from tests.loadtest.locust_runs import reap, run_locust, start_locust, stored_run
+from tests.loadtest.locust_runs import reap, run_locust, start_locust, stored_run, wait_for_log
 
 FRAMES_IN = re.compile(r'^wsgauge_frames_in_total\{type="(?P<type>[a-z_]+)"\}$')
 
@@ -67,9 +67,7 @@ def test_a_worker_that_dies_keeps_what_it_shipped(tmp_path: Path) -> None:
         log=log,
     )
     try:
-        deadline = time.monotonic() + 30
-        while "All users spawned" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for_log(log, "All users spawned")
         time.sleep(5.0)  # more than one report interval (3 s): the worker has shipped seconds
         master = psutil.Process(locust.pid)
         workers = [c for c in master.children() if c.cmdline() == master.cmdline()]

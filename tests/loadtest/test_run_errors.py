@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runstore.store import RunStore
-from tests.loadtest.locust_runs import reap, run_locust, start_locust, stored_run
+from tests.loadtest.locust_runs import reap, run_locust, start_locust, stored_run, wait_for_log
 
 
 def _free_port() -> int:
@@ -97,9 +97,7 @@ def test_interrupted_run_is_finalised_and_the_server_stopped(
         log=log,
     )
     try:
-        deadline = time.monotonic() + 30
-        while "All users spawned" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for_log(log, "All users spawned")
         time.sleep(2.5)
         pid = _embedded_pid(log)
         os.killpg(locust.pid, sig)  # a terminal's Ctrl-C reaches the whole foreground process group
