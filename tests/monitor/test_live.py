@@ -41,19 +41,25 @@ def _append(path: Path, run_id: int, seconds: range, error_code: str | None = No
         store.write_samples(run_id, samples)
 
 
-def test_a_tick_extends_traces_and_a_new_series_redraws(tmp_path: Path) -> None:
-    path = tmp_path / "live.sqlite3"
+def _live_timeline(path: Path) -> tuple[int, int, dict, dict, dict]:
+    """A live 20-second run started 40 s ago, drawn once: ``(start, run_id, state, figure, view)``."""
     start = int(time.time()) - 40
     run = write_synthetic_run(path, start=start, seconds=20, rate=5, finished=False, metrics=("pong",))
     state = _state(path, run.run_id)
     selection = {"metrics": ["pong"], "percentiles": ["p50"], "server": []}
     figure, view = callbacks._build_timeline(path, state, selection, None, "u")
     view["selection"] = selection
+    return start, run.run_id, state, figure, view
+
+
+def test_a_tick_extends_traces_and_a_new_series_redraws(tmp_path: Path) -> None:
+    path = tmp_path / "live.sqlite3"
+    start, run_id, state, figure, view = _live_timeline(path)
     assert view["live"] and view["cursor"] == start + 19
     sent = view["keys"].index("throughput/chat_message/sent")
     assert len(figure["data"][sent]["x"]) == 19
 
-    _append(path, run.run_id, range(start + 20, start + 25))
+    _append(path, run_id, range(start + 20, start + 25))
     patch, new_view, disabled, label = callbacks._live_update(path, state, view)
     assert isinstance(patch, Patch) and disabled is no_update
     operations = patch.to_plotly_json()["operations"]
@@ -63,7 +69,7 @@ def test_a_tick_extends_traces_and_a_new_series_redraws(tmp_path: Path) -> None:
     assert len(sent_x) == 5  # seconds 19..23; 24 is the newest second and may still grow
     assert new_view["cursor"] == start + 24 and "live" in label
 
-    _append(path, run.run_id, range(start + 25, start + 27), error_code="timeout")  # a new error code
+    _append(path, run_id, range(start + 25, start + 27), error_code="timeout")  # a new error code
     figure, newer, disabled, _ = callbacks._live_update(path, state, new_view)
     assert isinstance(figure, dict)  # redrawn in full, with the new series
     assert "errors/chat_message.timeout/rate" in newer["keys"] and disabled is False
@@ -71,14 +77,9 @@ def test_a_tick_extends_traces_and_a_new_series_redraws(tmp_path: Path) -> None:
 
 def test_the_end_of_a_run_is_drawn_once_more_and_stops_the_ticks(tmp_path: Path) -> None:
     path = tmp_path / "ending.sqlite3"
-    start = int(time.time()) - 40
-    run = write_synthetic_run(path, start=start, seconds=20, rate=5, finished=False, metrics=("pong",))
-    state = _state(path, run.run_id)
-    selection = {"metrics": ["pong"], "percentiles": ["p50"], "server": []}
-    _, view = callbacks._build_timeline(path, state, selection, None, "u")
-    view["selection"] = selection
+    _, run_id, state, _, view = _live_timeline(path)
     with RunStore.open(path) as store:
-        store.finish_run(run.run_id, "completed")
+        store.finish_run(run_id, "completed")
     figure, final, disabled, _ = callbacks._live_update(path, state, view)
     assert isinstance(figure, dict) and disabled is True and final["cursor"] is None
     sent = final["keys"].index("throughput/chat_message/sent")
