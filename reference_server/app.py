@@ -208,7 +208,8 @@ async def create_notification(request: web.Request) -> web.Response:
                 done.set_exception(exc)
             return
         seq, notification = result
-        hub.route(Push(notification.user_id, seq, encode(NotificationUpdate(data=notification))))
+        frame = encode(NotificationUpdate(data=notification))
+        hub.route(Push(notification.user_id, seq, frame, "notification_update"))
         if not done.done():
             done.set_result(result)
 

@@ -334,7 +334,7 @@ class Connection:
             frames_out = self.metrics.frames_out
             for push in pushes:
                 route(push)
-                frames_out[_push_kind(result)] += 1
+                frames_out[push.kind] += 1
         else:
             log.error("store request failed: %r", exc)
             session.event_failed(request, LocalProtocolError("the server could not store this"))
@@ -434,12 +434,3 @@ def _abort(transport: asyncio.Transport) -> None:
     """Drop a transport that is still open, or closing but unable to flush."""
     if not transport.is_closing() or transport.get_write_buffer_size():
         transport.abort()
-
-
-def _push_kind(result: object) -> str:
-    kind = type(result)
-    if kind is tuple:  # (seq, StoredMessage)
-        return "new_message"
-    if kind is Notification:
-        return "notification_update"
-    return "progress_sync"

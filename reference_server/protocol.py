@@ -154,11 +154,13 @@ class Push(msgspec.Struct, frozen=True, gc=False):
 
     ``seq`` is the store's sequence number for inbox items (chat messages and new
     notifications), which are delivered offline too, or ``None`` for live-only pushes.
+    ``kind`` is the frame's ``type`` (for metrics).
     """
 
     user_id: str
     seq: int | None
     frame: bytes
+    kind: str
 
 
 #: Inbound Struct → wire ``type`` (for metrics).
@@ -386,13 +388,13 @@ class Session:
             seq, record = result  # type: ignore[misc]
             # Serialise the message once, for both the push and the ack.
             data = msgspec.Raw(encode(record))
-            pushes = [Push(record.receiver_id, seq, encode(NewMessage(data=data)))]
+            pushes = [Push(record.receiver_id, seq, encode(NewMessage(data=data)), "new_message")]
         elif kind is Notification:
             data = result
-            pushes = [Push(self.user_id, None, encode(NotificationUpdate(data=result)))]  # type: ignore[arg-type]
+            pushes = [Push(self.user_id, None, encode(NotificationUpdate(data=data)), "notification_update")]
         elif kind is ProgressRecord:
             data = result
-            pushes = [Push(self.user_id, None, encode(ProgressSync(data=result)))]  # type: ignore[arg-type]
+            pushes = [Push(self.user_id, None, encode(ProgressSync(data=data)), "progress_sync")]
         elif result is None and type(message) is NotificationRead:
             self._unfinished += 1  # event_failed counts it
             self.event_failed(request, NotFound(f"no notification {message.id!r} for this user"))
