@@ -88,9 +88,9 @@ ClientTime: TypeAlias = ShortStr | int | float | None
 _encode = msgspec.json.Encoder().encode
 
 
-def encode(frame: msgspec.Struct) -> bytes:
-    """The UTF-8 JSON text of one outbound frame (or record)."""
-    return _encode(frame)
+def encode(value: Any) -> bytes:
+    """The UTF-8 JSON text of one outbound frame, record or plain JSON value."""
+    return _encode(value)
 
 
 # ---------------------------------------------------------------------------------------------

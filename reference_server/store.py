@@ -44,10 +44,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import msgspec
 import orjson
 
-from .messages import Notification, ProgressRecord, StoredMessage
+from .messages import Notification, ProgressRecord, StoredMessage, encode
 
 __all__ = ["Backlog", "Callback", "Store", "iso_utc"]
 
@@ -100,7 +99,6 @@ CREATE TABLE IF NOT EXISTS cursors (
 #: The writer's own automatic checkpoint (pages of 4 KiB): a backstop for the checkpoint thread.
 WAL_BACKSTOP_PAGES = 16384
 
-_MSG_COLS = 7
 _MAX_ROWS_PER_INSERT = 4000  # 7 * 4000 < SQLite's default 32766 variables
 
 _last_ms = -1
@@ -137,11 +135,8 @@ def _insert_messages(db: sqlite3.Connection, items: list[tuple[int, StoredMessag
         db.execute(sql, params)
 
 
-_encode = msgspec.json.Encoder().encode
-
-
 def _dump(value: Any) -> str:
-    return _encode(value).decode()
+    return encode(value).decode()
 
 
 def _row_to_notification(row: tuple[Any, ...]) -> Notification:
