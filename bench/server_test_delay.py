@@ -2,9 +2,9 @@
 
 The release-gate benchmark (``bench/gate_aa_ab.py``) simulates a "20 % slower build" with this knob,
 so its A/B detection rate is only as honest as the knob is exact. For each delay this starts a
-server (``--db :memory:``), sends 1,500 sequential application pings from one websocket-client
-connection, 2 ms apart, and prints the round-trip p50/p95 against a server without the delay
-started in the same run.
+server (``--db :memory:``, pinned to core 0 as in ``server_throughput.py``), sends 1,500 sequential
+application pings from one websocket-client connection, 2 ms apart, and prints the round-trip p50/p95
+against a server without the delay started in the same run.
 
     python bench/server_test_delay.py --delays 0.1 0.3 1 5
 """
@@ -13,44 +13,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
-import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 
 import websocket
-
-from reference_server import nextauth
-
-REPO = Path(__file__).resolve().parent.parent
+from server_throughput import Server  # bench/ is the script's directory: the same server start-up
 
 
 def round_trips(delay_ms: float, count: int) -> list[float]:
     """Sorted ping round trips (ms) against a fresh server with ``--test-delay-ms delay_ms``."""
-    secret = secrets.token_urlsafe(24)
-    cmd = [sys.executable, "-m", "reference_server", "--port", "0", "--db", ":memory:",
-           f"--secret={secret}", "--test-delay-ms", str(delay_ms), "--log-level", "ERROR"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline().strip().rsplit(":", 1)[1].split("/")[0])
-        token = nextauth.mint_v4(secret, {"sub": "bench"}, max_age=3600)
-        ws = websocket.create_connection(
-            f"ws://127.0.0.1:{port}/ws", header=[f"Cookie: {nextauth.cookie_header(token)}"], timeout=10
-        )
-        out = []
-        for i in range(count):
-            t0 = time.perf_counter()
-            ws.send(json.dumps({"type": "ping", "ts": i}))
-            ws.recv()
-            out.append((time.perf_counter() - t0) * 1000)
-            time.sleep(0.002)
-        ws.close()
-        return sorted(out)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server("ref-memory", Path(tmp), "--test-delay-ms", str(delay_ms))
+        try:
+            headers, path = server.headers_path("bench")
+            ws = websocket.create_connection(
+                f"ws://127.0.0.1:{server.port}{path}",
+                header=[f"{k}: {v}" for k, v in headers.items()],
+                timeout=10,
+            )
+            out = []
+            for i in range(count):
+                t0 = time.perf_counter()
+                ws.send(json.dumps({"type": "ping", "ts": i}))
+                ws.recv()
+                out.append((time.perf_counter() - t0) * 1000)
+                time.sleep(0.002)
+            ws.close()
+            return sorted(out)
+        finally:
+            server.stop()
 
 
 def main() -> None:

@@ -161,7 +161,12 @@ async def open_ws(
 
 
 class Server:
-    def __init__(self, kind: str, tmp: Path) -> None:
+    """One server under test, pinned to ``SERVER_CORE``: ``bare``, ``ref`` or ``ref-memory``.
+
+    ``extra`` arguments go to the reference server's command line (e.g. ``--test-delay-ms``).
+    """
+
+    def __init__(self, kind: str, tmp: Path, *extra: str) -> None:
         self.kind = kind
         self.secret = secrets.token_urlsafe(24)
         if kind == "bare":
@@ -169,7 +174,8 @@ class Server:
         else:
             db = ":memory:" if kind == "ref-memory" else str(tmp / f"bench-{secrets.token_hex(3)}.db")
             cmd = [sys.executable, "-m", "reference_server", "--port", "0", "--db", db,
-                   f"--secret={self.secret}", "--rate-limit", "0", "--log-level", "ERROR"]  # fmt: skip
+                   f"--secret={self.secret}", "--rate-limit", "0", "--log-level", "ERROR",
+                   *extra]  # fmt: skip
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(SERVER_CORE), *cmd], cwd=REPO, stdout=subprocess.PIPE, text=True
         )
