@@ -82,7 +82,6 @@ class _TimerWheel:
         self._fd = fd
         self._heap: list[tuple[float, int, Waiter]] = []
         self._order = itertools.count()  # ties wake in the order they were asked for
-        self._armed_at = 0.0
         self._spec = _Itimerspec()
         self._watcher = get_hub().loop.io(fd, 1)  # 1: readable
         self._watcher.start(self._fire)
@@ -110,7 +109,6 @@ class _TimerWheel:
         value.tv_sec, value.tv_nsec = sec, max(1, int((at - sec) * 1e9))  # 0 would disarm
         if _libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) != 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
-        self._armed_at = at
 
     def _fire(self) -> None:
         with contextlib.suppress(BlockingIOError):  # the fd is non-blocking
