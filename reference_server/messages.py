@@ -261,12 +261,10 @@ def request_id_of(data: str | bytes | msgspec.Raw) -> RequestId | None:
         return None
     if type(obj) is not dict:
         return None
-    rid = obj.get("requestId")
-    if type(rid) is str and 0 < len(rid) <= MAX_REQUEST_ID_LENGTH:
-        return rid
-    if type(rid) is int and -_SAFE_INT < rid < _SAFE_INT:
-        return rid
-    return None
+    try:  # the frame schemas' own RequestId rule, not a second copy of it
+        return msgspec.convert(obj.get("requestId"), RequestId)  # type: ignore[arg-type]
+    except msgspec.ValidationError:
+        return None
 
 
 def validate_user_id(value: object, name: str = "receiverId") -> UserId:
