@@ -325,11 +325,18 @@ def _throughput_rule(kind: str, base: RunData, cand: RunData, tolerance: float, 
     )
 
 
+def _judged_over(metric: str | None, kept: RunData, whole: RunData) -> RunData:
+    """The data a latency metric is judged on: the kept seconds, except ``connect`` (whole run).
+
+    Handshakes happen during the ramp-up: the warm-up would leave none.
+    """
+    return whole if metric == METRIC_CONNECT else kept
+
+
 def _absolute(rule: AbsoluteRule, cand: RunData, whole: RunData) -> RuleResult:
     if rule.quantity == "latency":
         metric = resolve_metric(rule.subject or "", whole.metrics)
-        if metric == METRIC_CONNECT:
-            cand = whole  # handshakes happen during the ramp-up: the warm-up would leave none
+        cand = _judged_over(metric, cand, whole)
         if metric is None:
             raise ReportError(
                 f"absolute rule {rule.text!r}"
@@ -463,8 +470,7 @@ def evaluate_gate(baseline: RunData | None, candidate: RunData, thresholds: Thre
         metrics = sorted(set(baseline.metrics) - {METRIC_SEND_LAG})
         known = set(metrics) | {_short(m) for m in metrics}
         for metric in metrics:
-            # Handshakes happen during the ramp-up: connect is judged over the whole runs.
-            b, c = (baseline, candidate) if metric == METRIC_CONNECT else (base, cand)
+            b, c = _judged_over(metric, base, baseline), _judged_over(metric, cand, candidate)
             if metric not in b.metrics or metric not in c.metrics:
                 notes.append(f"{metric}: no samples after the warm-up in one run; not compared")
                 continue
