@@ -384,9 +384,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
                         selection["metrics"] = _default_metrics(store.latency_metrics(int(state["run"])))
                 if span is None:
                     raise PreventUpdate
-                fig, new_view = _build_timeline(
-                    store_path, state, selection, None, f"{state['run']}:{state.get('compare')}:0"
-                )
+                fig, new_view = _build_timeline(store_path, state, selection, None, _uirevision(state))
             except PreventUpdate:
                 raise
             except Exception:
@@ -469,6 +467,11 @@ def _already_drawn(
     return view.get("selection") == dict(selection)
 
 
+def _uirevision(state: Mapping[str, Any], resets: int | None = None) -> str:
+    """Plotly keeps a user's zoom across redraws while this stays the same: same run, comparison, resets."""
+    return f"{state['run']}:{state.get('compare')}:{resets or 0}"
+
+
 def _timeline_outputs(
     store_path: Path,
     state: Mapping[str, Any],
@@ -482,9 +485,8 @@ def _timeline_outputs(
         view = {"run": state.get("run"), "compare": state.get("compare"), "error": message}
         return figures.empty_figure(message), view, ""
     assert selection is not None
-    uirev = f"{state['run']}:{state.get('compare')}:{resets or 0}"
     try:
-        fig, new_view = _build_timeline(store_path, state, selection, rng, uirev)
+        fig, new_view = _build_timeline(store_path, state, selection, rng, _uirevision(state, resets))
     except StoreError as exc:
         message = data.describe_error(exc)
         return figures.empty_figure(message), {"run": state["run"], "error": message}, message
