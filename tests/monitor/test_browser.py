@@ -132,6 +132,23 @@ def _wait_text(browser: Any, selector: str, text: str, timeout: float = 15.0) ->
     return browser.find_element(selector).text
 
 
+def _zoom(browser: Any, x_range: list[str]) -> None:
+    """Zoom the time axis as a user would, and wait for the page to take the range.
+
+    A zoom within the first moments after the chart appears can still be lost to the chart's own start-up
+    (seen under CPU contention only, not reproducible with any probe in place); a user would zoom again,
+    and so does this, up to five times, before failing.
+    """
+    for _ in range(5):
+        browser.driver.execute_script(RELAYOUT_JS, x_range)
+        try:
+            _wait_text(browser, "#range-label", "Selected", timeout=3.0)
+            return
+        except Exception:
+            continue
+    _wait_text(browser, "#range-label", "Selected")
+
+
 def _table(browser: Any) -> dict[tuple[str, str], list[str]]:
     rows = browser.driver.execute_script(
         """
@@ -193,11 +210,7 @@ def test_selected_range_table_matches_merged_histograms(browser: Any, site: Site
     _traces(browser)
     lo, hi = run.start + 100, run.start + 250
     as_text = [pd.Timestamp(v, unit="s").strftime("%Y-%m-%d %H:%M:%S") for v in (lo, hi)]
-    browser.driver.execute_script(
-        RELAYOUT_JS,
-        as_text,
-    )
-    _wait_text(browser, "#range-label", "Selected")
+    _zoom(browser, as_text)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _table(browser)[("ack:chat_message", "A")][1] != f"{150 * RATE:,}":
         time.sleep(0.1)
