@@ -105,7 +105,9 @@ def _die(message: str, code: int, *, forked_workers: bool = False) -> None:
 
 
 def _forward_interrupts(loop: Callable[..., None]) -> Callable[..., None]:
-    """Wrap a greenlet body so that a Ctrl-C landing in it reaches Locust's main greenlet, quietly.
+    """Wrap a greenlet body, or a handler that runs in a greenlet of Locust's (the master's message listener
+    calls the worker-report and final-samples handlers), so that a Ctrl-C landing in it reaches Locust's main
+    greenlet, quietly.
 
     A SIGINT raises ``KeyboardInterrupt`` in whichever greenlet runs at that instant (for example one waiting
     on the store thread). gevent would print it as a crash and then rethrow it into the main greenlet, where
@@ -470,6 +472,7 @@ class RunLifecycle:
         if payload.final:
             run.pending_workers.discard(client_id)
 
+    @_forward_interrupts
     def _on_final(self, environment: Any, msg: Any, **_: Any) -> None:
         self._accept(msg.node_id, msg.data)
 
@@ -704,6 +707,7 @@ def _on_report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None
 
 
 @events.worker_report.add_listener
+@_forward_interrupts
 def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
     for state in _STATES:
         state.worker_report(client_id, data)
