@@ -20,8 +20,8 @@ build. Absolute rules are checked on the candidate alone and need no baseline.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -67,7 +67,9 @@ class RuleResult:
     """One rule's outcome.
 
     ``change`` is the candidate / baseline ratio (latency, throughput) or the difference in percentage points
-    (error rate); ``interval`` its bootstrap confidence interval.
+    (error rate); ``interval`` its confidence interval. With several runs on a side, ``baseline`` and
+    ``candidate`` are the geometric means of the runs' statistics (arithmetic means for error rates) and
+    ``baseline_runs`` / ``candidate_runs`` hold each run's value.
     """
 
     rule: str
@@ -82,11 +84,19 @@ class RuleResult:
     limit: str
     status: Status
     reason: str
+    baseline_runs: tuple[float, ...] | None = None
+    candidate_runs: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
 class GateResult:
-    """The verdict and every rule's outcome."""
+    """The verdict and every rule's outcome.
+
+    ``method`` says what the confidence intervals measure: ``bootstrap`` (one run per side: the seconds of
+    each run resampled; noise within a run) or ``runs`` (several runs on a side: a Student-t interval over
+    the runs' statistics; noise between runs). ``baseline`` / ``candidate`` describe the first run of each
+    side, ``baseline_runs`` / ``candidate_runs`` every run judged.
+    """
 
     verdict: Literal["pass", "regression"]
     rules: tuple[RuleResult, ...]
@@ -96,11 +106,24 @@ class GateResult:
     confidence: float
     resamples: int
     notes: tuple[str, ...] = field(default=())
+    method: Literal["bootstrap", "runs"] = "bootstrap"
+    baseline_runs: tuple[Mapping[str, Any], ...] = field(default=())
+    candidate_runs: tuple[Mapping[str, Any], ...] = field(default=())
 
     @property
     def regressions(self) -> tuple[RuleResult, ...]:
         """The rules that failed."""
         return tuple(rule for rule in self.rules if rule.status == "regression")
+
+    @property
+    def method_text(self) -> str:
+        """``95% bootstrap CI, 2000 resamples`` or ``95% t intervals over 5 + 5 runs``, for people."""
+        if self.method == "runs":
+            return (
+                f"{self.confidence:.0%} t intervals over {len(self.baseline_runs)} + "
+                f"{len(self.candidate_runs)} runs"
+            )
+        return f"{self.confidence:.0%} bootstrap CI, {self.resamples} resamples"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (``--json``)."""
@@ -144,69 +167,164 @@ def _matrix(data: RunData, metric: str) -> stats.CountsMatrix:
         raise ReportError(f"{data.label}: damaged histogram for {metric}: {exc}") from exc
 
 
-def _latency_rules(
-    metric: str, base: RunData, cand: RunData, rules: tuple[LatencyRule, ...], th: Thresholds
-) -> list[RuleResult]:
-    if not rules:
-        return []
+@dataclass(frozen=True)
+class _Estimate:
+    """A rule's statistic on both sides, the change between them and that change's confidence interval."""
+
+    baseline: float
+    candidate: float
+    change: float
+    interval: stats.Interval
+    method: str
+    """How the interval was made (``seconds bootstrap``, ``t interval over 5 + 5 runs``), for reasons."""
+    baseline_runs: tuple[float, ...] | None = None
+    candidate_runs: tuple[float, ...] | None = None
+
+
+def _over_runs(b_values: np.ndarray, c_values: np.ndarray, confidence: float, *, ratio: bool) -> _Estimate:
+    """Run-level estimate: each run's statistic is one observation.
+
+    Ratios are of geometric means, with the t interval of the mean log difference (run-to-run noise is
+    multiplicative); differences (error rates) are of arithmetic means.
+    """
+    transform = (lambda v: np.log(np.maximum(v, 1e-12))) if ratio else (lambda v: v)
+    back = np.exp if ratio else (lambda v: v)
+    b, c = transform(b_values), transform(c_values)
+    difference, ci = stats.mean_difference_interval(b, c, confidence)
+    return _Estimate(
+        baseline=float(back(b.mean())),
+        candidate=float(back(c.mean())),
+        change=float(back(difference)),
+        interval=stats.Interval(float(back(ci.low)), float(back(ci.high))),
+        method=f"t interval over {b_values.size} + {c_values.size} runs",
+        baseline_runs=tuple(float(v) for v in b_values),
+        candidate_runs=tuple(float(v) for v in c_values),
+    )
+
+
+def _judge(
+    estimate: _Estimate, *, worse: bool, better: bool, no_change: float, higher_is_worse: bool, change: str,
+    beyond: str, limit: str,
+) -> tuple[Status, str]:  # fmt: skip
+    """A regression needs the practical effect (``worse``) *and* an interval that excludes ``no_change``."""
+    above, below = estimate.interval.low > no_change, estimate.interval.high < no_change
+    confident_worse, confident_better = (above, below) if higher_is_worse else (below, above)
+    if worse and confident_worse:
+        return "regression", f"{change}: {beyond} and the CI excludes no change"
+    if worse:
+        return "pass", f"{change}: {beyond} but the CI includes no change ({estimate.method})"
+    if better and confident_better:
+        return "improved", change
+    return "pass", f"{change}: within {limit}"
+
+
+def _skipped(common: Mapping[str, Any], reason: str) -> RuleResult:
+    return RuleResult(**common, change=None, interval=None, status="skipped", reason=reason)
+
+
+def _result(common: Mapping[str, Any], estimate: _Estimate, status: Status, reason: str) -> RuleResult:
+    return RuleResult(
+        **common,
+        change=estimate.change,
+        interval=(estimate.interval.low, estimate.interval.high),
+        status=status,
+        reason=reason,
+        baseline_runs=estimate.baseline_runs,
+        candidate_runs=estimate.candidate_runs,
+    )
+
+
+def _samples_needed(percentile: float) -> int:
+    """At least :data:`MIN_SAMPLES`, and :data:`MIN_TAIL_SAMPLES` above the percentile."""
+    return max(int(np.ceil(MIN_TAIL_SAMPLES / (1.0 - percentile / 100.0))), MIN_SAMPLES)
+
+
+def _bootstrap_latency(
+    metric: str, base: RunData, cand: RunData, pcts: list[float], th: Thresholds
+) -> tuple[dict[float, _Estimate], int]:
+    """One run per side: per-percentile estimates with the block bootstrap over seconds; fewest samples."""
     bm, cm = _matrix(base, metric), _matrix(cand, metric)
-    pcts = [rule.percentile for rule in rules]
     rng = _rng(th.seed, metric)
     boot_b, method = stats.bootstrap_percentiles(bm, pcts, th.resamples, rng)
     boot_c, _ = stats.bootstrap_percentiles(cm, pcts, th.resamples, rng, method=method)
+    estimates = {}
+    for pct in pcts:
+        b_value = float(stats.percentile_of_counts(bm.counts.sum(axis=0), bm.values_us, pct)[0])
+        c_value = float(stats.percentile_of_counts(cm.counts.sum(axis=0), cm.values_us, pct)[0])
+        ratios = boot_c[pct] / np.maximum(boot_b[pct], 1.0)
+        estimates[pct] = _Estimate(
+            baseline=b_value,
+            candidate=c_value,
+            change=c_value / max(b_value, 1.0),
+            interval=stats.interval(ratios, th.confidence),
+            method=f"{method} bootstrap",
+        )
+    return estimates, min(bm.total, cm.total)
+
+
+def _runs_latency(
+    metric: str, bases: list[RunData], cands: list[RunData], pcts: list[float], th: Thresholds
+) -> tuple[dict[float, _Estimate], int]:
+    """Several runs on a side: each run's percentile (its merged histogram) is one observation."""
+    b_hists, c_hists = [r.merged(metric) for r in bases], [r.merged(metric) for r in cands]
+    b_values = [hdr.percentiles(h, pcts) for h in b_hists]
+    c_values = [hdr.percentiles(h, pcts) for h in c_hists]
+    fewest = min(int(h.get_total_count()) for h in b_hists + c_hists)
+    estimates = {
+        pct: _over_runs(
+            np.array([v[pct] for v in b_values], dtype=np.float64),
+            np.array([v[pct] for v in c_values], dtype=np.float64),
+            th.confidence,
+            ratio=True,
+        )
+        for pct in pcts
+    }
+    return estimates, fewest
+
+
+def _latency_rules(
+    metric: str, bases: list[RunData], cands: list[RunData], rules: tuple[LatencyRule, ...], th: Thresholds
+) -> list[RuleResult]:
+    if not rules:
+        return []
+    pcts = [rule.percentile for rule in rules]
+    if len(bases) == 1 and len(cands) == 1:
+        estimates, fewest = _bootstrap_latency(metric, bases[0], cands[0], pcts, th)
+        per = ""
+    else:
+        estimates, fewest = _runs_latency(metric, bases, cands, pcts, th)
+        per = " in a run"
     results = []
     for rule in rules:
-        name = f"{metric} {rule.stat}"
+        est = estimates[rule.percentile]
         limit = f"+{rule.tolerance:.0%} and +{rule.floor_us / 1000:g} ms"
-        needed = max(int(np.ceil(MIN_TAIL_SAMPLES / (1.0 - rule.percentile / 100.0))), MIN_SAMPLES)
-        b_value = float(stats.percentile_of_counts(bm.counts.sum(axis=0), bm.values_us, rule.percentile)[0])
-        c_value = float(stats.percentile_of_counts(cm.counts.sum(axis=0), cm.values_us, rule.percentile)[0])
         common = dict(
-            rule=name, kind="relative", subject=metric, stat=rule.stat, unit="ms",
-            baseline=b_value / 1000.0, candidate=c_value / 1000.0, limit=limit,
+            rule=f"{metric} {rule.stat}", kind="relative", subject=metric, stat=rule.stat, unit="ms",
+            baseline=est.baseline / 1000.0, candidate=est.candidate / 1000.0, limit=limit,
         )  # fmt: skip
-        if min(bm.total, cm.total) < needed:
+        needed = _samples_needed(rule.percentile)
+        if fewest < needed:
             results.append(
-                RuleResult(
-                    **common,  # type: ignore[arg-type]
-                    change=None,
-                    interval=None,
-                    status="skipped",
-                    reason=f"too few samples ({min(bm.total, cm.total)} < {needed} needed for {rule.stat})",
-                )
+                _skipped(common, f"too few samples{per} ({fewest} < {needed} needed for {rule.stat})")
             )
             continue
-        ratio = c_value / max(b_value, 1.0)
-        ratios = boot_c[rule.percentile] / np.maximum(boot_b[rule.percentile], 1.0)
-        ci = stats.interval(ratios, th.confidence)
-        delta_us = c_value - b_value
-        worse = ratio > 1.0 + rule.tolerance and delta_us > rule.floor_us
-        better = ratio < 1.0 - rule.tolerance and -delta_us > rule.floor_us
-        confident_worse, confident_better = ci.low > 1.0, ci.high < 1.0
+        delta_us = est.candidate - est.baseline
+        ci = est.interval
         change = (
-            f"{ratio - 1:+.1%} ({delta_us / 1000:+.3f} ms), "
+            f"{est.change - 1:+.1%} ({delta_us / 1000:+.3f} ms), "
             f"{th.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}]"
         )
-        if worse and confident_worse:
-            status, reason = "regression", f"{change}: beyond {limit} and the CI excludes no change"
-        elif worse:
-            status, reason = (
-                "pass",
-                f"{change}: beyond {limit} but the CI includes no change ({method} bootstrap)",
-            )
-        elif better and confident_better:
-            status, reason = "improved", change
-        else:
-            status, reason = "pass", f"{change}: within {limit}"
-        results.append(
-            RuleResult(
-                **common,  # type: ignore[arg-type]
-                change=ratio,
-                interval=(ci.low, ci.high),
-                status=status,  # type: ignore[arg-type]
-                reason=reason,
-            )
+        status, reason = _judge(
+            est,
+            worse=est.change > 1.0 + rule.tolerance and delta_us > rule.floor_us,
+            better=est.change < 1.0 - rule.tolerance and -delta_us > rule.floor_us,
+            no_change=1.0,
+            higher_is_worse=True,
+            change=change,
+            beyond=f"beyond {limit}",
+            limit=limit,
         )
+        results.append(_result(common, est, status, reason))
     return results
 
 
@@ -241,88 +359,109 @@ def _error_series(data: RunData, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return errors, np.maximum(requests, errors)
 
 
-def _error_rule(kind: str, base: RunData, cand: RunData, tolerance: float, th: Thresholds) -> RuleResult:
-    be, bn = _error_series(base, kind)
-    ce, cn = _error_series(cand, kind)
-    b_rate = be.sum() / bn.sum() if bn.sum() else 0.0
-    c_rate = ce.sum() / cn.sum() if cn.sum() else 0.0
-    limit = f"+{tolerance * 100:g} pp"
-    common = dict(
-        rule=f"{kind} error rate", kind="relative", subject=kind, stat="error_rate", unit="%",
-        baseline=b_rate * 100.0, candidate=c_rate * 100.0, limit=limit,
-    )  # fmt: skip
-    if not bn.sum() or not cn.sum():
-        return RuleResult(
-            **common,  # type: ignore[arg-type]
-            change=None,
-            interval=None,
-            status="skipped",
-            reason=f"no {kind} requests in the {'baseline' if not bn.sum() else 'candidate'}",
+def _error_estimate(kind: str, bases: list[RunData], cands: list[RunData], th: Thresholds) -> _Estimate | str:
+    """The error-rate difference and its interval, or why it cannot be judged."""
+    b_series = [_error_series(r, kind) for r in bases]
+    c_series = [_error_series(r, kind) for r in cands]
+    for role, series in (("baseline", b_series), ("candidate", c_series)):
+        if not any(n.sum() for _, n in series):
+            return f"no {kind} requests in the {role}"
+    if len(bases) == 1 and len(cands) == 1:
+        (be, bn), (ce, cn) = b_series[0], c_series[0]
+        rng = _rng(th.seed, f"errors:{kind}")
+        wb = stats.bootstrap_weights(bn.size, th.resamples, rng)
+        wc = stats.bootstrap_weights(cn.size, th.resamples, rng)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diffs = (wc @ ce) / (wc @ cn) - (wb @ be) / (wb @ bn)
+        b_rate, c_rate = be.sum() / bn.sum(), ce.sum() / cn.sum()
+        return _Estimate(
+            b_rate, c_rate, c_rate - b_rate, stats.interval(diffs, th.confidence), "seconds bootstrap"
         )
-    rng = _rng(th.seed, f"errors:{kind}")
-    wb = stats.bootstrap_weights(bn.size, th.resamples, rng)
-    wc = stats.bootstrap_weights(cn.size, th.resamples, rng)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        diffs = (wc @ ce) / (wc @ cn) - (wb @ be) / (wb @ bn)
-    ci = stats.interval(diffs, th.confidence)
-    diff = c_rate - b_rate
-    change = f"{diff * 100:+.3f} pp, {th.confidence:.0%} CI [{ci.low * 100:+.3f}, {ci.high * 100:+.3f}]"
-    if diff > tolerance and ci.low > 0:
-        status, reason = "regression", f"{change}: beyond {limit} and the CI excludes no change"
-    elif diff > tolerance:
-        status, reason = "pass", f"{change}: beyond {limit} but the CI includes no change"
-    elif diff < -tolerance and ci.high < 0:
-        status, reason = "improved", change
-    else:
-        status, reason = "pass", f"{change}: within {limit}"
-    return RuleResult(
-        **common,  # type: ignore[arg-type]
-        change=diff * 100.0,
-        interval=(ci.low * 100.0, ci.high * 100.0),
-        status=status,  # type: ignore[arg-type]
-        reason=reason,
+    rates = [
+        np.array([e.sum() / n.sum() for e, n in series if n.sum()], dtype=np.float64)
+        for series in (b_series, c_series)
+    ]
+    if rates[0].size + rates[1].size < 3:
+        return f"fewer than 3 runs with {kind} requests"
+    return _over_runs(rates[0], rates[1], th.confidence, ratio=False)
+
+
+def _error_rule(
+    kind: str, bases: list[RunData], cands: list[RunData], tolerance: float, th: Thresholds
+) -> RuleResult:
+    limit = f"+{tolerance * 100:g} pp"
+    est = _error_estimate(kind, bases, cands, th)
+    common = dict(
+        rule=f"{kind} error rate", kind="relative", subject=kind, stat="error_rate", unit="%", limit=limit,
+        baseline=None if isinstance(est, str) else est.baseline * 100.0,
+        candidate=None if isinstance(est, str) else est.candidate * 100.0,
+    )  # fmt: skip
+    if isinstance(est, str):
+        return _skipped(common, est)
+    ci = est.interval
+    change = f"{est.change * 100:+.3f} pp, {th.confidence:.0%} CI [{ci.low * 100:+.3f}, {ci.high * 100:+.3f}]"
+    status, reason = _judge(
+        est,
+        worse=est.change > tolerance,
+        better=est.change < -tolerance,
+        no_change=0.0,
+        higher_is_worse=True,
+        change=change,
+        beyond=f"beyond {limit}",
+        limit=limit,
     )
+    in_pp = replace(
+        est,
+        change=est.change * 100.0,
+        interval=stats.Interval(ci.low * 100.0, ci.high * 100.0),
+        baseline_runs=None if est.baseline_runs is None else tuple(v * 100.0 for v in est.baseline_runs),
+        candidate_runs=None if est.candidate_runs is None else tuple(v * 100.0 for v in est.candidate_runs),
+    )
+    return _result(common, in_pp, status, reason)
 
 
-def _throughput_rule(kind: str, base: RunData, cand: RunData, tolerance: float, th: Thresholds) -> RuleResult:
+def _throughput_rule(
+    kind: str, bases: list[RunData], cands: list[RunData], tolerance: float, th: Thresholds
+) -> RuleResult:
     name = f"{COUNTER_SENT}{kind}"
-    bx, cx = _per_second(base, [name]), _per_second(cand, [name])
-    b_rate, c_rate = bx.mean(), cx.mean()
+    b_series, c_series = [_per_second(r, [name]) for r in bases], [_per_second(r, [name]) for r in cands]
     limit = f"-{tolerance:.0%}"
+    if len(bases) == 1 and len(cands) == 1:
+        bx, cx = b_series[0], c_series[0]
+        rng = _rng(th.seed, f"throughput:{kind}")
+        wb = stats.bootstrap_weights(bx.size, th.resamples, rng)
+        wc = stats.bootstrap_weights(cx.size, th.resamples, rng)
+        ratios = ((wc @ cx) / cx.size) / np.maximum((wb @ bx) / bx.size, 1e-9)
+        b_rate, c_rate = float(bx.mean()), float(cx.mean())
+        est = _Estimate(
+            b_rate, c_rate, c_rate / max(b_rate, 1e-9), stats.interval(ratios, th.confidence),
+            "seconds bootstrap",
+        )  # fmt: skip
+    else:
+        b_rates = np.array([x.mean() for x in b_series], dtype=np.float64)
+        c_rates = np.array([x.mean() for x in c_series], dtype=np.float64)
+        est = _over_runs(b_rates, c_rates, th.confidence, ratio=True)
     common = dict(
         rule=f"{kind} throughput", kind="relative", subject=kind, stat="throughput", unit="/s",
-        baseline=float(b_rate), candidate=float(c_rate), limit=limit,
+        baseline=est.baseline, candidate=est.candidate, limit=limit,
     )  # fmt: skip
-    if bx.sum() < MIN_THROUGHPUT_FRAMES:
-        return RuleResult(
-            **common,  # type: ignore[arg-type]
-            change=None,
-            interval=None,
-            status="skipped",
-            reason=f"too few frames in the baseline ({int(bx.sum())} < {MIN_THROUGHPUT_FRAMES})",
-        )
-    rng = _rng(th.seed, f"throughput:{kind}")
-    wb = stats.bootstrap_weights(bx.size, th.resamples, rng)
-    wc = stats.bootstrap_weights(cx.size, th.resamples, rng)
-    ratios = ((wc @ cx) / cx.size) / np.maximum((wb @ bx) / bx.size, 1e-9)
-    ci = stats.interval(ratios, th.confidence)
-    ratio = c_rate / b_rate
-    change = f"{ratio - 1:+.1%}, {th.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}]"
-    if ratio < 1.0 - tolerance and ci.high < 1.0:
-        status, reason = "regression", f"{change}: dropped beyond {limit} and the CI excludes no change"
-    elif ratio < 1.0 - tolerance:
-        status, reason = "pass", f"{change}: dropped beyond {limit} but the CI includes no change"
-    elif ratio > 1.0 + tolerance and ci.low > 1.0:
-        status, reason = "improved", change
-    else:
-        status, reason = "pass", f"{change}: within {limit}"
-    return RuleResult(
-        **common,  # type: ignore[arg-type]
-        change=float(ratio),
-        interval=(ci.low, ci.high),
-        status=status,  # type: ignore[arg-type]
-        reason=reason,
+    fewest = min(int(x.sum()) for x in b_series)
+    if fewest < MIN_THROUGHPUT_FRAMES:
+        where = "the baseline" if len(bases) == 1 else "a baseline run"
+        return _skipped(common, f"too few frames in {where} ({fewest} < {MIN_THROUGHPUT_FRAMES})")
+    ci = est.interval
+    change = f"{est.change - 1:+.1%}, {th.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}]"
+    status, reason = _judge(
+        est,
+        worse=est.change < 1.0 - tolerance,
+        better=est.change > 1.0 + tolerance,
+        no_change=1.0,
+        higher_is_worse=False,
+        change=change,
+        beyond=f"dropped beyond {limit}",
+        limit=limit,
     )
+    return _result(common, est, status, reason)
 
 
 def _judged_over(metric: str | None, kept: RunData, whole: RunData) -> RunData:
@@ -333,48 +472,56 @@ def _judged_over(metric: str | None, kept: RunData, whole: RunData) -> RunData:
     return whole if metric == METRIC_CONNECT else kept
 
 
-def _absolute(rule: AbsoluteRule, cand: RunData, whole: RunData) -> RuleResult:
+def _absolute(rule: AbsoluteRule, kept: list[RunData], whole: list[RunData]) -> RuleResult:
+    """One absolute rule on the candidate; with several candidate runs, on all of their samples pooled."""
     if rule.quantity == "latency":
-        metric = resolve_metric(rule.subject or "", whole.metrics)
-        cand = _judged_over(metric, cand, whole)
+        metric = resolve_metric(rule.subject or "", whole[0].metrics)
         if metric is None:
+            has = _names(set(whole[0].metrics))
             raise ReportError(
                 f"absolute rule {rule.text!r}"
                 + (f" (line {rule.line})" if rule.line else "")
-                + f": the candidate has no latency metric {rule.subject!r} (it has {', '.join(cand.metrics)})"
+                + f": the candidate has no latency metric {rule.subject!r} (it has {has})"
             )
-        histogram = cand.merged(metric)
-        summary = hdr.summarize(histogram)
+        runs = [_judged_over(metric, k, w) for k, w in zip(kept, whole, strict=True)]
+        try:
+            histogram = hdr.merge_encoded(
+                [blob for run in runs for blob in run.metric_rows(metric)["hist"].tolist()]
+            )
+        except ValueError as exc:
+            raise ReportError(f"candidate: damaged histogram for {metric}: {exc}") from exc
         if rule.percentile is not None:
             value = float(hdr.percentiles(histogram, [rule.percentile])[rule.percentile])
         else:
-            value = float(summary[f"{rule.stat}_us"])
+            value = float(hdr.summarize(histogram)[f"{rule.stat}_us"])
         shown, unit, limit = value / 1000.0, "ms", f"{rule.op} {rule.limit / 1000:g} ms"
         subject = metric
     elif rule.quantity == "error_rate":
-        rates = error_rates(cand)
+        per_run = [error_rates(run) for run in kept]
         if rule.subject is None:
-            errors = sum(int(r["errors"]) for r in rates.values())
-            requests = sum(int(r["requests"]) for r in rates.values())
+            kinds = sorted({kind for rates in per_run for kind in rates})
             subject = "all"
         else:
             kind = request_type(rule.subject) or rule.subject
-            if kind not in rates:
+            if not any(kind in rates for rates in per_run):
                 raise ReportError(
                     f"absolute rule {rule.text!r}: the candidate has no requests of type {kind!r}"
                 )
-            errors, requests = int(rates[kind]["errors"]), int(rates[kind]["requests"])
-            subject = kind
+            kinds, subject = [kind], kind
+        errors = sum(int(rates[k]["errors"]) for rates in per_run for k in kinds if k in rates)
+        requests = sum(int(rates[k]["requests"]) for rates in per_run for k in kinds if k in rates)
         value = errors / requests if requests else 0.0
         shown, unit, limit = value * 100.0, "%", f"{rule.op} {rule.limit * 100:g} %"
     else:
         kind = request_type(rule.subject or "") or (rule.subject or "")
         name = f"{COUNTER_SENT}{kind}"
-        if name not in set(cand.counters["name"].astype(str)):
+        if name not in set(whole[0].counters["name"].astype(str)):
             raise ReportError(f"absolute rule {rule.text!r}: the candidate has no counter {name!r}")
-        value = float(_per_second(cand, [name]).mean())
+        series = [_per_second(run, [name]) for run in kept]
+        value = float(sum(x.sum() for x in series) / sum(x.size for x in series))
         shown, unit, limit, subject = value, "/s", f"{rule.op} {rule.limit:g} /s", kind
     ok = rule.holds(value)
+    pooled = f" ({len(kept)} runs pooled)" if len(kept) > 1 else ""
     return RuleResult(
         rule=rule.text,
         kind="absolute",
@@ -387,12 +534,27 @@ def _absolute(rule: AbsoluteRule, cand: RunData, whole: RunData) -> RuleResult:
         interval=None,
         limit=limit,
         status="pass" if ok else "regression",
-        reason=f"{shown:.4g} {unit} {'meets' if ok else 'breaks'} {limit}",
+        reason=f"{shown:.4g} {unit}{pooled} {'meets' if ok else 'breaks'} {limit}",
     )
 
 
-def _check_types(base: RunData, cand: RunData) -> None:
-    b, c = set(base.metrics), set(cand.metrics)
+def _names(metrics: set[str]) -> str:
+    return ", ".join(sorted(metrics)) or "none"
+
+
+def _check_types(bases: list[RunData], cands: list[RunData]) -> None:
+    """Every run must measure the same message types: a gate cannot compare what one side lacks."""
+    for role, runs in (("baseline", bases), ("candidate", cands)):
+        first = set(runs[0].metrics) if runs else set()
+        for run in runs[1:]:
+            if set(run.metrics) != first:
+                raise ReportError(
+                    f"the {role} runs differ in message types ({runs[0].label}: {_names(first)}; "
+                    f"{run.label}: {_names(set(run.metrics))})"
+                )
+    if not bases:
+        return
+    b, c = set(bases[0].metrics), set(cands[0].metrics)
     if b != c:
         parts = []
         if b - c:
@@ -445,65 +607,109 @@ def _without_stalls(
     return data.without_seconds(stalled)
 
 
-def evaluate_gate(baseline: RunData | None, candidate: RunData, thresholds: Thresholds) -> GateResult:
+def _usable(
+    kept: list[RunData], whole: list[RunData], role: str, limit_us: float | None, th: Thresholds,
+    notes: list[str],
+) -> tuple[list[RunData], list[RunData]]:  # fmt: skip
+    """Drop stalled seconds from every run; with several runs, drop a run that is not usable evidence.
+
+    A lone run that is not usable is an error (exit 2): nothing is left to judge that side on.
+    """
+    left: list[tuple[RunData, RunData]] = []
+    problem: ReportError | None = None
+    for k, w in zip(kept, whole, strict=True):
+        try:
+            left.append((_without_stalls(k, role, limit_us, th, notes), w))
+        except ReportError as exc:
+            problem = exc
+            if len(kept) > 1:
+                notes.append(f"{role} {w.label} dropped: {exc}")
+    if not left and problem is not None:
+        raise problem
+    return [k for k, _ in left], [w for _, w in left]
+
+
+def _as_runs(runs: RunData | Sequence[RunData] | None) -> list[RunData]:
+    if runs is None:
+        return []
+    return [runs] if isinstance(runs, RunData) else list(runs)
+
+
+def evaluate_gate(
+    baseline: RunData | Sequence[RunData] | None,
+    candidate: RunData | Sequence[RunData],
+    thresholds: Thresholds,
+) -> GateResult:
     """Compare ``candidate`` with ``baseline`` (or, with no baseline, check the absolute rules only).
+
+    Each side is one run or several runs of the same build. With one run per side the confidence intervals
+    come from the block bootstrap over each run's seconds; with several runs on either side each run's
+    statistic is one observation and the interval is a Student-t interval over the runs, which measures
+    what one pair of runs cannot: how much runs of one build differ.
 
     Returns:
         The verdict (``regression`` if any rule failed) and every rule's outcome, relative rules first.
 
     Raises:
-        ReportError: message types present in only one run, nothing left after the warm-up, a run whose
-            load generator fell behind in nearly every second (fewer than ``min_quiet_seconds`` left), an
-            absolute rule naming something the candidate does not have, a damaged histogram.
+        ReportError: message types present in only one run, nothing left after the warm-up, a side whose
+            load generator fell behind in nearly every second of every run (fewer than
+            ``min_quiet_seconds`` left), an absolute rule naming something the candidate does not have, a
+            damaged histogram.
     """
     th = thresholds
-    if baseline is not None:
-        _check_types(baseline, candidate)
+    bases, cands = _as_runs(baseline), _as_runs(candidate)
+    if not cands:
+        raise ReportError("no candidate run")
+    _check_types(bases, cands)
     results: list[RuleResult] = []
     notes: list[str] = []
-    cand = candidate.window(th.warmup_s, COOLDOWN_S)
-    base = None if baseline is None else baseline.window(th.warmup_s, COOLDOWN_S)
-    limit = _stall_limit([cand] if base is None else [base, cand], th)
-    cand = _without_stalls(cand, "candidate", limit, th, notes)
-    if baseline is not None:
-        base = _without_stalls(base, "baseline", limit, th, notes)
-        metrics = sorted(set(baseline.metrics) - {METRIC_SEND_LAG})
+    kept_c = [run.window(th.warmup_s, COOLDOWN_S) for run in cands]
+    kept_b = [run.window(th.warmup_s, COOLDOWN_S) for run in bases]
+    limit = _stall_limit(kept_b + kept_c, th)
+    kept_c, cands = _usable(kept_c, cands, "candidate", limit, th, notes)
+    kept_b, bases = _usable(kept_b, bases, "baseline", limit, th, notes)
+    if bases:
+        metrics = sorted(set(bases[0].metrics) - {METRIC_SEND_LAG})
         known = set(metrics) | {_short(m) for m in metrics}
         for metric in metrics:
-            b, c = _judged_over(metric, base, baseline), _judged_over(metric, cand, candidate)
-            if metric not in b.metrics or metric not in c.metrics:
+            b = [_judged_over(metric, k, w) for k, w in zip(kept_b, bases, strict=True)]
+            c = [_judged_over(metric, k, w) for k, w in zip(kept_c, cands, strict=True)]
+            if any(metric not in run.metrics for run in b + c):
                 notes.append(f"{metric}: no samples after the warm-up in one run; not compared")
                 continue
             rules = th.rules_for(metric, _short(metric), request_type(metric))
             results += _latency_rules(metric, b, c, rules.latency, th)
-        kinds = sorted(set(error_rates(base)) | set(error_rates(cand)))
+        kinds = sorted({kind for run in kept_b + kept_c for kind in error_rates(run)})
         known |= set(kinds)
         for kind in kinds:
             rules = th.rules_for(kind)
             if rules.error_rate is not None:
-                results.append(_error_rule(kind, base, cand, rules.error_rate.tolerance, th))
+                results.append(_error_rule(kind, kept_b, kept_c, rules.error_rate.tolerance, th))
         sent = {
             str(n)[len(COUNTER_SENT) :]
-            for n in base.counters["name"].unique()
+            for n in kept_b[0].counters["name"].unique()
             if str(n).startswith(COUNTER_SENT)
         }
         for kind in sorted(sent):
             rules = th.rules_for(kind)
             if rules.throughput is not None:
-                results.append(_throughput_rule(kind, base, cand, rules.throughput.tolerance, th))
+                results.append(_throughput_rule(kind, kept_b, kept_c, rules.throughput.tolerance, th))
         for name in sorted(set(th.overrides) - known):
             notes.append(f"thresholds override [types.{name}] matches no message type of these runs")
     elif not th.absolute:
         raise ReportError("nothing to check: no baseline and no absolute rules in the thresholds")
-    results += [_absolute(rule, cand, candidate) for rule in th.absolute]
+    results += [_absolute(rule, kept_c, cands) for rule in th.absolute]
     verdict = "regression" if any(r.status == "regression" for r in results) else "pass"
     return GateResult(
         verdict=verdict,  # type: ignore[arg-type]
         rules=tuple(results),
-        baseline=None if baseline is None else _run_meta(baseline),
-        candidate=_run_meta(candidate),
+        baseline=_run_meta(bases[0]) if bases else None,
+        candidate=_run_meta(cands[0]),
         warmup_s=th.warmup_s,
         confidence=th.confidence,
         resamples=th.resamples,
         notes=tuple(notes),
+        method="runs" if len(bases) > 1 or len(cands) > 1 else "bootstrap",
+        baseline_runs=tuple(_run_meta(run) for run in bases),
+        candidate_runs=tuple(_run_meta(run) for run in cands),
     )

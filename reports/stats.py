@@ -8,6 +8,10 @@ matrix times a seconds-by-buckets count matrix) and reads the percentile off the
 HdrHistogram would. Runs with too few seconds fall back to a multinomial resample of the merged histogram's
 counts (independent requests: narrower intervals, so the practical tolerance matters more).
 
+With several runs per side the unit of replication is the **run** instead (:func:`mean_difference_interval`):
+two runs of one build differ by more than the seconds inside either run say (the machine, the process's
+memory layout), and only repeated runs measure that.
+
 Everything here is pure: arrays in, arrays out; randomness comes from a seeded ``numpy.random.Generator``.
 """
 
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from runstore import histogram as hdr
 
@@ -29,6 +34,7 @@ __all__ = [
     "bootstrap_weights",
     "counts_matrix",
     "interval",
+    "mean_difference_interval",
     "percentile_of_counts",
 ]
 
@@ -147,3 +153,24 @@ def interval(samples: np.ndarray, confidence: float) -> Interval:
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(finite, [alpha, 1.0 - alpha], method="linear")
     return Interval(float(low), float(high))
+
+
+def mean_difference_interval(
+    baseline: Sequence[float] | np.ndarray, candidate: Sequence[float] | np.ndarray, confidence: float
+) -> tuple[float, Interval]:
+    """Difference of means (candidate - baseline) and its two-sided Student-t interval, pooled variance.
+
+    Each value is one run's statistic (the gate passes logarithms of percentiles, so the difference is a
+    log ratio). The pooled variance assumes both builds vary alike from run to run -- one machine, one
+    scenario -- which lets a single candidate run be judged against several baseline runs. Needs at least
+    three runs in all; identical runs give a zero-width interval.
+    """
+    b, c = np.asarray(baseline, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+    freedom = b.size + c.size - 2
+    if b.size < 1 or c.size < 1 or freedom < 1:
+        raise ValueError(f"needs at least one run per side and three in all, not {b.size} + {c.size}")
+    difference = float(c.mean() - b.mean())
+    squares = float(((b - b.mean()) ** 2).sum() + ((c - c.mean()) ** 2).sum())
+    error = np.sqrt(squares / freedom * (1.0 / b.size + 1.0 / c.size))
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, freedom)) * error
+    return difference, Interval(float(difference - half), float(difference + half))

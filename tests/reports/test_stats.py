@@ -56,3 +56,22 @@ def test_few_seconds_fall_back_to_multinomial_resampling() -> None:
 def test_interval_excludes() -> None:
     ci = stats.interval(np.linspace(1.05, 1.25, 1001), 0.9)
     assert ci.excludes(1.0) and not ci.excludes(1.1)
+
+
+def test_mean_difference_interval_is_the_pooled_t_interval() -> None:
+    from scipy import stats as scipy_stats
+
+    base, cand = [1.0, 1.2, 0.9, 1.1], [1.3, 1.5, 1.25]
+    difference, ci = stats.mean_difference_interval(base, cand, 0.95)
+    expected = scipy_stats.ttest_ind(cand, base, equal_var=True).confidence_interval(0.95)
+    assert difference == np.mean(cand) - np.mean(base)
+    assert (ci.low, ci.high) == (float(expected.low), float(expected.high))
+    one, wide = stats.mean_difference_interval(base, [1.4], 0.95)  # one candidate run: baseline spread only
+    assert wide.low < one < wide.high and wide.high - wide.low > ci.high - ci.low
+
+
+def test_mean_difference_interval_needs_three_runs() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="three in all"):
+        stats.mean_difference_interval([1.0], [2.0], 0.95)

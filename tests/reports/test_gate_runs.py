@@ -1,0 +1,145 @@
+"""The gate over several runs per side: the run is the unit of replication.
+
+Runs of one build differ by more than the seconds inside one run can show (on this machine, medians of 14 s
+runs by about 6 %; ``docs/performance.md``). Here each synthetic run gets a known run-level factor, so the
+between-run spread is known, and the same comparisons are made one pair at a time and over all runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from reports.data import RunData, load_run
+from reports.errors import ReportError
+from reports.gate import evaluate_gate
+from reports.thresholds import DEFAULT_THRESHOLDS, parse_thresholds
+from runstore.names import METRIC_SEND_LAG, ack_metric
+from tests.synthetic_runs import write_synthetic_run
+
+FAST = replace(DEFAULT_THRESHOLDS, resamples=500)
+CHAT = ack_metric("chat_message")
+SPREAD = (1.00, 0.90, 1.12, 0.95, 1.05)
+"""Run-level latency factors of one build: a spread like this machine's (sd ≈ 8 %)."""
+
+
+def _runs(
+    store: Path, factors: tuple[float, ...], seed: int, *, rate: int = 100, metrics=(CHAT, "pong"), **options
+) -> list[RunData]:
+    """One run per factor (its run-level latency factor), 20 s each, median 1 ms, at distinct times."""
+    runs = []
+    for i, factor in enumerate(factors):
+        run = write_synthetic_run(
+            store, name=f"s{seed}-{i}", seconds=20, rate=rate, median_us=1000.0, metrics=metrics,
+            latency_factor=factor, seed=seed * 100 + i, start=1_700_000_000 + (seed * 10 + i) * 100,
+            **options,
+        )  # fmt: skip
+        runs.append(load_run(store, run.run_id))
+    return runs
+
+
+def _rule(result, name: str):
+    return next(rule for rule in result.rules if rule.rule == name)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runs") / "runs.sqlite3"
+
+
+def test_between_run_noise_fools_one_pair_but_not_five(store: Path) -> None:
+    """Candidate run 0 is the build's slow run (+18 %): one pair calls it a regression, five runs do not."""
+    base = _runs(store, SPREAD, seed=1)
+    cand = _runs(store, (1.18, 0.92, 1.02, 0.97, 1.03), seed=2)
+    one = evaluate_gate(base[0], cand[0], FAST)
+    assert _rule(one, f"{CHAT} p50").status == "regression" and one.method == "bootstrap"
+    five = evaluate_gate(base, cand, FAST)
+    p50 = _rule(five, f"{CHAT} p50")
+    assert five.verdict == "pass", [r.reason for r in five.regressions]
+    assert five.method == "runs" and len(five.baseline_runs) == len(five.candidate_runs) == 5
+    assert len(p50.baseline_runs) == len(p50.candidate_runs) == 5
+    assert p50.interval[0] < 1.0 < p50.interval[1]
+    assert p50.change == pytest.approx(1.024, abs=0.02)  # ratio of the geometric means of the runs
+
+
+def test_twenty_percent_over_five_runs_fails_and_two_percent_passes(store: Path) -> None:
+    base = _runs(store, SPREAD, seed=3)
+    slow = _runs(store, tuple(1.2 * f for f in reversed(SPREAD)), seed=4)
+    result = evaluate_gate(base, slow, FAST)
+    p50 = _rule(result, f"{CHAT} p50")
+    assert p50.status == "regression" and p50.interval[0] > 1.0
+    assert "t interval" not in p50.reason and "CI excludes no change" in p50.reason
+    assert p50.change == pytest.approx(1.2, abs=0.03)
+    near = _runs(store, tuple(1.02 * f for f in reversed(SPREAD)), seed=5)
+    assert evaluate_gate(base, near, FAST).verdict == "pass"
+
+
+def test_unconfident_shift_says_why(store: Path) -> None:
+    """+20 % on average, but the runs scatter so much that 2 + 2 runs cannot tell: pass, and the reason."""
+    base = _runs(store, (0.8, 1.25), seed=6)
+    cand = _runs(store, (0.95, 1.5), seed=7)
+    p50 = _rule(evaluate_gate(base, cand, FAST), f"{CHAT} p50")
+    assert p50.status == "pass"
+    assert p50.reason.endswith("but the CI includes no change (t interval over 2 + 2 runs)")
+
+
+def test_one_candidate_run_against_several_baseline_runs(store: Path) -> None:
+    """A common CI shape: baseline runs kept from main, one run of the pull request."""
+    base = _runs(store, SPREAD, seed=8)
+    same, slow = _runs(store, (1.03,), seed=9), _runs(store, (1.3,), seed=10)
+    assert evaluate_gate(base, same, FAST).verdict == "pass"
+    result = evaluate_gate(base, slow, FAST)
+    assert result.verdict == "regression" and result.method_text == "95% t intervals over 5 + 1 runs"
+
+
+def test_percentile_rules_need_their_samples_in_every_run(store: Path) -> None:
+    base = _runs(store, SPREAD[:3], seed=11)
+    cand = [*_runs(store, SPREAD[:2], seed=12), *_runs(store, (1.0,), seed=13, rate=20)]
+    result = evaluate_gate(base, cand, FAST)
+    assert _rule(result, f"{CHAT} p50").status == "pass"
+    assert _rule(result, f"{CHAT} p99").reason == "too few samples in a run (280 < 1000 needed for p99)"
+
+
+def test_error_rate_and_throughput_over_runs(store: Path) -> None:
+    base = _runs(store, SPREAD[:3], seed=14)
+    errors = _runs(store, SPREAD[:3], seed=15, error_every=1)  # one error per second per run: 1 %
+    rule = _rule(evaluate_gate(base, errors, FAST), "chat_message error rate")
+    assert rule.status == "regression" and rule.candidate == pytest.approx(1.0)
+    assert rule.candidate_runs == pytest.approx((1.0, 1.0, 1.0)) and rule.interval[0] > 0.5
+    slow = _runs(store, SPREAD[:3], seed=16, rate=80)
+    assert _rule(evaluate_gate(base, slow, FAST), "chat_message throughput").status == "regression"
+
+
+def test_absolute_rules_pool_the_candidate_runs(store: Path) -> None:
+    cand = _runs(store, (1.0, 1.0, 3.0), seed=17)
+    rules = replace(parse_thresholds('[absolute]\nrules = ["chat_message.p50 < 1.5ms"]'), resamples=500)
+    pooled = evaluate_gate(None, cand, rules)
+    rule = pooled.rules[0]
+    assert rule.status == "pass" and "(3 runs pooled)" in rule.reason  # 2 of 3 runs at 1 ms: p50 ≈ 1 ms
+    assert evaluate_gate(None, cand[2:], rules).verdict == "regression"
+
+
+def test_a_stalled_run_is_dropped_when_others_remain(store: Path) -> None:
+    metrics = (CHAT, METRIC_SEND_LAG)
+    base = _runs(store, (1.0, 1.0, 1.0), seed=18, metrics=metrics)
+    (stalled,) = _runs(store, (40.0,), seed=19, metrics=metrics)
+    result = evaluate_gate(base[:2], [base[2], stalled], FAST)
+    assert any(note.startswith(f"candidate {stalled.label} dropped: the candidate") for note in result.notes)
+    assert [meta["id"] for meta in result.candidate_runs] == [base[2].run["id"]]
+    assert result.method == "runs" and result.verdict == "pass"
+    with pytest.raises(ReportError, match="not usable evidence"):
+        evaluate_gate(base[:2], [stalled], FAST)
+
+
+def test_runs_of_one_side_must_measure_the_same_types(store: Path) -> None:
+    a = _runs(store, (1.0,), seed=20)
+    b = _runs(store, (1.0,), seed=21, metrics=(CHAT,))
+    message = (
+        r"the candidate runs differ in message types "
+        r"\(run \d+ \(s20-0\): ack:chat_message, connect, pong; "
+        r"run \d+ \(s21-0\): ack:chat_message, connect\)"
+    )
+    with pytest.raises(ReportError, match=message):
+        evaluate_gate(a, a + b, FAST)
