@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from reports.build import default_output, write_report
-from reports.compare import load_input, verdict_table, write_comparison, write_json, write_junit
+from reports.compare import load_inputs, verdict_table, write_comparison, write_json, write_junit
 from reports.data import load_run
 from reports.errors import ReportError
 from reports.gate import evaluate_gate
@@ -68,13 +68,19 @@ def _parser() -> argparse.ArgumentParser:
             help="seconds excluded at the start (default: 5, or the file's)",
         )
 
-    compare = commands.add_parser("compare", help="gate a candidate run against a baseline run")
-    compare.add_argument("baseline", metavar="BASELINE", help="report file or run id")
-    compare.add_argument("candidate", metavar="CANDIDATE", help="report file or run id")
+    runs = (
+        "report file, directory of reports, run id or id range (3-7); several runs of one build: "
+        "comma-separated"
+    )
+    compare = commands.add_parser(
+        "compare", help="gate a candidate build's run(s) against a baseline build's run(s)"
+    )
+    compare.add_argument("baseline", metavar="BASELINE", help=runs)
+    compare.add_argument("candidate", metavar="CANDIDATE", help=runs)
     gate_options(compare)
 
-    check = commands.add_parser("check", help="check a run against the absolute rules only (no baseline)")
-    check.add_argument("candidate", metavar="CANDIDATE", help="report file or run id")
+    check = commands.add_parser("check", help="check run(s) against the absolute rules only (no baseline)")
+    check.add_argument("candidate", metavar="CANDIDATE", help=runs)
     gate_options(check)
     return parser
 
@@ -91,12 +97,12 @@ def _gate(args: argparse.Namespace) -> int:
     thresholds = load_thresholds(args.thresholds).with_warmup(args.warmup)
     if thresholds.warmup_s < 0:
         raise ReportError("--warmup must not be negative")
-    baseline = load_input(args.baseline, args.results) if args.command == "compare" else None
-    candidate = load_input(args.candidate, args.results)
-    result = evaluate_gate(baseline, candidate, thresholds)
+    baselines = load_inputs(args.baseline, args.results) if args.command == "compare" else []
+    candidates = load_inputs(args.candidate, args.results)
+    result = evaluate_gate(baselines or None, candidates, thresholds)
     print(verdict_table(result))
     if args.output:
-        print(f"diff: {write_comparison(result, baseline, candidate, args.output)}")
+        print(f"diff: {write_comparison(result, baselines, candidates, args.output)}")
     if args.json:
         write_json(result, args.json)
     if args.junit:

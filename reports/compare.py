@@ -1,4 +1,5 @@
-"""Compare two runs: load them (report files or run ids), gate them, and write the diff, JSON and JUnit.
+"""Compare runs: load each side (report files, directories of reports, run ids), gate them, write the diff,
+JSON and JUnit.
 
 :func:`reports.gate.evaluate_gate` decides; this module only moves data in and out.
 """
@@ -7,15 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from reports.build import write_atomically
 from reports.data import RunData, load_run
-from reports.embed import FORMAT, SCHEMA_VERSION, read_report, run_to_block
+from reports.embed import FORMAT, SCHEMA_VERSION, block_to_run, read_block, read_report, run_to_block
 from reports.errors import ReportError
-from reports.figures import report_figures
+from reports.figures import report_figures, runs_figure
 from reports.gate import GateResult
 from reports.render import comparison_html, verdict_rows
 
@@ -23,6 +26,7 @@ __all__ = [
     "comparison_block",
     "junit_xml",
     "load_input",
+    "load_inputs",
     "verdict_table",
     "write_comparison",
     "write_json",
@@ -44,31 +48,97 @@ def load_input(argument: str, results: str | os.PathLike[str]) -> RunData:
     raise ReportError(f"{argument}: no such report file (nor a run id)")
 
 
-def comparison_block(result: GateResult, baseline: RunData | None, candidate: RunData) -> dict[str, Any]:
-    """The data block of a comparison page: the verdict and both runs."""
-    return {
+_ID_RANGE = re.compile(r"(\d+)-(\d+)")
+
+
+def _reports_in(directory: Path) -> list[RunData]:
+    """Every run report (``*.html``) of a directory, by file name; comparison pages are skipped."""
+    runs = []
+    for path in sorted(directory.glob("*.html")):
+        block = read_block(path)
+        if block.get("kind") != "comparison":
+            runs.append(block_to_run(block, str(path)))
+    if not runs:
+        raise ReportError(f"{directory}: no wsgauge run reports (*.html) in this directory")
+    return runs
+
+
+def load_inputs(argument: str, results: str | os.PathLike[str]) -> list[RunData]:
+    """One side of a comparison: one run or several runs of the same build.
+
+    ``argument`` is a report file, a directory of reports, a run id of the store at ``results`` or a range
+    of ids (``3-7``), or several of those separated by commas.
+
+    Raises:
+        ReportError: an item that is none of those, a damaged report, or the same run listed twice (it
+            would pass for two runs that agree perfectly).
+    """
+    items = [argument] if Path(argument).exists() else [item.strip() for item in argument.split(",")]
+    runs: list[RunData] = []
+    for item in items:
+        path, ids = Path(item), _ID_RANGE.fullmatch(item)
+        if not item:
+            raise ReportError(f"{argument!r}: an empty item in the comma-separated list")
+        if path.is_dir():
+            runs += _reports_in(path)
+        elif ids and not path.exists():
+            first, last = int(ids.group(1)), int(ids.group(2))
+            if first > last:
+                raise ReportError(f"{item}: an empty range of run ids")
+            runs += [load_run(results, run_id) for run_id in range(first, last + 1)]
+        else:
+            runs.append(load_input(item, results))
+    seen: dict[tuple[Any, Any], RunData] = {}
+    for run in runs:
+        key = (run.run.get("id"), run.run.get("started_at"))
+        if key in seen:
+            raise ReportError(f"{argument}: {run.label} is listed twice")
+        seen[key] = run
+    return runs
+
+
+def comparison_block(
+    result: GateResult, baselines: Sequence[RunData], candidates: Sequence[RunData]
+) -> dict[str, Any]:
+    """The data block of a comparison page: the verdict and the runs.
+
+    ``baseline`` and ``candidate`` are each side's first run (``baseline`` is null without a baseline);
+    with several runs on a side, ``baseline_runs`` and ``candidate_runs`` hold all of them.
+    """
+    block = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
         "kind": "comparison",
         "result": result.to_dict(),
-        "baseline": None if baseline is None else run_to_block(baseline),
-        "candidate": run_to_block(candidate),
+        "baseline": run_to_block(baselines[0]) if baselines else None,
+        "candidate": run_to_block(candidates[0]),
     }
+    if len(baselines) > 1 or len(candidates) > 1:
+        block["baseline_runs"] = [run_to_block(run) for run in baselines]
+        block["candidate_runs"] = [run_to_block(run) for run in candidates]
+    return block
 
 
-def _label(role: str, data: RunData) -> str:
-    return f"{role} (run {data.run.get('id')})"
+def _label(role: str, runs: Sequence[RunData]) -> str:
+    of = f", first of {len(runs)} runs" if len(runs) > 1 else ""
+    return f"{role} (run {runs[0].run.get('id')}{of})"
 
 
 def write_comparison(
-    result: GateResult, baseline: RunData | None, candidate: RunData, output: str | os.PathLike[str]
+    result: GateResult,
+    baselines: Sequence[RunData],
+    candidates: Sequence[RunData],
+    output: str | os.PathLike[str],
 ) -> Path:
-    """Write the diff HTML: verdict per rule, both runs overlaid on every chart."""
-    runs = [(_label("candidate", candidate), candidate)]
-    if baseline is not None:
-        runs.insert(0, (_label("baseline", baseline), baseline))
+    """Write the diff HTML: verdict per rule, each side's first run overlaid on every chart, and with several
+    runs on a side, every run's value of every rule."""
+    runs = [(_label("candidate", candidates), candidates[0])]
+    if baselines:
+        runs.insert(0, (_label("baseline", baselines), baselines[0]))
     figures = report_figures(runs)
-    block = comparison_block(result, baseline, candidate)
+    if result.method == "runs":
+        figures = {"fig-runs": runs_figure(result), **figures}
+    block = comparison_block(result, baselines, candidates)
     return write_atomically(Path(output), comparison_html(result, runs, figures, block))
 
 
@@ -118,8 +188,9 @@ def verdict_table(result: GateResult) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines += [f"note: {note}" for note in result.notes]
     failed = len(result.regressions)
+    runs = f"; {result.method_text}" if result.method == "runs" else ""
     lines.append(
         f"verdict: {result.verdict.upper()} ({failed} of {len(result.rules)} rules failed; "
-        f"warm-up {result.warmup_s:g} s excluded)"
+        f"warm-up {result.warmup_s:g} s excluded{runs})"
     )
     return "\n".join(lines)

@@ -47,6 +47,7 @@ __all__ = [
     "block_to_run",
     "data_block",
     "extract_block",
+    "read_block",
     "read_report",
     "run_to_block",
 ]
@@ -171,11 +172,11 @@ def block_to_run(block: Mapping[str, Any], source: str = "the file") -> RunData:
     )
 
 
-def read_report(path: str | os.PathLike[str]) -> RunData:
-    """Read the run embedded in a report file.
+def read_block(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and version-check the data block of a report or comparison file.
 
     Raises:
-        ReportError: unreadable file, not a report, damaged block, unknown schema version, no samples.
+        ReportError: unreadable file, not a report, damaged block, unknown schema version.
     """
     path = Path(path)
     try:
@@ -184,4 +185,13 @@ def read_report(path: str | os.PathLike[str]) -> RunData:
         raise ReportError(f"no such report: {path}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(f"cannot read {path} as a wsgauge report: {exc}") from exc
-    return block_to_run(extract_block(html, str(path)), str(path))
+    return extract_block(html, str(path))
+
+
+def read_report(path: str | os.PathLike[str]) -> RunData:
+    """Read the run embedded in a report file.
+
+    Raises:
+        ReportError: unreadable file, not a report, damaged block, unknown schema version, no samples.
+    """
+    return block_to_run(read_block(path), str(path))

@@ -17,6 +17,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from reports.data import RunData
+from reports.gate import GateResult
 from runstore import histogram as hdr
 from runstore.names import (
     COUNTER_ERRORS,
@@ -37,6 +38,7 @@ __all__ = [
     "latency_spectrum",
     "queue_size",
     "report_figures",
+    "runs_figure",
     "send_lag",
     "server_metrics",
     "throughput",
@@ -54,6 +56,7 @@ FIGURE_TITLES = {
     "fig-connections": "Connection states and events",
     "fig-server": "Server metrics",
     "fig-send-lag": "Send lag (open model)",
+    "fig-runs": "Every run's statistic, relative to the baseline runs' geometric mean",
 }
 """Figure ids (the HTML ``div`` ids) and titles, in page order."""
 
@@ -453,3 +456,43 @@ def report_figures(runs: Sequence[LabelledRun]) -> dict[str, go.Figure]:
         "fig-send-lag": send_lag(runs),
     }
     return {key: figure for key, figure in figures.items() if figure is not None}
+
+
+def runs_figure(result: GateResult) -> go.Figure:
+    """A comparison of several runs per side: each run's value of each latency and throughput rule.
+
+    One row per rule, x = the run's value / the baseline runs' geometric mean, so the spread between runs of
+    one build (what the t interval measures) sits next to the shift between builds. Error-rate rules are
+    differences in percentage points, not ratios: they stay in the verdict table.
+    """
+    rules = [
+        rule
+        for rule in result.rules
+        if rule.baseline_runs and rule.candidate_runs and rule.stat != "error_rate" and rule.baseline
+    ]
+    figure = go.Figure()
+    sides = (("baseline", -0.15, "circle", _color(0)), ("candidate", 0.15, "diamond", _color(1)))
+    for side, offset, symbol, color in sides:
+        xs, ys, texts = [], [], []
+        for row, rule in enumerate(rules):
+            values = rule.baseline_runs if side == "baseline" else rule.candidate_runs
+            for value in values or ():
+                xs.append(value / rule.baseline)
+                ys.append(row + offset)
+                texts.append(f"{rule.rule}: {value:.4g} {rule.unit}")
+        figure.add_trace(
+            go.Scatter(
+                x=xs, y=ys, mode="markers", name=f"{side} runs", text=texts, hoverinfo="text+x",
+                marker={"symbol": symbol, "color": color, "size": 9, "opacity": 0.8},
+            )
+        )  # fmt: skip
+    figure.add_vline(x=1.0, line={"color": "#9aa5b1", "dash": "dot"})
+    figure.update_yaxes(
+        tickvals=list(range(len(rules))), ticktext=[rule.rule for rule in rules], autorange="reversed"
+    )
+    figure.update_xaxes(title_text="run value / baseline geometric mean")
+    _style(figure, FIGURE_TITLES["fig-runs"], height=max(260, 60 + 34 * len(rules)))
+    figure.update_layout(hovermode="closest")
+    if not rules:
+        _empty(figure, "no rule judged over several runs")
+    return figure

@@ -208,11 +208,11 @@ def comparison_html(
         f"<h1>{html.escape(title)}</h1>"
         f'<p><span class="verdict {result.verdict}">{result.verdict.upper()}</span> '
         f'<span class="muted">{len(result.regressions)} of {len(result.rules)} rules failed · warm-up '
-        f"{result.warmup_s:g} s excluded · {result.confidence:.0%} bootstrap CI, "
-        f"{result.resamples} resamples</span></p>"
+        f"{result.warmup_s:g} s excluded · {html.escape(result.method_text)}</span></p>"
         f"{_verdict_table(result)}" + (f"<ul class='notes'>{notes}</ul>" if notes else "")
     )
     for label, data in runs:
         body += f"<h2>{html.escape(label)}</h2>{_metadata_table(data)}{_summary_table(data)}"
-    body += f"<h2>Charts (both runs overlaid)</h2>{_figures(figures)}"
+    overlaid = "the first run of each side overlaid" if result.method == "runs" else "both runs overlaid"
+    body += f"<h2>Charts ({overlaid})</h2>{_figures(figures)}"
     return page(title, body, block)

@@ -69,7 +69,8 @@ def _rendered(driver, path: Path) -> dict[str, dict]:
 
 def test_report_charts_render_offline(browser, runs: Runs) -> None:
     figures = _rendered(browser, runs.report)
-    assert set(figures) == set(FIGURE_TITLES)  # the synthetic run has server metrics and send lag
+    # The synthetic run has server metrics and send lag; only comparisons of several runs have fig-runs.
+    assert set(figures) == set(FIGURE_TITLES) - {"fig-runs"}
     for figure_id, figure in figures.items():
         assert figure["svg"] >= 1, figure_id
         if figure_id != "fig-errors" or figure["traces"]:
@@ -96,3 +97,8 @@ def test_comparison_charts_render_offline(browser, runs: Runs, tmp_path: Path) -
     assert "fig-latency-spectrum" in figures
     # Both runs overlaid: twice the traces of one run's spectrum.
     assert figures["fig-latency-spectrum"]["traces"] == 2 * 4  # chat, connect, delivery, pong
+    # Several runs per side: every run's statistic per rule, baseline and candidate markers.
+    ids = (f"{runs.base.run_id}-{runs.same.run_id}", f"{runs.shift2.run_id}-{runs.shift20.run_id}")
+    assert main(["compare", *ids, "--results", str(runs.store), "-o", str(diff)]) in (0, 1)
+    figures = _rendered(browser, diff)
+    assert figures["fig-runs"]["traces"] == 2 and figures["fig-runs"]["drawn"] >= 1

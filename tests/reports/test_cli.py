@@ -13,7 +13,7 @@ import pytest
 
 from reports.__main__ import main
 from reports.build import build_report
-from reports.embed import BLOCK_ID
+from reports.embed import BLOCK_ID, read_block
 from runstore.store import RunInfo, RunStore
 from tests.reports.conftest import Runs
 from tests.synthetic_runs import write_synthetic_run
@@ -79,6 +79,49 @@ def test_compare_regression_with_all_outputs(
     # A comparison page is not a run report.
     code, _, err = _run(capsys, "compare", str(diff), str(reports["same"]))
     assert code == 2 and "'comparison' report, not a run report" in err
+
+
+def test_compare_several_runs_per_side(
+    runs: Runs, reports: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Directories of reports, comma-separated files and id ranges name several runs of one build."""
+    baseline_dir = tmp_path / "baseline"
+    baseline_dir.mkdir()
+    for name in ("base", "same"):
+        (baseline_dir / f"{name}.html").write_bytes(reports[name].read_bytes())
+    diff, verdict = tmp_path / "diff.html", tmp_path / "v.json"
+    code, out, err = _run(
+        capsys, "compare", str(baseline_dir), f"{reports['shift20']},{runs.shift2.run_id}",
+        "--results", str(runs.store), "-o", str(diff), "--json", str(verdict),
+    )  # fmt: skip
+    assert code in (0, 1), err
+    assert "95% t intervals over 2 + 2 runs" in out.splitlines()[-2]
+    result = json.loads(verdict.read_text())
+    assert result["method"] == "runs"
+    assert [r["id"] for r in result["candidate_runs"]] == [runs.shift20.run_id, runs.shift2.run_id]
+    p50 = next(r for r in result["rules"] if r["rule"] == "ack:chat_message p50")
+    assert len(p50["baseline_runs"]) == len(p50["candidate_runs"]) == 2
+    html = diff.read_text()
+    assert 'data-figure="fig-runs"' in html and "first of 2 runs" in html
+    block = read_block(diff)
+    assert [r["run"]["id"] for r in block["baseline_runs"]] == [runs.base.run_id, runs.same.run_id]
+    # The diff page written into the baseline directory is not taken for a run.
+    (baseline_dir / "diff.html").write_bytes(diff.read_bytes())
+    ids = f"{runs.base.run_id}-{runs.same.run_id}"
+    code, out, _ = _run(capsys, "compare", str(baseline_dir), ids, "--results", str(runs.store))
+    assert code == 0 and "2 + 2 runs" in out
+    code, out, _ = _run(capsys, "compare", str(baseline_dir), str(reports["same"]))
+    assert code == 0 and "2 + 1 runs" in out
+    bad = [
+        ([f"{reports['base']},{reports['base']}", str(reports["same"])], r"run 1 \(base\) is listed twice"),
+        ([str(tmp_path / "empty"), str(reports["same"])], "no wsgauge run reports"),
+        ([f"{reports['base']},", str(reports["same"])], "an empty item"),
+        (["4-2", str(reports["same"])], "an empty range"),
+    ]
+    (tmp_path / "empty").mkdir()
+    for argv, message in bad:
+        code, _, err = _run(capsys, "compare", *argv, "--results", str(runs.store))
+        assert code == 2 and re.search(message, err), (argv, err)
 
 
 def test_check_absolute_rules_without_baseline(
