@@ -6,13 +6,16 @@ report. The gate then compares report files exactly as a CI job would (``python 
 B.html``, in process).
 
 For each of ``--pairs`` iterations run A, A' (both unchanged) and B, in that order so that machine noise
-drifts over all three alike. B runs with ``--server-test-delay-ms`` = ``penalty`` x A's own
-``ack:chat_message`` median (after the warm-up; 20 % by default): the penalty is relative to the baseline
-it is compared with, not to a calibration run minutes earlier (run medians drift by 10-20 % over a bench).
+drifts over all three alike; with ``--runs K`` each side is K runs, interleaved (A A' B, A A' B, ...),
+and the gate compares K baseline reports with K candidate reports (run-level statistics). Each B run has
+``--server-test-delay-ms`` = ``penalty`` x the ``ack:chat_message`` median of the A run just before it
+(after the warm-up; 20 % by default): the penalty is relative to the baseline it is compared with, not to
+a calibration run minutes earlier (run medians drift by 10-20 % over a bench).
 Gate A vs A' (an A/A pair: a failure is a false alarm) and A vs B (an A/B pair: a failure is a detection).
 A is shared by both pairs of its iteration. Each line also shows the medians' measured ratios.
 
     python bench/gate_aa_ab.py --pairs 20 --out bench/out/gate
+    python bench/gate_aa_ab.py --pairs 20 --runs 5 --out bench/out/gate-runs5     # 5 runs per side
 
 Prints one line per pair and the two figures at the end, and writes ``summary.json`` in ``--out``.
 ``--regate`` gates the reports of an earlier bench again (e.g. after changing the rules), running nothing.
@@ -35,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -113,14 +117,15 @@ def run_load(args: argparse.Namespace, name: str, delay_ms: float) -> tuple[int,
     raise RuntimeError(f"load run {name} failed twice")
 
 
-def gate(args: argparse.Namespace, baseline: Path, candidate: Path, name: str) -> dict[str, Any]:
-    """``python -m reports compare`` on two report files; returns exit code, verdict and failed rules."""
+def gate(args: argparse.Namespace, baseline: list[Path], candidate: list[Path], name: str) -> dict[str, Any]:
+    """``python -m reports compare`` on report files (several per side: comma-separated); returns exit code,
+    verdict and failed rules."""
     verdict_file = args.out / f"{name}.json"
     verdict_file.unlink(missing_ok=True)
     command = [
         "compare",
-        str(baseline),
-        str(candidate),
+        ",".join(map(str, baseline)),
+        ",".join(map(str, candidate)),
         "--warmup",
         str(args.warmup),
         "--json",
@@ -149,6 +154,10 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=14, help="seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="gate warm-up, seconds")
     parser.add_argument("--penalty", type=float, default=0.20, help="A/B delay as a share of the median")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="runs per side of a comparison, interleaved (default: 1)"
+    )
+    parser.add_argument("--no-gate", action="store_true", help="only run the load runs (gate: --regate)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--thresholds", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "gate")
@@ -167,7 +176,7 @@ def main() -> int:
     if args.regate:
         with RunStore.open(store, readonly=True) as runs:
             ids = {r.name: r.id for r in runs.list_runs()}
-        args.pairs = min(args.pairs, sum(name.startswith("B") for name in ids))
+        args.pairs = min(args.pairs, sum(name.startswith("B") for name in ids) // args.runs)
 
         def run_or_reuse(name: str, _delay: float) -> tuple[int, Path]:
             return ids[name], store.parent / f"report-{ids[name]}.html"
@@ -183,25 +192,49 @@ def main() -> int:
         data = load_run(store, run_id).window(args.warmup, 1.0)
         return latency_summary(data, "ack:chat_message")["p50_us"] / 1000.0
 
+    def run_name(side: str, i: int, j: int) -> str:
+        """``A03``, ``A03b`` (A'), ``B03`` with one run per side; ``A03-0`` ... with several."""
+        name = {"A": f"A{i:02d}", "A'": f"A{i:02d}b", "B": f"B{i:02d}"}[side]
+        return name if args.runs == 1 else f"{name}-{j}"
+
+    def gm(values: list[float]) -> float:
+        return float(np.exp(np.mean(np.log(values))))
+
     pairs: list[dict[str, Any]] = []
     for i in range(args.pairs):
-        a_id, a = run_or_reuse(f"A{i:02d}", 0.0)
-        median_ms = ack_median_ms(a_id)
-        delay_ms = args.penalty * median_ms
-        a2_id, a2 = run_or_reuse(f"A{i:02d}b", 0.0)
-        b_id, b = run_or_reuse(f"B{i:02d}", delay_ms)
-        aa = gate(args, a, a2, f"AA{i:02d}")
-        ab = gate(args, a, b, f"AB{i:02d}")
-        ratios = {"aa": ack_median_ms(a2_id) / median_ms, "ab": ack_median_ms(b_id) / median_ms}
+        sets: dict[str, list[tuple[int, Path]]] = {"A": [], "A'": [], "B": []}
+        delays: list[float] = []
+        for j in range(args.runs):  # interleaved: A A' B, A A' B, ... so drift hits all three sets alike
+            sets["A"].append(run_or_reuse(run_name("A", i, j), 0.0))
+            delays.append(args.penalty * ack_median_ms(sets["A"][-1][0]))
+            sets["A'"].append(run_or_reuse(run_name("A'", i, j), 0.0))
+            sets["B"].append(run_or_reuse(run_name("B", i, j), delays[-1]))
+        medians = {side: gm([ack_median_ms(run_id) for run_id, _ in runs]) for side, runs in sets.items()}
+        if args.no_gate:
+            aa = ab = {"exit": None, "failed": [], "stderr": ""}
+        else:
+            aa = gate(args, [p for _, p in sets["A"]], [p for _, p in sets["A'"]], f"AA{i:02d}")
+            ab = gate(args, [p for _, p in sets["A"]], [p for _, p in sets["B"]], f"AB{i:02d}")
+        ratios = {"aa": medians["A'"] / medians["A"], "ab": medians["B"] / medians["A"]}
         pairs.append(
-            {"i": i, "median_ms": median_ms, "delay_ms": delay_ms, "p50_ratio": ratios, "aa": aa, "ab": ab}
+            {
+                "i": i,
+                "median_ms": medians["A"],
+                "delay_ms": float(np.mean(delays)),
+                "p50_ratio": ratios,
+                "aa": aa,
+                "ab": ab,
+            }
         )
         print(
-            f"pair {i:2d}: A p50 {median_ms:.3f} ms, delay {delay_ms:.3f} ms | "
+            f"pair {i:2d}: A p50 {medians['A']:.3f} ms, delay {np.mean(delays):.3f} ms | "
             f"A/A x{ratios['aa']:.2f} exit {aa['exit']} {'; '.join(aa['failed']) or aa['stderr']} | "
             f"A/B x{ratios['ab']:.2f} exit {ab['exit']} ({len(ab['failed'])} rules failed) {ab['stderr']}",
             flush=True,
         )
+    if args.no_gate:
+        print(f"{args.pairs} iterations run, not gated; {(time.time() - started) / 60:.1f} min", flush=True)
+        return 0
     false_alarms = sum(p["aa"]["exit"] == 1 for p in pairs)
     caught = sum(p["ab"]["exit"] == 1 for p in pairs)
     unusable = sum(p[k]["exit"] == 2 for p in pairs for k in ("aa", "ab"))
@@ -212,6 +245,7 @@ def main() -> int:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "penalty": args.penalty,
+        "runs_per_side": args.runs,
         "aa_false_alarms": false_alarms,
         "ab_caught": caught,
         "unusable": unusable,
