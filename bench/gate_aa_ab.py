@@ -173,10 +173,10 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "bench.sqlite3"
     started = time.time()
+    ids: dict[str, int] = {}
     if args.regate:
         with RunStore.open(store, readonly=True) as runs:
             ids = {r.name: r.id for r in runs.list_runs()}
-        args.pairs = min(args.pairs, sum(name.startswith("B") for name in ids) // args.runs)
 
         def run_or_reuse(name: str, _delay: float) -> tuple[int, Path]:
             return ids[name], store.parent / f"report-{ids[name]}.html"
@@ -192,10 +192,18 @@ def main() -> int:
         data = load_run(store, run_id).window(args.warmup, 1.0)
         return latency_summary(data, "ack:chat_message")["p50_us"] / 1000.0
 
+    suffixed = args.runs > 1 or "A00-0" in ids  # a regate may use the first K runs of a bench with more
+
     def run_name(side: str, i: int, j: int) -> str:
         """``A03``, ``A03b`` (A'), ``B03`` with one run per side; ``A03-0`` ... with several."""
         name = {"A": f"A{i:02d}", "A'": f"A{i:02d}b", "B": f"B{i:02d}"}[side]
-        return name if args.runs == 1 else f"{name}-{j}"
+        return f"{name}-{j}" if suffixed else name
+
+    if args.regate:  # the iterations whose runs are all there
+        args.pairs = sum(
+            all(run_name(side, i, j) in ids for side in ("A", "A'", "B") for j in range(args.runs))
+            for i in range(args.pairs)
+        )
 
     def gm(values: list[float]) -> float:
         return float(np.exp(np.mean(np.log(values))))
