@@ -6,10 +6,12 @@ frozen :class:`GateResult` out. Rendering it (table, HTML, JSON, JUnit) is anoth
 A relative rule fails only when **both** hold (``docs/reports.md`` explains why):
 
 * a practical effect: the candidate's statistic is worse than the baseline's by more than the rule's tolerance
-  (a ratio for latency percentiles and throughput, percentage points for error rates) *and*, for latency, by
-  more than an absolute floor (0.2 ms of p50 is noise on a shared runner whatever the ratio says);
-* statistical confidence: the bootstrap confidence interval of the change (resampling seconds of each run,
-  :mod:`reports.stats`) excludes "no change".
+  (a ratio for latency percentiles and throughput, percentage points for error rates; latency tolerances
+  grow by ``single_run_allowance`` when each side is one run) *and*, for latency, by more than an absolute
+  floor (0.1 ms of p50 is noise on a shared runner whatever the ratio says);
+* statistical confidence: the confidence interval of the change excludes "no change". With one run per
+  side it is a bootstrap over the seconds of each run (:mod:`reports.stats`); with several runs on a side
+  each run's statistic is one observation and the interval a Student-t interval over the runs.
 
 Both runs lose their first ``warmup_s`` seconds and their last (usually partial) second before anything is
 computed, and, in the open model, every second in which the load generator itself fell behind its schedule
@@ -290,14 +292,15 @@ def _latency_rules(
     pcts = [rule.percentile for rule in rules]
     if len(bases) == 1 and len(cands) == 1:
         estimates, fewest = _bootstrap_latency(metric, bases[0], cands[0], pcts, th)
-        per = ""
+        per, allowance = "", th.single_run_allowance
     else:
         estimates, fewest = _runs_latency(metric, bases, cands, pcts, th)
-        per = " in a run"
+        per, allowance = " in a run", 0.0
     results = []
     for rule in rules:
         est = estimates[rule.percentile]
-        limit = f"+{rule.tolerance:.0%} and +{rule.floor_us / 1000:g} ms"
+        tolerance = rule.tolerance + allowance
+        limit = f"+{tolerance:.0%} and +{rule.floor_us / 1000:g} ms"
         common = dict(
             rule=f"{metric} {rule.stat}", kind="relative", subject=metric, stat=rule.stat, unit="ms",
             baseline=est.baseline / 1000.0, candidate=est.candidate / 1000.0, limit=limit,
@@ -316,8 +319,8 @@ def _latency_rules(
         )
         status, reason = _judge(
             est,
-            worse=est.change > 1.0 + rule.tolerance and delta_us > rule.floor_us,
-            better=est.change < 1.0 - rule.tolerance and -delta_us > rule.floor_us,
+            worse=est.change > 1.0 + tolerance and delta_us > rule.floor_us,
+            better=est.change < 1.0 - tolerance and -delta_us > rule.floor_us,
             no_change=1.0,
             higher_is_worse=True,
             change=change,

@@ -7,14 +7,15 @@ Example (every table and key is optional; what is left out keeps its default)::
     stall_lag = "5ms"        # open model: drop seconds whose send_lag p95 is above (false: keep all)
     stall_factor = 2         # ... or above 2x the quiet level (lower median of the runs; false: off)
     min_quiet_seconds = 3    # fewer seconds left: the run is unusable evidence
-    confidence = 0.95        # two-sided bootstrap confidence interval
-    resamples = 2000
+    confidence = 0.95        # two-sided confidence intervals
+    resamples = 2000         # bootstrap (one run per side)
     seed = 1
+    single_run_allowance = "5%"   # added to latency tolerances when each side is ONE run (see below)
 
     [defaults]               # relative rules for every message type
-    p50 = { tolerance = "15%", floor = "0.1ms" }
-    p95 = { tolerance = "25%", floor = "0.25ms" }
-    p99 = { tolerance = "25%", floor = "0.5ms" }
+    p50 = { tolerance = "10%", floor = "0.1ms" }
+    p95 = { tolerance = "20%", floor = "0.25ms" }
+    p99 = { tolerance = "20%", floor = "0.5ms" }
     error_rate = { tolerance = "0.5%" }     # percentage points of errors per request
     throughput = { tolerance = "10%" }      # drop of frames sent per second
 
@@ -24,6 +25,10 @@ Example (every table and key is optional; what is left out keeps its default)::
 
     [absolute]               # k6 / Gatling style limits on the candidate; usable without a baseline
     rules = ["chat_message.p99 < 50ms", "errors.rate < 0.1%", "connect.p95 < 200ms"]
+
+Tolerances are the practical effect a regression must exceed. With several runs on a side the confidence
+interval measures how runs of one build differ; with one run per side it cannot, so latency tolerances grow
+by ``single_run_allowance`` (p50 then needs +15 %, p95 and p99 +25 %).
 
 Short names: ``chat_message`` means the latency metric ``ack:chat_message`` when the run has it, otherwise the
 metric of that exact name (``pong``, ``connect``, ``delivery:chat``). Error and throughput rules belong to
@@ -136,12 +141,16 @@ class Thresholds:
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 1
+    single_run_allowance: float = 0.05
+    """Added to every latency tolerance when each side is one run: the between-run noise that one pair of
+    runs cannot measure (medians of 14 s runs of one build differ by ~6 % here, ``docs/performance.md``).
+    With several runs on a side the t interval measures that noise and the tolerances apply as written."""
     defaults: RelativeRules = field(
         default_factory=lambda: RelativeRules(
             latency=(
-                LatencyRule("p50", 50.0, 0.15, 100.0),
-                LatencyRule("p95", 95.0, 0.25, 250.0),
-                LatencyRule("p99", 99.0, 0.25, 500.0),
+                LatencyRule("p50", 50.0, 0.10, 100.0),
+                LatencyRule("p95", 95.0, 0.20, 250.0),
+                LatencyRule("p99", 99.0, 0.20, 500.0),
             ),
             error_rate=RateRule(0.005),
             throughput=RateRule(0.10),
@@ -384,6 +393,8 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value < 1:
                 raise ctx.error(key, f"confidence must be a number in [0.5, 1), not {value!r}")
             thresholds = replace(thresholds, confidence=float(value))
+        elif key == "single_run_allowance":
+            thresholds = replace(thresholds, single_run_allowance=_fraction(value, key, ctx, key))
         elif key in ("resamples", "seed"):
             if (
                 isinstance(value, bool)
@@ -398,7 +409,8 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
             raise ctx.error(
                 key,
                 f"[gate] unknown setting {key!r} "
-                "(warmup, stall_lag, stall_factor, min_quiet_seconds, confidence, resamples, seed)",
+                "(warmup, stall_lag, stall_factor, min_quiet_seconds, confidence, resamples, seed, "
+                "single_run_allowance)",
             )
     defaults = document.get("defaults", {})
     if not isinstance(defaults, dict):

@@ -53,7 +53,7 @@ def test_twenty_percent_shift_fails(runs: Runs) -> None:
 
 def test_twenty_percent_p99_shift_alone_fails(runs: Runs) -> None:
     only_p99 = parse_thresholds(
-        '[defaults]\np50 = false\np95 = false\np99 = { tolerance = "15%" }\n'
+        '[defaults]\np50 = false\np95 = false\np99 = { tolerance = "10%" }\n'
         "error_rate = false\nthroughput = false\n"
     )
     result = evaluate_gate(

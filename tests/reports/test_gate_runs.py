@@ -143,3 +143,17 @@ def test_runs_of_one_side_must_measure_the_same_types(store: Path) -> None:
     )
     with pytest.raises(ReportError, match=message):
         evaluate_gate(a, a + b, FAST)
+
+
+def test_single_run_allowance_widens_tolerances_only_for_one_run_per_side(store: Path) -> None:
+    """One pair cannot measure between-run noise, so its latency tolerance is the rule's plus 5 %."""
+    base = _runs(store, (1.0, 1.0, 1.0), seed=22)
+    slow = _runs(store, (1.12, 1.12, 1.12), seed=23)
+    one = evaluate_gate(base[0], slow[0], FAST)
+    assert _rule(one, f"{CHAT} p50").limit == "+15% and +0.1 ms"
+    assert _rule(one, f"{CHAT} p50").status == "pass"  # +12 %: within 10 % + 5 %
+    strict = evaluate_gate(base[0], slow[0], replace(FAST, single_run_allowance=0.0))
+    assert _rule(strict, f"{CHAT} p50").status == "regression"
+    three = evaluate_gate(base, slow, FAST)
+    assert _rule(three, f"{CHAT} p50").limit == "+10% and +0.1 ms"
+    assert _rule(three, f"{CHAT} p50").status == "regression"
