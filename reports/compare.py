@@ -10,7 +10,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,13 @@ def _label(role: str, runs: Sequence[RunData]) -> str:
     return f"{role} (run {runs[0].run.get('id')}{of})"
 
 
+def _judged(runs: Sequence[RunData], judged: Sequence[Mapping[str, Any]]) -> list[RunData]:
+    """The runs the gate judged (it drops a run whose load generator stalled when others remain)."""
+    keys = {(meta.get("id"), meta.get("started_at")) for meta in judged}
+    kept = [run for run in runs if (run.run.get("id"), run.run.get("started_at")) in keys]
+    return kept or list(runs)
+
+
 def write_comparison(
     result: GateResult,
     baselines: Sequence[RunData],
@@ -132,6 +139,8 @@ def write_comparison(
 ) -> Path:
     """Write the diff HTML: verdict per rule, each side's first run overlaid on every chart, and with several
     runs on a side, every run's value of every rule."""
+    baselines = _judged(baselines, result.baseline_runs)
+    candidates = _judged(candidates, result.candidate_runs)
     runs = [(_label("candidate", candidates), candidates[0])]
     if baselines:
         runs.insert(0, (_label("baseline", baselines), baselines[0]))

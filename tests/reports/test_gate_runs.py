@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from reports.compare import write_comparison
 from reports.data import RunData, load_run
 from reports.errors import ReportError
 from reports.gate import evaluate_gate
@@ -121,11 +122,13 @@ def test_absolute_rules_pool_the_candidate_runs(store: Path) -> None:
     assert evaluate_gate(None, cand[2:], rules).verdict == "regression"
 
 
-def test_a_stalled_run_is_dropped_when_others_remain(store: Path) -> None:
+def test_a_stalled_run_is_dropped_when_others_remain(store: Path, tmp_path: Path) -> None:
     metrics = (CHAT, METRIC_SEND_LAG)
     base = _runs(store, (1.0, 1.0, 1.0), seed=18, metrics=metrics)
     (stalled,) = _runs(store, (40.0,), seed=19, metrics=metrics)
-    result = evaluate_gate(base[:2], [base[2], stalled], FAST)
+    result = evaluate_gate(base[:2], [stalled, base[2]], FAST)
+    page = write_comparison(result, base[:2], [stalled, base[2]], tmp_path / "diff.html").read_text()
+    assert f"candidate (run {base[2].run['id']})" in page  # the diff page draws a judged run
     assert any(note.startswith(f"candidate {stalled.label} dropped: the candidate") for note in result.notes)
     assert [meta["id"] for meta in result.candidate_runs] == [base[2].run["id"]]
     assert result.method == "runs" and result.verdict == "pass"
