@@ -220,6 +220,17 @@ def _judge(
     return "pass", f"{change}: within {limit}"
 
 
+def _scaled_runs(estimate: _Estimate, factor: float) -> _Estimate:
+    """The estimate with its per-run values in the rule's unit (ms for latency, pp for error rates)."""
+    if estimate.baseline_runs is None or estimate.candidate_runs is None:
+        return estimate
+    return replace(
+        estimate,
+        baseline_runs=tuple(v * factor for v in estimate.baseline_runs),
+        candidate_runs=tuple(v * factor for v in estimate.candidate_runs),
+    )
+
+
 def _skipped(common: Mapping[str, Any], reason: str) -> RuleResult:
     return RuleResult(**common, change=None, interval=None, status="skipped", reason=reason)
 
@@ -327,7 +338,7 @@ def _latency_rules(
             beyond=f"beyond {limit}",
             limit=limit,
         )
-        results.append(_result(common, est, status, reason))
+        results.append(_result(common, _scaled_runs(est, 1e-3), status, reason))  # per-run values in ms
     return results
 
 
@@ -414,11 +425,9 @@ def _error_rule(
         limit=limit,
     )
     in_pp = replace(
-        est,
+        _scaled_runs(est, 100.0),
         change=est.change * 100.0,
         interval=stats.Interval(ci.low * 100.0, ci.high * 100.0),
-        baseline_runs=None if est.baseline_runs is None else tuple(v * 100.0 for v in est.baseline_runs),
-        candidate_runs=None if est.candidate_runs is None else tuple(v * 100.0 for v in est.candidate_runs),
     )
     return _result(common, in_pp, status, reason)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reports.compare import write_comparison
@@ -61,6 +62,8 @@ def test_between_run_noise_fools_one_pair_but_not_five(store: Path) -> None:
     assert five.verdict == "pass", [r.reason for r in five.regressions]
     assert five.method == "runs" and len(five.baseline_runs) == len(five.candidate_runs) == 5
     assert len(p50.baseline_runs) == len(p50.candidate_runs) == 5
+    # Each run's value is in the rule's unit (ms) and the shown baseline is their geometric mean.
+    assert p50.baseline == pytest.approx(float(np.exp(np.mean(np.log(p50.baseline_runs)))))
     assert p50.interval[0] < 1.0 < p50.interval[1]
     assert p50.change == pytest.approx(1.024, abs=0.02)  # ratio of the geometric means of the runs
 
