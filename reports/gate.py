@@ -22,7 +22,7 @@ build. Absolute rules are checked on the candidate alone and need no baseline.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -220,15 +220,39 @@ def _judge(
     return "pass", f"{change}: within {limit}"
 
 
-def _scaled_runs(estimate: _Estimate, factor: float) -> _Estimate:
-    """The estimate with its per-run values in the rule's unit (ms for latency, pp for error rates)."""
-    if estimate.baseline_runs is None or estimate.candidate_runs is None:
-        return estimate
-    return replace(
+def _in_unit(
+    estimate: _Estimate, convert: Callable[[float], float], *, change_too: bool = False
+) -> _Estimate:
+    """The estimate in the rule's shown unit (µs -> ms, fraction -> %): both sides' values, each run's, and
+    with ``change_too`` the change and its interval (a difference; a ratio has no unit)."""
+
+    def each(values: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return None if values is None else tuple(convert(v) for v in values)
+
+    estimate = replace(
         estimate,
-        baseline_runs=tuple(v * factor for v in estimate.baseline_runs),
-        candidate_runs=tuple(v * factor for v in estimate.candidate_runs),
+        baseline=convert(estimate.baseline),
+        candidate=convert(estimate.candidate),
+        baseline_runs=each(estimate.baseline_runs),
+        candidate_runs=each(estimate.candidate_runs),
     )
+    if not change_too:
+        return estimate
+    interval = stats.Interval(convert(estimate.interval.low), convert(estimate.interval.high))
+    return replace(estimate, change=convert(estimate.change), interval=interval)
+
+
+def _ms(us: float) -> float:
+    return us / 1000.0
+
+
+def _percent(fraction: float) -> float:
+    return fraction * 100.0
+
+
+def _one_run_each(bases: Sequence[RunData], cands: Sequence[RunData]) -> bool:
+    """No side has more than one run: intervals from the bootstrap over seconds; otherwise over runs."""
+    return len(bases) <= 1 and len(cands) <= 1
 
 
 def _skipped(common: Mapping[str, Any], reason: str) -> RuleResult:
@@ -301,7 +325,7 @@ def _latency_rules(
     if not rules:
         return []
     pcts = [rule.percentile for rule in rules]
-    if len(bases) == 1 and len(cands) == 1:
+    if _one_run_each(bases, cands):
         estimates, fewest = _bootstrap_latency(metric, bases[0], cands[0], pcts, th)
         per, allowance = "", th.single_run_allowance
     else:
@@ -310,11 +334,12 @@ def _latency_rules(
     results = []
     for rule in rules:
         est = estimates[rule.percentile]
+        shown = _in_unit(est, _ms)
         tolerance = rule.tolerance + allowance
         limit = f"+{tolerance:.0%} and +{rule.floor_us / 1000:g} ms"
         common = dict(
             rule=f"{metric} {rule.stat}", kind="relative", subject=metric, stat=rule.stat, unit="ms",
-            baseline=est.baseline / 1000.0, candidate=est.candidate / 1000.0, limit=limit,
+            baseline=shown.baseline, candidate=shown.candidate, limit=limit,
         )  # fmt: skip
         needed = _samples_needed(rule.percentile)
         if fewest < needed:
@@ -338,7 +363,7 @@ def _latency_rules(
             beyond=f"beyond {limit}",
             limit=limit,
         )
-        results.append(_result(common, _scaled_runs(est, 1e-3), status, reason))  # per-run values in ms
+        results.append(_result(common, shown, status, reason))
     return results
 
 
@@ -380,7 +405,7 @@ def _error_estimate(kind: str, bases: list[RunData], cands: list[RunData], th: T
     for role, series in (("baseline", b_series), ("candidate", c_series)):
         if not any(n.sum() for _, n in series):
             return f"no {kind} requests in the {role}"
-    if len(bases) == 1 and len(cands) == 1:
+    if _one_run_each(bases, cands):
         (be, bn), (ce, cn) = b_series[0], c_series[0]
         rng = _rng(th.seed, f"errors:{kind}")
         wb = stats.bootstrap_weights(bn.size, th.resamples, rng)
@@ -405,15 +430,16 @@ def _error_rule(
 ) -> RuleResult:
     limit = f"+{tolerance * 100:g} pp"
     est = _error_estimate(kind, bases, cands, th)
+    shown = None if isinstance(est, str) else _in_unit(est, _percent, change_too=True)
     common = dict(
         rule=f"{kind} error rate", kind="relative", subject=kind, stat="error_rate", unit="%", limit=limit,
-        baseline=None if isinstance(est, str) else est.baseline * 100.0,
-        candidate=None if isinstance(est, str) else est.candidate * 100.0,
+        baseline=None if shown is None else shown.baseline,
+        candidate=None if shown is None else shown.candidate,
     )  # fmt: skip
-    if isinstance(est, str):
-        return _skipped(common, est)
-    ci = est.interval
-    change = f"{est.change * 100:+.3f} pp, {th.confidence:.0%} CI [{ci.low * 100:+.3f}, {ci.high * 100:+.3f}]"
+    if shown is None:  # est is the reason it cannot be judged
+        return _skipped(common, str(est))
+    ci = shown.interval
+    change = f"{shown.change:+.3f} pp, {th.confidence:.0%} CI [{ci.low:+.3f}, {ci.high:+.3f}]"
     status, reason = _judge(
         est,
         worse=est.change > tolerance,
@@ -424,12 +450,7 @@ def _error_rule(
         beyond=f"beyond {limit}",
         limit=limit,
     )
-    in_pp = replace(
-        _scaled_runs(est, 100.0),
-        change=est.change * 100.0,
-        interval=stats.Interval(ci.low * 100.0, ci.high * 100.0),
-    )
-    return _result(common, in_pp, status, reason)
+    return _result(common, shown, status, reason)
 
 
 def _throughput_rule(
@@ -438,29 +459,32 @@ def _throughput_rule(
     name = f"{COUNTER_SENT}{kind}"
     b_series, c_series = [_per_second(r, [name]) for r in bases], [_per_second(r, [name]) for r in cands]
     limit = f"-{tolerance:.0%}"
-    if len(bases) == 1 and len(cands) == 1:
+    one_each = _one_run_each(bases, cands)
+    if one_each:
+        b_rate, c_rate = float(b_series[0].mean()), float(c_series[0].mean())
+    else:
+        b_rates = np.array([x.mean() for x in b_series], dtype=np.float64)
+        c_rates = np.array([x.mean() for x in c_series], dtype=np.float64)
+        est = _over_runs(b_rates, c_rates, th.confidence, ratio=True)
+        b_rate, c_rate = est.baseline, est.candidate
+    common = dict(
+        rule=f"{kind} throughput", kind="relative", subject=kind, stat="throughput", unit="/s",
+        baseline=b_rate, candidate=c_rate, limit=limit,
+    )  # fmt: skip
+    fewest = min(int(x.sum()) for x in b_series)
+    if fewest < MIN_THROUGHPUT_FRAMES:
+        where = "the baseline" if one_each else "a baseline run"
+        return _skipped(common, f"too few frames in {where} ({fewest} < {MIN_THROUGHPUT_FRAMES})")
+    if one_each:
         bx, cx = b_series[0], c_series[0]
         rng = _rng(th.seed, f"throughput:{kind}")
         wb = stats.bootstrap_weights(bx.size, th.resamples, rng)
         wc = stats.bootstrap_weights(cx.size, th.resamples, rng)
         ratios = ((wc @ cx) / cx.size) / np.maximum((wb @ bx) / bx.size, 1e-9)
-        b_rate, c_rate = float(bx.mean()), float(cx.mean())
         est = _Estimate(
             b_rate, c_rate, c_rate / max(b_rate, 1e-9), stats.interval(ratios, th.confidence),
             "seconds bootstrap",
         )  # fmt: skip
-    else:
-        b_rates = np.array([x.mean() for x in b_series], dtype=np.float64)
-        c_rates = np.array([x.mean() for x in c_series], dtype=np.float64)
-        est = _over_runs(b_rates, c_rates, th.confidence, ratio=True)
-    common = dict(
-        rule=f"{kind} throughput", kind="relative", subject=kind, stat="throughput", unit="/s",
-        baseline=est.baseline, candidate=est.candidate, limit=limit,
-    )  # fmt: skip
-    fewest = min(int(x.sum()) for x in b_series)
-    if fewest < MIN_THROUGHPUT_FRAMES:
-        where = "the baseline" if len(bases) == 1 else "a baseline run"
-        return _skipped(common, f"too few frames in {where} ({fewest} < {MIN_THROUGHPUT_FRAMES})")
     ci = est.interval
     change = f"{est.change - 1:+.1%}, {th.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}]"
     status, reason = _judge(
@@ -721,7 +745,7 @@ def evaluate_gate(
         confidence=th.confidence,
         resamples=th.resamples,
         notes=tuple(notes),
-        method="runs" if len(bases) > 1 or len(cands) > 1 else "bootstrap",
+        method="bootstrap" if _one_run_each(bases, cands) else "runs",
         baseline_runs=tuple(_run_meta(run) for run in bases),
         candidate_runs=tuple(_run_meta(run) for run in cands),
     )
