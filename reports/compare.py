@@ -51,6 +51,11 @@ def load_input(argument: str, results: str | os.PathLike[str]) -> RunData:
 _ID_RANGE = re.compile(r"(\d+)-(\d+)")
 
 
+def _identity(run: Mapping[str, Any]) -> tuple[Any, Any]:
+    """What makes two runs the same run: its id and start (a run's metadata, or the gate's record of it)."""
+    return run.get("id"), run.get("started_at")
+
+
 def _reports_in(directory: Path) -> list[RunData]:
     """Every run report (``*.html``) of a directory, by file name; comparison pages are skipped."""
     runs = []
@@ -88,12 +93,11 @@ def load_inputs(argument: str, results: str | os.PathLike[str]) -> list[RunData]
             runs += [load_run(results, run_id) for run_id in range(first, last + 1)]
         else:
             runs.append(load_input(item, results))
-    seen: dict[tuple[Any, Any], RunData] = {}
+    seen: set[tuple[Any, Any]] = set()
     for run in runs:
-        key = (run.run.get("id"), run.run.get("started_at"))
-        if key in seen:
+        if _identity(run.run) in seen:
             raise ReportError(f"{argument}: {run.label} is listed twice")
-        seen[key] = run
+        seen.add(_identity(run.run))
     return runs
 
 
@@ -113,7 +117,7 @@ def comparison_block(
         "baseline": run_to_block(baselines[0]) if baselines else None,
         "candidate": run_to_block(candidates[0]),
     }
-    if len(baselines) > 1 or len(candidates) > 1:
+    if result.method == "runs":
         block["baseline_runs"] = [run_to_block(run) for run in baselines]
         block["candidate_runs"] = [run_to_block(run) for run in candidates]
     return block
@@ -126,8 +130,8 @@ def _label(role: str, runs: Sequence[RunData]) -> str:
 
 def _judged(runs: Sequence[RunData], judged: Sequence[Mapping[str, Any]]) -> list[RunData]:
     """The runs the gate judged (it drops a run whose load generator stalled when others remain)."""
-    keys = {(meta.get("id"), meta.get("started_at")) for meta in judged}
-    kept = [run for run in runs if (run.run.get("id"), run.run.get("started_at")) in keys]
+    keys = {_identity(meta) for meta in judged}
+    kept = [run for run in runs if _identity(run.run) in keys]
     return kept or list(runs)
 
 
