@@ -210,19 +210,22 @@ def main() -> int:
 
     pairs: list[dict[str, Any]] = []
     for i in range(args.pairs):
-        sets: dict[str, list[tuple[int, Path]]] = {"A": [], "A'": [], "B": []}
+        sets: dict[str, list[Path]] = {"A": [], "A'": [], "B": []}
+        run_medians: dict[str, list[float]] = {"A": [], "A'": [], "B": []}
         delays: list[float] = []
         for j in range(args.runs):  # interleaved: A A' B, A A' B, ... so drift hits all three sets alike
-            sets["A"].append(run_or_reuse(run_name("A", i, j), 0.0))
-            delays.append(args.penalty * ack_median_ms(sets["A"][-1][0]))
-            sets["A'"].append(run_or_reuse(run_name("A'", i, j), 0.0))
-            sets["B"].append(run_or_reuse(run_name("B", i, j), delays[-1]))
-        medians = {side: gm([ack_median_ms(run_id) for run_id, _ in runs]) for side, runs in sets.items()}
+            for side in ("A", "A'", "B"):
+                run_id, report = run_or_reuse(run_name(side, i, j), delays[-1] if side == "B" else 0.0)
+                sets[side].append(report)
+                run_medians[side].append(ack_median_ms(run_id))
+                if side == "A":  # B's penalty: a share of the median of the A run just before it
+                    delays.append(args.penalty * run_medians["A"][-1])
+        medians = {side: gm(values) for side, values in run_medians.items()}
         if args.no_gate:
             aa = ab = {"exit": None, "failed": [], "stderr": ""}
         else:
-            aa = gate(args, [p for _, p in sets["A"]], [p for _, p in sets["A'"]], f"AA{i:02d}")
-            ab = gate(args, [p for _, p in sets["A"]], [p for _, p in sets["B"]], f"AB{i:02d}")
+            aa = gate(args, sets["A"], sets["A'"], f"AA{i:02d}")
+            ab = gate(args, sets["A"], sets["B"], f"AB{i:02d}")
         ratios = {"aa": medians["A'"] / medians["A"], "ab": medians["B"] / medians["A"]}
         pairs.append(
             {
