@@ -19,6 +19,9 @@ A is shared by both pairs of its iteration. Each line also shows the medians' me
 
 Prints one line per pair and the two figures at the end, and writes ``summary.json`` in ``--out``.
 ``--regate`` gates the reports of an earlier bench again (e.g. after changing the rules), running nothing.
+``--regate --join DIR`` adds the runs of another bench with the same scenario to each side: iteration i of
+``--out`` and iteration i of ``DIR`` make one comparison of 2K runs a side (e.g. two 5-run benches run on
+different days give 20 comparisons of 10 runs a side; each side gets the same share of each day).
 
 A comparison that exits 2 (unusable: a run whose load generator fell behind its schedule) counts as neither
 a false alarm nor a detection; the figures say how many there were.
@@ -163,6 +166,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "gate")
     parser.add_argument("--regate", action="store_true", help="re-gate the reports already in --out")
     parser.add_argument(
+        "--join",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="with --regate: add iteration i of this bench's runs to iteration i's sides (repeatable)",
+    )
+    parser.add_argument(
         "--pin",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -170,38 +181,46 @@ def main() -> int:
     )
     parser.add_argument("user_classes", nargs="*", default=["StudentUser"])
     args = parser.parse_args()
+    if args.join and not args.regate:
+        parser.error("--join needs --regate (it joins benches already run)")
     args.out.mkdir(parents=True, exist_ok=True)
-    store = args.out / "bench.sqlite3"
+    stores = [d / "bench.sqlite3" for d in (args.out, *args.join)]
     started = time.time()
-    ids: dict[str, int] = {}
+    ids: list[dict[str, int]] = [{} for _ in stores]  # run name -> run id, per bench
     if args.regate:
-        with RunStore.open(store, readonly=True) as runs:
-            ids = {r.name: r.id for r in runs.list_runs()}
+        for k, store in enumerate(stores):
+            with RunStore.open(store, readonly=True) as runs:
+                ids[k] = {r.name: r.id for r in runs.list_runs()}
 
-        def run_or_reuse(name: str, _delay: float) -> tuple[int, Path]:
-            return ids[name], store.parent / f"report-{ids[name]}.html"
+        def run_or_reuse(k: int, name: str, _delay: float) -> tuple[int, Path]:
+            return ids[k][name], stores[k].parent / f"report-{ids[k][name]}.html"
     else:
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
-                Path(f"{store}{suffix}").unlink()
+                Path(f"{stores[0]}{suffix}").unlink()
 
-        def run_or_reuse(name: str, delay: float) -> tuple[int, Path]:
+        def run_or_reuse(k: int, name: str, delay: float) -> tuple[int, Path]:
             return run_load(args, name, delay)
 
-    def ack_median_ms(run_id: int) -> float:
-        data = load_run(store, run_id).window(args.warmup, 1.0)
+    def ack_median_ms(k: int, run_id: int) -> float:
+        data = load_run(stores[k], run_id).window(args.warmup, 1.0)
         return latency_summary(data, "ack:chat_message")["p50_us"] / 1000.0
 
-    suffixed = args.runs > 1 or "A00-0" in ids  # a regate may use the first K runs of a bench with more
+    suffixed = args.runs > 1 or "A00-0" in ids[0]  # a regate may use the first K runs of a bench with more
 
     def run_name(side: str, i: int, j: int) -> str:
         """``A03``, ``A03b`` (A'), ``B03`` with one run per side; ``A03-0`` ... with several."""
         name = {"A": f"A{i:02d}", "A'": f"A{i:02d}b", "B": f"B{i:02d}"}[side]
         return f"{name}-{j}" if suffixed else name
 
-    if args.regate:  # the iterations whose runs are all there
+    if args.regate:  # the iterations whose runs are all there, in every joined bench
         args.pairs = sum(
-            all(run_name(side, i, j) in ids for side in ("A", "A'", "B") for j in range(args.runs))
+            all(
+                run_name(side, i, j) in bench
+                for bench in ids
+                for side in ("A", "A'", "B")
+                for j in range(args.runs)
+            )
             for i in range(args.pairs)
         )
 
@@ -213,13 +232,15 @@ def main() -> int:
         sets: dict[str, list[Path]] = {"A": [], "A'": [], "B": []}
         run_medians: dict[str, list[float]] = {"A": [], "A'": [], "B": []}
         delays: list[float] = []
-        for j in range(args.runs):  # interleaved: A A' B, A A' B, ... so drift hits all three sets alike
-            for side in ("A", "A'", "B"):
-                run_id, report = run_or_reuse(run_name(side, i, j), delays[-1] if side == "B" else 0.0)
-                sets[side].append(report)
-                run_medians[side].append(ack_median_ms(run_id))
-                if side == "A":  # B's penalty: a share of the median of the A run just before it
-                    delays.append(args.penalty * run_medians["A"][-1])
+        for k in range(len(stores)):
+            for j in range(args.runs):  # interleaved: A A' B, A A' B, ... so drift hits all three sets alike
+                for side in ("A", "A'", "B"):
+                    name = run_name(side, i, j)
+                    run_id, report = run_or_reuse(k, name, delays[-1] if side == "B" else 0.0)
+                    sets[side].append(report)
+                    run_medians[side].append(ack_median_ms(k, run_id))
+                    if side == "A":  # B's penalty: a share of the median of the A run just before it
+                        delays.append(args.penalty * run_medians["A"][-1])
         medians = {side: gm(values) for side, values in run_medians.items()}
         if args.no_gate:
             aa = ab = {"exit": None, "failed": [], "stderr": ""}
@@ -256,7 +277,8 @@ def main() -> int:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "penalty": args.penalty,
-        "runs_per_side": args.runs,
+        "runs_per_side": args.runs * len(stores),
+        "benches": [str(d) for d in (args.out, *args.join)],
         "aa_false_alarms": false_alarms,
         "ab_caught": caught,
         "unusable": unusable,
