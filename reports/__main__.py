@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -77,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("baseline", metavar="BASELINE", help=runs)
     compare.add_argument("candidate", metavar="CANDIDATE", help=runs)
+    compare.add_argument(
+        "--paired",
+        action="store_true",
+        help="the builds' runs took turns (A B A B ...): judge baseline run i against candidate run i",
+    )
     gate_options(compare)
 
     check = commands.add_parser("check", help="check run(s) against the absolute rules only (no baseline)")
@@ -95,6 +101,8 @@ def _build(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     thresholds = load_thresholds(args.thresholds).with_warmup(args.warmup)
+    if getattr(args, "paired", False):
+        thresholds = replace(thresholds, paired=True)
     if thresholds.warmup_s < 0:
         raise ReportError("--warmup must not be negative")
     baselines = load_inputs(args.baseline, args.results) if args.command == "compare" else []

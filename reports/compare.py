@@ -193,13 +193,18 @@ def write_junit(result: GateResult, output: str | os.PathLike[str]) -> Path:
 
 
 def verdict_table(result: GateResult) -> str:
-    """The compact text table printed on stdout."""
+    """The compact table printed on stdout, then the notes and why each failed or unconfirmed rule is so."""
     header = ("rule", "baseline", "candidate", "change", "limit", "verdict")
     rows = [header, *verdict_rows(result)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines += [f"note: {note}" for note in result.notes]
+    lines += [  # the why of every failed rule, and of every change seen but not confirmed
+        f"{'regression' if rule.status == 'regression' else 'unconfirmed'}: {rule.rule}: {rule.reason}"
+        for rule in result.rules
+        if rule.status == "regression" or rule.unconfirmed
+    ]
     failed = len(result.regressions)
     runs = f"; {result.method_text}" if result.method == "runs" else ""
     lines.append(

@@ -88,6 +88,10 @@ class RuleResult:
     reason: str
     baseline_runs: tuple[float, ...] | None = None
     candidate_runs: tuple[float, ...] | None = None
+    unconfirmed: bool = False
+    """A pass with a change beyond the limit that the confidence interval could not confirm."""
+    runs_needed: int | None = None
+    """Unconfirmed over runs: the runs a side that would confirm it 9 times in 10 (None: over 100)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ class GateResult:
     method: Literal["bootstrap", "runs"] = "bootstrap"
     baseline_runs: tuple[Mapping[str, Any], ...] = field(default=())
     candidate_runs: tuple[Mapping[str, Any], ...] = field(default=())
+    paired: bool = False
+    """Over runs, in pairs: baseline run i with candidate run i, in the order they ran."""
 
     @property
     def regressions(self) -> tuple[RuleResult, ...]:
@@ -119,7 +125,10 @@ class GateResult:
 
     @property
     def method_text(self) -> str:
-        """``95% bootstrap CI, 2000 resamples`` or ``95% t intervals over 5 + 5 runs``, for people."""
+        """``95% bootstrap CI, 2000 resamples``, ``95% t intervals over 5 + 5 runs`` or ``95% paired t
+        intervals over 5 pairs of runs``, for people."""
+        if self.method == "runs" and self.paired:
+            return f"{self.confidence:.0%} paired t intervals over {len(self.baseline_runs)} pairs of runs"
         if self.method == "runs":
             return (
                 f"{self.confidence:.0%} t intervals over {len(self.baseline_runs)} + "
@@ -181,10 +190,14 @@ class _Estimate:
     """How the interval was made (``seconds bootstrap``, ``t interval over 5 + 5 runs``), for reasons."""
     baseline_runs: tuple[float, ...] | None = None
     candidate_runs: tuple[float, ...] | None = None
+    runs_needed: int | None = None
+    """Over runs: runs a side that would confirm a change of this size 9 times in 10 (None: over 100)."""
+    paired: bool = False
 
 
-def _over_runs(b_values: np.ndarray, c_values: np.ndarray, confidence: float, *, ratio: bool) -> _Estimate:
-    """Run-level estimate: each run's statistic is one observation.
+def _over_runs(b_values: np.ndarray, c_values: np.ndarray, th: Thresholds, *, ratio: bool) -> _Estimate:
+    """Run-level estimate: each run's statistic is one observation (with ``th.paired``, each pair's
+    difference: the runs are in pairs, in the order they ran).
 
     Ratios are of geometric means, with the t interval of the mean log difference (run-to-run noise is
     multiplicative); differences (error rates) are of arithmetic means.
@@ -192,32 +205,55 @@ def _over_runs(b_values: np.ndarray, c_values: np.ndarray, confidence: float, *,
     transform = (lambda v: np.log(np.maximum(v, 1e-12))) if ratio else (lambda v: v)
     back = np.exp if ratio else (lambda v: v)
     b, c = transform(b_values), transform(c_values)
-    difference, ci = stats.mean_difference_interval(b, c, confidence)
+    if th.paired:
+        difference, ci = stats.paired_difference_interval(b, c, th.confidence)
+        spread = float(np.std(c - b, ddof=1))
+        method = f"paired t interval over {b.size} pairs of runs"
+    else:
+        difference, ci = stats.mean_difference_interval(b, c, th.confidence)
+        spread = stats.pooled_spread(b, c)
+        method = f"t interval over {b.size} + {c.size} runs"
     return _Estimate(
         baseline=float(back(b.mean())),
         candidate=float(back(c.mean())),
         change=float(back(difference)),
         interval=stats.Interval(float(back(ci.low)), float(back(ci.high))),
-        method=f"t interval over {b_values.size} + {c_values.size} runs",
+        method=method,
         baseline_runs=tuple(float(v) for v in b_values),
         candidate_runs=tuple(float(v) for v in c_values),
+        runs_needed=stats.runs_per_side_needed(spread, difference, th.confidence, paired=th.paired),
+        paired=th.paired,
     )
 
 
 def _judge(
     estimate: _Estimate, *, worse: bool, better: bool, no_change: float, higher_is_worse: bool, change: str,
     beyond: str, limit: str,
-) -> tuple[Status, str]:  # fmt: skip
-    """A regression needs the practical effect (``worse``) *and* an interval that excludes ``no_change``."""
+) -> tuple[Status, str, bool]:  # fmt: skip
+    """A regression needs the practical effect (``worse``) *and* an interval that excludes ``no_change``.
+
+    Returns the status, the reason and whether the change was seen but not confirmed (``worse`` alone).
+    """
     above, below = estimate.interval.low > no_change, estimate.interval.high < no_change
     confident_worse, confident_better = (above, below) if higher_is_worse else (below, above)
     if worse and confident_worse:
-        return "regression", f"{change}: {beyond} and the CI excludes no change"
+        return "regression", f"{change}: {beyond} and the CI excludes no change", False
     if worse:
-        return "pass", f"{change}: {beyond} but the CI includes no change ({estimate.method})"
+        unconfirmed = f"the CI includes no change ({estimate.method}{_hint(estimate)})"
+        return "pass", f"{change}: {beyond} but {unconfirmed}", True
     if better and confident_better:
-        return "improved", change
-    return "pass", f"{change}: within {limit}"
+        return "improved", change, False
+    return "pass", f"{change}: within {limit}", False
+
+
+def _hint(estimate: _Estimate) -> str:
+    """For a change seen but not confirmed over runs: how many runs a side would settle it."""
+    if estimate.baseline_runs is None:
+        return ""
+    runs = "pairs of runs" if estimate.paired else "runs a side"
+    if estimate.runs_needed is None:
+        return f"; over 100 {runs} would be needed to confirm a change this size"
+    return f"; ≈ {estimate.runs_needed} {runs} would confirm a change this size 9 times in 10"
 
 
 def _in_unit(
@@ -259,7 +295,9 @@ def _skipped(common: Mapping[str, Any], reason: str) -> RuleResult:
     return RuleResult(**common, change=None, interval=None, status="skipped", reason=reason)
 
 
-def _result(common: Mapping[str, Any], estimate: _Estimate, status: Status, reason: str) -> RuleResult:
+def _result(
+    common: Mapping[str, Any], estimate: _Estimate, status: Status, reason: str, unconfirmed: bool
+) -> RuleResult:
     return RuleResult(
         **common,
         change=estimate.change,
@@ -268,6 +306,8 @@ def _result(common: Mapping[str, Any], estimate: _Estimate, status: Status, reas
         reason=reason,
         baseline_runs=estimate.baseline_runs,
         candidate_runs=estimate.candidate_runs,
+        unconfirmed=unconfirmed,
+        runs_needed=estimate.runs_needed if unconfirmed else None,
     )
 
 
@@ -311,7 +351,7 @@ def _runs_latency(
         pct: _over_runs(
             np.array([v[pct] for v in b_values], dtype=np.float64),
             np.array([v[pct] for v in c_values], dtype=np.float64),
-            th.confidence,
+            th,
             ratio=True,
         )
         for pct in pcts
@@ -353,7 +393,7 @@ def _latency_rules(
             f"{est.change - 1:+.1%} ({delta_us / 1000:+.3f} ms), "
             f"{th.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}]"
         )
-        status, reason = _judge(
+        status, reason, unconfirmed = _judge(
             est,
             worse=est.change > 1.0 + tolerance and delta_us > rule.floor_us,
             better=est.change < 1.0 - tolerance and -delta_us > rule.floor_us,
@@ -363,7 +403,7 @@ def _latency_rules(
             beyond=f"beyond {limit}",
             limit=limit,
         )
-        results.append(_result(common, shown, status, reason))
+        results.append(_result(common, shown, status, reason, unconfirmed))
     return results
 
 
@@ -416,13 +456,24 @@ def _error_estimate(kind: str, bases: list[RunData], cands: list[RunData], th: T
         return _Estimate(
             b_rate, c_rate, c_rate - b_rate, stats.interval(diffs, th.confidence), "seconds bootstrap"
         )
-    rates = [
-        np.array([e.sum() / n.sum() for e, n in series if n.sum()], dtype=np.float64)
+    b_rates, c_rates = (
+        np.array([e.sum() / n.sum() if n.sum() else np.nan for e, n in series], dtype=np.float64)
         for series in (b_series, c_series)
-    ]
-    if rates[0].size + rates[1].size < 3:
-        return f"fewer than 3 runs with {kind} requests"
-    return _over_runs(rates[0], rates[1], th.confidence, ratio=False)
+    )
+    if th.paired:  # a run without requests takes its partner with it
+        b_rates, c_rates = _both_known(b_rates, c_rates)
+        if b_rates.size < 2:
+            return f"fewer than 2 pairs of runs with {kind} requests"
+    else:
+        b_rates, c_rates = b_rates[~np.isnan(b_rates)], c_rates[~np.isnan(c_rates)]
+        if b_rates.size + c_rates.size < 3:
+            return f"fewer than 3 runs with {kind} requests"
+    return _over_runs(b_rates, c_rates, th, ratio=False)
+
+
+def _both_known(b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    known = ~(np.isnan(b) | np.isnan(c))
+    return b[known], c[known]
 
 
 def _error_rule(
@@ -440,7 +491,7 @@ def _error_rule(
         return _skipped(common, str(est))
     ci = shown.interval
     change = f"{shown.change:+.3f} pp, {th.confidence:.0%} CI [{ci.low:+.3f}, {ci.high:+.3f}]"
-    status, reason = _judge(
+    status, reason, unconfirmed = _judge(
         est,
         worse=est.change > tolerance,
         better=est.change < -tolerance,
@@ -450,7 +501,7 @@ def _error_rule(
         beyond=f"beyond {limit}",
         limit=limit,
     )
-    return _result(common, shown, status, reason)
+    return _result(common, shown, status, reason, unconfirmed)
 
 
 def _throughput_rule(
@@ -465,7 +516,7 @@ def _throughput_rule(
     else:
         b_rates = np.array([x.mean() for x in b_series], dtype=np.float64)
         c_rates = np.array([x.mean() for x in c_series], dtype=np.float64)
-        est = _over_runs(b_rates, c_rates, th.confidence, ratio=True)
+        est = _over_runs(b_rates, c_rates, th, ratio=True)
         b_rate, c_rate = est.baseline, est.candidate
     common = dict(
         rule=f"{kind} throughput", kind="relative", subject=kind, stat="throughput", unit="/s",
@@ -487,7 +538,7 @@ def _throughput_rule(
         )  # fmt: skip
     ci = est.interval
     change = f"{est.change - 1:+.1%}, {th.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}]"
-    status, reason = _judge(
+    status, reason, unconfirmed = _judge(
         est,
         worse=est.change < 1.0 - tolerance,
         better=est.change > 1.0 + tolerance,
@@ -497,7 +548,7 @@ def _throughput_rule(
         beyond=f"dropped beyond {limit}",
         limit=limit,
     )
-    return _result(common, est, status, reason)
+    return _result(common, est, status, reason, unconfirmed)
 
 
 def _judged_over(metric: str | None, kept: RunData, whole: RunData) -> RunData:
@@ -665,6 +716,53 @@ def _usable(
     return [k for k, _ in left], [w for _, w in left]
 
 
+def _in_pairs(
+    bases: list[RunData], cands: list[RunData], notes: list[str]
+) -> tuple[list[RunData], list[RunData]]:
+    """Both sides in the order they ran, so that baseline run i and candidate run i make pair i.
+
+    Pairing cancels what drifts between pairs only if the two builds took turns (A B A B ...): a note says
+    when they did not.
+    """
+    if len(bases) != len(cands) or len(bases) < 2:
+        raise ReportError(
+            f"paired comparison needs two or more pairs: as many baseline runs as candidate runs, not "
+            f"{len(bases)} + {len(cands)}"
+        )
+    bases, cands = sorted(bases, key=lambda run: run.start), sorted(cands, key=lambda run: run.start)
+    firsts = [min(b.start, c.start) for b, c in zip(bases, cands, strict=True)]
+    lasts = [max(b.start, c.start) for b, c in zip(bases, cands, strict=True)]
+    if any(last > first for last, first in zip(lasts, firsts[1:], strict=False)):
+        notes.append(
+            "paired runs did not take turns (baseline, candidate, baseline, ...): "
+            "pairs cancel less of what drifted between runs"
+        )
+    return bases, cands
+
+
+def _whole_pairs(
+    pairs: list[tuple[RunData, RunData]], kept_b: list[RunData], bases: list[RunData], kept_c: list[RunData],
+    cands: list[RunData], notes: list[str],
+) -> tuple[list[RunData], list[RunData], list[RunData], list[RunData]]:  # fmt: skip
+    """The pairs whose two runs are both usable: a run dropped as stalled takes its partner with it."""
+    usable_b = {id(whole): kept for kept, whole in zip(kept_b, bases, strict=True)}
+    usable_c = {id(whole): kept for kept, whole in zip(kept_c, cands, strict=True)}
+    left = []
+    for b, c in pairs:
+        if id(b) in usable_b and id(c) in usable_c:
+            left.append((b, c))
+        elif id(b) in usable_b or id(c) in usable_c:
+            notes.append(f"{b.label} / {c.label}: pair dropped with its stalled run")
+    if len(left) < 2:
+        raise ReportError(f"fewer than 2 pairs of usable runs ({len(left)} left after dropping stalled runs)")
+    return (
+        [usable_b[id(b)] for b, _ in left],
+        [b for b, _ in left],
+        [usable_c[id(c)] for _, c in left],
+        [c for _, c in left],
+    )
+
+
 def _as_runs(runs: RunData | Sequence[RunData] | None) -> list[RunData]:
     if runs is None:
         return []
@@ -699,11 +797,16 @@ def evaluate_gate(
     _check_types(bases, cands)
     results: list[RuleResult] = []
     notes: list[str] = []
+    if th.paired:
+        bases, cands = _in_pairs(bases, cands, notes)
+    pairs = list(zip(bases, cands, strict=True)) if th.paired else []
     kept_c = [run.window(th.warmup_s, COOLDOWN_S) for run in cands]
     kept_b = [run.window(th.warmup_s, COOLDOWN_S) for run in bases]
     limit = _stall_limit(kept_b + kept_c, th)
     kept_c, cands = _usable(kept_c, cands, "candidate", limit, th, notes)
     kept_b, bases = _usable(kept_b, bases, "baseline", limit, th, notes)
+    if th.paired:
+        kept_b, bases, kept_c, cands = _whole_pairs(pairs, kept_b, bases, kept_c, cands, notes)
     if bases:
         metrics = sorted(set(bases[0].metrics) - {METRIC_SEND_LAG})
         known = set(metrics) | {_short(m) for m in metrics}
@@ -746,6 +849,7 @@ def evaluate_gate(
         resamples=th.resamples,
         notes=tuple(notes),
         method="bootstrap" if _one_run_each(bases, cands) else "runs",
+        paired=th.paired,
         baseline_runs=tuple(_run_meta(run) for run in bases),
         candidate_runs=tuple(_run_meta(run) for run in cands),
     )

@@ -167,10 +167,68 @@ def mean_difference_interval(
     """
     b, c = np.asarray(baseline, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
     freedom = b.size + c.size - 2
+    error = pooled_spread(b, c) * np.sqrt(1.0 / b.size + 1.0 / c.size)
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, freedom)) * error
+    difference = float(c.mean() - b.mean())
+    return difference, Interval(float(difference - half), float(difference + half))
+
+
+def paired_difference_interval(
+    baseline: Sequence[float] | np.ndarray, candidate: Sequence[float] | np.ndarray, confidence: float
+) -> tuple[float, Interval]:
+    """Mean of the paired differences (candidate i - baseline i) and its two-sided Student-t interval.
+
+    For interleaved runs (baseline, candidate, baseline, candidate, ...): each pair ran at nearly the same
+    time, so whatever drifts on the machine between pairs -- a busy neighbour, another day -- cancels in
+    the pair's difference instead of widening both sides' spread. Needs at least two pairs.
+    """
+    b, c = np.asarray(baseline, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+    if b.size != c.size or b.size < 2:
+        raise ValueError(f"needs two or more pairs of runs, not {b.size} + {c.size} runs")
+    differences = c - b
+    difference = float(differences.mean())
+    error = float(differences.std(ddof=1)) / np.sqrt(differences.size)
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, differences.size - 1)) * error
+    return difference, Interval(float(difference - half), float(difference + half))
+
+
+def pooled_spread(baseline: Sequence[float] | np.ndarray, candidate: Sequence[float] | np.ndarray) -> float:
+    """The run-to-run standard deviation, pooled over both sides (each side about its own mean)."""
+    b, c = np.asarray(baseline, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+    freedom = b.size + c.size - 2
     if b.size < 1 or c.size < 1 or freedom < 1:
         raise ValueError(f"needs at least one run per side and three in all, not {b.size} + {c.size}")
-    difference = float(c.mean() - b.mean())
     squares = float(((b - b.mean()) ** 2).sum() + ((c - c.mean()) ** 2).sum())
-    error = np.sqrt(squares / freedom * (1.0 / b.size + 1.0 / c.size))
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, freedom)) * error
-    return difference, Interval(float(difference - half), float(difference + half))
+    return float(np.sqrt(squares / freedom))
+
+
+def runs_per_side_needed(
+    spread: float, effect: float, confidence: float, power: float = 0.9, most: int = 100,
+    *, paired: bool = False,
+) -> int | None:  # fmt: skip
+    """Runs a side for the t interval to exclude no change, on the side of ``effect``, ``power`` of the time
+    when the true difference is ``effect``; ``None`` when more than ``most`` would be needed.
+
+    ``spread`` is the run-to-run standard deviation (:func:`pooled_spread`) for
+    :func:`mean_difference_interval`, or that of the pairs' differences with ``paired``
+    (:func:`paired_difference_interval`), on the scale of ``effect`` (logs for ratios). The exact power of
+    the t test (noncentral t): what a CI job should give each side to settle a change the gate saw but
+    could not confirm.
+    """
+    if not effect:
+        return None
+    if spread <= 0.0:
+        return 2
+    for runs in range(2, most + 1):
+        freedom = runs - 1 if paired else 2 * runs - 2
+        error = spread * np.sqrt((1.0 if paired else 2.0) / runs)
+        critical = scipy_stats.t.ppf(0.5 + confidence / 2.0, freedom)
+        if scipy_stats.nct.sf(critical, freedom, abs(effect) / error) >= power:
+            return runs
+    return None
+    for runs in range(2, most + 1):
+        freedom = 2 * runs - 2
+        quantiles = scipy_stats.t.ppf(0.5 + confidence / 2.0, freedom) + scipy_stats.t.ppf(power, freedom)
+        if quantiles * spread * np.sqrt(2.0 / runs) <= abs(effect):
+            return runs
+    return None

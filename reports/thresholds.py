@@ -11,6 +11,7 @@ Example (every table and key is optional; what is left out keeps its default)::
     resamples = 2000         # bootstrap (one run per side)
     seed = 1
     single_run_allowance = "5%"   # added to latency tolerances when each side is ONE run (see below)
+    paired = false           # several runs a side that took turns (A B A B ...): judge pair by pair
 
     [defaults]               # relative rules for every message type
     p50 = { tolerance = "10%", floor = "0.1ms" }
@@ -28,7 +29,9 @@ Example (every table and key is optional; what is left out keeps its default)::
 
 Tolerances are the practical effect a regression must exceed. With several runs on a side the confidence
 interval measures how runs of one build differ; with one run per side it cannot, so latency tolerances grow
-by ``single_run_allowance`` (p50 then needs +15 %, p95 and p99 +25 %).
+by ``single_run_allowance`` (p50 then needs +15 %, p95 and p99 +25 %). ``paired`` (or ``compare
+--paired``) pairs baseline run i with candidate run i in the order they ran and judges the pairs'
+differences, so that drift between pairs (another hour, another day, a busy neighbour) cancels.
 
 Short names: ``chat_message`` means the latency metric ``ack:chat_message`` when the run has it, otherwise the
 metric of that exact name (``pong``, ``connect``, ``delivery:chat``). Error and throughput rules belong to
@@ -145,6 +148,9 @@ class Thresholds:
     """Added to every latency tolerance when each side is one run: the between-run noise that one pair of
     runs cannot measure (medians of 14 s runs of one build differ by ~6 % here, ``docs/performance.md``).
     With several runs on a side the t interval measures that noise and the tolerances apply as written."""
+    paired: bool = False
+    """Several runs a side that took turns: baseline run i and candidate run i (in the order they ran) make
+    a pair, and the t interval is over the pairs' differences (drift between pairs cancels)."""
     defaults: RelativeRules = field(
         default_factory=lambda: RelativeRules(
             latency=(
@@ -395,6 +401,10 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
             thresholds = replace(thresholds, confidence=float(value))
         elif key == "single_run_allowance":
             thresholds = replace(thresholds, single_run_allowance=_fraction(value, key, ctx, key))
+        elif key == "paired":
+            if not isinstance(value, bool):
+                raise ctx.error(key, f"paired must be true or false, not {value!r}")
+            thresholds = replace(thresholds, paired=value)
         elif key in ("resamples", "seed"):
             if (
                 isinstance(value, bool)
@@ -410,7 +420,7 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
                 key,
                 f"[gate] unknown setting {key!r} "
                 "(warmup, stall_lag, stall_factor, min_quiet_seconds, confidence, resamples, seed, "
-                "single_run_allowance)",
+                "single_run_allowance, paired)",
             )
     defaults = document.get("defaults", {})
     if not isinstance(defaults, dict):

@@ -112,6 +112,10 @@ def test_compare_several_runs_per_side(
     assert code == 0 and "2 + 2 runs" in out
     code, out, _ = _run(capsys, "compare", str(baseline_dir), str(reports["same"]))
     assert code == 0 and "2 + 1 runs" in out
+    code, out, _ = _run(capsys, "compare", str(baseline_dir), ids, "--results", str(runs.store), "--paired")
+    assert code == 0 and "95% paired t intervals over 2 pairs of runs" in out
+    code, _, err = _run(capsys, "compare", str(baseline_dir), str(reports["same"]), "--paired")
+    assert code == 2 and "paired comparison needs two or more pairs" in err and "not 2 + 1" in err
     bad = [
         ([f"{reports['base']},{reports['base']}", str(reports["same"])], r"run 1 \(base\) is listed twice"),
         ([str(tmp_path / "empty"), str(reports["same"])], "no wsgauge run reports"),

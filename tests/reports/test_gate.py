@@ -99,6 +99,7 @@ def test_a_short_burst_is_not_confident(tmp_path: Path) -> None:
     p99 = next(rule for rule in result.rules if rule.rule == f"{CHAT} p99")
     assert p99.change > 1.15 and p99.status == "pass"
     assert "CI includes no change" in p99.reason
+    assert p99.unconfirmed and p99.runs_needed is None  # one run a side: no run-to-run spread to size
 
 
 def test_warmup_is_excluded(tmp_path: Path) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from reports.compare import write_comparison
+from reports.compare import verdict_table, write_comparison
 from reports.data import RunData, load_run
 from reports.errors import ReportError
 from reports.gate import evaluate_gate
@@ -28,15 +29,17 @@ SPREAD = (1.00, 0.90, 1.12, 0.95, 1.05)
 
 
 def _runs(
-    store: Path, factors: tuple[float, ...], seed: int, *, rate: int = 100, metrics=(CHAT, "pong"), **options
-) -> list[RunData]:
-    """One run per factor (its run-level latency factor), 20 s each, median 1 ms, at distinct times."""
+    store: Path, factors: tuple[float, ...], seed: int, *, rate: int = 100, metrics=(CHAT, "pong"),
+    first: int | None = None, **options: Any,
+) -> list[RunData]:  # fmt: skip
+    """One run per factor (its run-level latency factor), 20 s each, median 1 ms, at distinct times: every
+    100 s from ``first`` (by default a block of its own per seed)."""
+    first = 1_700_000_000 + seed * 1000 if first is None else first
     runs = []
     for i, factor in enumerate(factors):
         run = write_synthetic_run(
             store, name=f"s{seed}-{i}", seconds=20, rate=rate, median_us=1000.0, metrics=metrics,
-            latency_factor=factor, seed=seed * 100 + i, start=1_700_000_000 + (seed * 10 + i) * 100,
-            **options,
+            latency_factor=factor, seed=seed * 100 + i, start=first + i * 100, **options,
         )  # fmt: skip
         runs.append(load_run(store, run.run_id))
     return runs
@@ -84,9 +87,16 @@ def test_unconfident_shift_says_why(store: Path) -> None:
     """+20 % on average, but the runs scatter so much that 2 + 2 runs cannot tell: pass, and the reason."""
     base = _runs(store, (0.8, 1.25), seed=6)
     cand = _runs(store, (0.95, 1.5), seed=7)
-    p50 = _rule(evaluate_gate(base, cand, FAST), f"{CHAT} p50")
-    assert p50.status == "pass"
-    assert p50.reason.endswith("but the CI includes no change (t interval over 2 + 2 runs)")
+    result = evaluate_gate(base, cand, FAST)
+    p50 = _rule(result, f"{CHAT} p50")
+    assert p50.status == "pass" and p50.unconfirmed
+    assert "but the CI includes no change (t interval over 2 + 2 runs; ≈ " in p50.reason
+    assert p50.reason.endswith(" runs a side would confirm a change this size 9 times in 10)")
+    runs = int(p50.reason.rsplit("≈ ", 1)[1].split()[0])
+    assert 2 < runs <= 100  # a +20 % shift that 2 + 2 runs this scattered cannot settle, more runs can
+    assert p50.runs_needed == runs
+    # The console says why too, under the table (the verdict column says only "pass").
+    assert f"unconfirmed: {CHAT} p50: {p50.reason}" in verdict_table(result).splitlines()
 
 
 def test_one_candidate_run_against_several_baseline_runs(store: Path) -> None:
@@ -163,3 +173,68 @@ def test_single_run_allowance_widens_tolerances_only_for_one_run_per_side(store:
     three = evaluate_gate(base, slow, FAST)
     assert _rule(three, f"{CHAT} p50").limit == "+10% and +0.1 ms"
     assert _rule(three, f"{CHAT} p50").status == "regression"
+
+
+DRIFT = (1.00, 1.35, 0.80, 1.25, 0.85, 1.15)
+"""What one machine does to every run over a day (sd ≈ 20 %): shared by runs that ran at the same time."""
+
+
+def _taking_turns(
+    store: Path, seed: int, base: tuple[float, ...], cand: tuple[float, ...]
+) -> tuple[list, list]:
+    """Baseline and candidate runs that took turns: baseline i at 100 i s, candidate i 50 s after it."""
+    first = 1_700_000_000 + seed * 1000
+    return _runs(store, base, seed, first=first), _runs(store, cand, seed + 1, first=first + 50)
+
+
+def test_paired_runs_cancel_drift_that_hides_a_regression(store: Path) -> None:
+    """+20 % in every pair, under a drift of ±20 % between pairs: over the runs' spread it cannot be
+    confirmed, pair by pair it can; and the same drift with no change passes."""
+    noise = (1.01, 0.98, 1.02, 0.99, 1.00, 1.01)
+    base_f = tuple(d * n for d, n in zip(DRIFT, noise, strict=True))
+    slow_f = tuple(1.2 * d * n for d, n in zip(DRIFT, reversed(noise), strict=True))
+    base, slow = _taking_turns(store, 30, base_f, slow_f)
+    unpaired = _rule(evaluate_gate(base, slow, FAST), f"{CHAT} p50")
+    assert unpaired.status == "pass" and unpaired.unconfirmed  # the drift widens both sides' spread
+    paired = evaluate_gate(base, slow, replace(FAST, paired=True))
+    p50 = _rule(paired, f"{CHAT} p50")
+    assert p50.status == "regression" and p50.change == pytest.approx(1.2, abs=0.03)
+    assert paired.paired and paired.method_text == "95% paired t intervals over 6 pairs of runs"
+    assert not paired.notes  # they took turns
+    same_f = tuple(d * n for d, n in zip(DRIFT, reversed(noise), strict=True))
+    base, same = _taking_turns(store, 32, base_f, same_f)
+    assert evaluate_gate(base, same, replace(FAST, paired=True)).verdict == "pass"
+
+
+def test_paired_runs_are_paired_in_the_order_they_ran(store: Path) -> None:
+    """Inputs in any order: pair i is the i-th run of each side in time; sides that did not take turns get
+    a note; unequal sides are refused."""
+    base, slow = _taking_turns(store, 34, DRIFT[:4], tuple(1.2 * d for d in DRIFT[:4]))
+    forward = evaluate_gate(base, slow, replace(FAST, paired=True))
+    shuffled = evaluate_gate(base[::-1], [slow[2], slow[0], slow[3], slow[1]], replace(FAST, paired=True))
+    assert _rule(shuffled, f"{CHAT} p50").candidate_runs == _rule(forward, f"{CHAT} p50").candidate_runs
+    assert [m["id"] for m in shuffled.baseline_runs] == [r.run["id"] for r in base]
+    assert _rule(forward, f"{CHAT} p50").status == "regression"
+    later = _runs(store, DRIFT[:4], seed=36)  # all after the baseline runs, not in turns
+    apart = evaluate_gate(base, later, replace(FAST, paired=True))
+    assert any("did not take turns" in note for note in apart.notes)
+    with pytest.raises(ReportError, match=r"paired comparison needs two or more pairs.* not 4 \+ 3"):
+        evaluate_gate(base, slow[:3], replace(FAST, paired=True))
+
+
+def test_a_stalled_run_takes_its_partner_with_it(store: Path) -> None:
+    metrics = (CHAT, METRIC_SEND_LAG)
+    first = 1_700_000_000 + 38 * 1000
+    base = _runs(store, (1.0, 1.0, 40.0, 1.0), seed=38, metrics=metrics, first=first)
+    cand = _runs(store, (1.0, 1.0, 1.0, 1.0), seed=39, metrics=metrics, first=first + 50)
+    result = evaluate_gate(base, cand, replace(FAST, paired=True))
+    assert f"{base[2].label} / {cand[2].label}: pair dropped with its stalled run" in result.notes
+    assert [m["id"] for m in result.candidate_runs] == [cand[i].run["id"] for i in (0, 1, 3)]
+    assert result.verdict == "pass" and result.method_text.endswith("over 3 pairs of runs")
+
+
+def test_unconfirmed_paired_change_says_how_many_pairs(store: Path) -> None:
+    base, cand = _taking_turns(store, 40, (1.0, 1.0, 1.0), (1.05, 1.45, 1.15))
+    p50 = _rule(evaluate_gate(base, cand, replace(FAST, paired=True)), f"{CHAT} p50")
+    assert p50.status == "pass" and p50.unconfirmed and p50.runs_needed is not None
+    assert f"; ≈ {p50.runs_needed} pairs of runs would confirm a change this size 9 times in 10" in p50.reason

@@ -70,6 +70,28 @@ def test_mean_difference_interval_is_the_pooled_t_interval() -> None:
     assert wide.low < one < wide.high and wide.high - wide.low > ci.high - ci.low
 
 
+def test_runs_per_side_needed_confirms_the_change_nine_times_in_ten() -> None:
+    """Simulated run-level tests: with the runs it names, the interval excludes no change >= 90 % of the time;
+    with one run fewer, less often."""
+    spread, effect = 0.1, float(np.log(1.2))  # runs scatter by 10 %, a +20 % change
+    runs = stats.runs_per_side_needed(spread, effect, 0.95)
+    assert runs is not None and runs > 2
+
+    def confirmed(n: int) -> float:
+        rng = np.random.default_rng(n)
+        hits = 0
+        for _ in range(4000):
+            base, cand = rng.normal(0.0, spread, n), rng.normal(effect, spread, n)
+            hits += stats.mean_difference_interval(base, cand, 0.95)[1].low > 0.0
+        return hits / 4000
+
+    assert confirmed(runs) >= 0.89 and confirmed(runs - 1) < 0.9
+    assert stats.runs_per_side_needed(spread, -effect, 0.95) == runs  # either direction
+    assert stats.runs_per_side_needed(spread, 0.01, 0.95) is None  # a 1 % change: over 100 runs a side
+    assert stats.runs_per_side_needed(0.0, effect, 0.95) == 2  # identical runs
+    assert stats.runs_per_side_needed(spread, 0.0, 0.95) is None  # no change to confirm
+
+
 def test_mean_difference_interval_needs_three_runs() -> None:
     import pytest
 

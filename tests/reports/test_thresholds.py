@@ -14,6 +14,7 @@ min_quiet_seconds = 5
 confidence = 0.99
 resamples = 500
 single_run_allowance = "2%"
+paired = true
 
 [defaults]
 p50 = { tolerance = "5%", floor = "0.3ms" }
@@ -42,6 +43,7 @@ def test_parse_example() -> None:
     assert (th.warmup_s, th.confidence, th.resamples) == (10.0, 0.99, 500)
     assert (th.stall_lag_us, th.min_quiet_seconds) == (2000.0, 5)
     assert th.single_run_allowance == pytest.approx(0.02) and DEFAULT_THRESHOLDS.single_run_allowance == 0.05
+    assert th.paired and not DEFAULT_THRESHOLDS.paired
     stats = {r.stat: r for r in th.defaults.latency}
     assert stats["p50"].tolerance == pytest.approx(0.05) and stats["p50"].floor_us == pytest.approx(300.0)
     assert stats["p99.9"].percentile == 99.9 and stats["p99"] == next(
@@ -53,7 +55,7 @@ def test_parse_example() -> None:
     assert chat.latency[1].tolerance == pytest.approx(0.10) and chat.throughput is None
     assert th.rules_for("pong", "ping") is th.defaults
     rules = {r.text: r for r in th.absolute}
-    assert rules["chat_message.p99 < 50ms"].limit == 50_000 and rules["chat_message.p99 < 50ms"].line == 21
+    assert rules["chat_message.p99 < 50ms"].limit == 50_000 and rules["chat_message.p99 < 50ms"].line == 22
     assert rules["errors.rate < 0.1%"].subject is None
     assert rules["errors.rate < 0.1%"].limit == pytest.approx(0.001)
     assert rules["connect.p95 <= 0.2s"].limit == 200_000
@@ -76,6 +78,7 @@ def test_absolute_rule_holds() -> None:
         ('[defaults]\np42x = { tolerance = "1%" }\n', r"line 2: \[defaults\] unknown rule 'p42x'"),
         ('[types.pong]\np50 = { floor = "fast" }\n', r"line 2: p50 floor must be a duration"),
         ('[gate]\nsingle_run_allowance = "lots"\n', r"line 2: single_run_allowance must be a percentage"),
+        ('[gate]\npaired = "yes"\n', r"line 2: paired must be true or false, not 'yes'"),
         ('\n\n[absolute]\nrules = ["chat_message.p99 < 50 parsecs"]\n', r"line 4: cannot parse rule"),
         ('[absolute]\nrules = ["chat_message.p101 < 5ms"]\n', r"line 2: .*percentile 'p101'"),
         ('[absolute]\nrules = ["errors.rate < 5ms"]\n', r"line 2: .*error rate takes '%'"),
