@@ -19,6 +19,7 @@ A is shared by both pairs of its iteration. Each line also shows the medians' me
 
 Prints one line per pair and the two figures at the end, and writes ``summary.json`` in ``--out``.
 ``--regate`` gates the reports of an earlier bench again (e.g. after changing the rules), running nothing.
+``--paired`` gates with ``compare --paired``: run j of A against run j of A' (or B), which ran next to it.
 ``--regate --join DIR`` adds the runs of another bench with the same scenario to each side: iteration i of
 ``--out`` and iteration i of ``DIR`` make one comparison of 2K runs a side (e.g. two 5-run benches run on
 different days give 20 comparisons of 10 runs a side; each side gets the same share of each day).
@@ -136,6 +137,8 @@ def gate(args: argparse.Namespace, baseline: list[Path], candidate: list[Path], 
     ]
     if args.thresholds:
         command += ["--thresholds", str(args.thresholds)]
+    if args.paired:
+        command.append("--paired")
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = report_main(command)
@@ -162,6 +165,9 @@ def main() -> int:
     )
     parser.add_argument("--no-gate", action="store_true", help="only run the load runs (gate: --regate)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--paired", action="store_true", help="gate with compare --paired (run j of A with run j of A' / B)"
+    )
     parser.add_argument("--thresholds", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "gate")
     parser.add_argument("--regate", action="store_true", help="re-gate the reports already in --out")
@@ -278,6 +284,7 @@ def main() -> int:
         "warmup_s": args.warmup,
         "penalty": args.penalty,
         "runs_per_side": args.runs * len(stores),
+        "paired": args.paired,
         "benches": [str(d) for d in (args.out, *args.join)],
         "aa_false_alarms": false_alarms,
         "ab_caught": caught,
