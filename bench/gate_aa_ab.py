@@ -17,7 +17,8 @@ A is shared by both pairs of its iteration. Each line also shows the medians' me
     python bench/gate_aa_ab.py --pairs 20 --out bench/out/gate
     python bench/gate_aa_ab.py --pairs 20 --runs 5 --out bench/out/gate-runs5     # 5 runs per side
 
-Prints one line per pair and the two figures at the end, and writes ``summary.json`` in ``--out``.
+Prints one line per pair and the two figures at the end, and writes ``summary.json`` in ``--out``
+(``summary-TAG.json`` with ``--tag TAG``, which also suffixes the verdict files: regates side by side).
 ``--regate`` gates the reports of an earlier bench again (e.g. after changing the rules), running nothing.
 ``--paired`` gates with ``compare --paired``: run j of A against run j of A' (or B), which ran next to it.
 ``--regate --join DIR`` adds the runs of another bench with the same scenario to each side: iteration i of
@@ -172,6 +173,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "gate")
     parser.add_argument("--regate", action="store_true", help="re-gate the reports already in --out")
     parser.add_argument(
+        "--tag", default="", type=lambda t: f"-{t}" if t else "", help="name this gating's files"
+    )
+    parser.add_argument(
         "--join",
         type=Path,
         action="append",
@@ -251,8 +255,8 @@ def main() -> int:
         if args.no_gate:
             aa = ab = {"exit": None, "failed": [], "stderr": ""}
         else:
-            aa = gate(args, sets["A"], sets["A'"], f"AA{i:02d}")
-            ab = gate(args, sets["A"], sets["B"], f"AB{i:02d}")
+            aa = gate(args, sets["A"], sets["A'"], f"AA{i:02d}{args.tag}")
+            ab = gate(args, sets["A"], sets["B"], f"AB{i:02d}{args.tag}")
         ratios = {"aa": medians["A'"] / medians["A"], "ab": medians["B"] / medians["A"]}
         pairs.append(
             {
@@ -292,7 +296,7 @@ def main() -> int:
         "minutes": (time.time() - started) / 60.0,
         "pair_results": pairs,
     }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (args.out / f"summary{args.tag}.json").write_text(json.dumps(summary, indent=2))
     print(
         f"A/A: {false_alarms}/{args.pairs} false alarms; A/B (+{args.penalty:.0%} of each A's median): "
         f"{caught}/{args.pairs} caught; {unusable} unusable; "
