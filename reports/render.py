@@ -19,7 +19,7 @@ from plotly.offline import get_plotlyjs
 from reports.data import RunData, error_rates, latency_summary, request_type, throughput
 from reports.embed import data_block
 from reports.figures import FIGURE_TITLES
-from reports.gate import GateResult
+from reports.gate import GateResult, RuleResult
 
 __all__ = ["comparison_html", "figure_fragment", "page", "report_html", "verdict_rows"]
 
@@ -33,6 +33,7 @@ th:first-child,td:first-child{text-align:left}th{background:#f5f7fa}
 table.meta td{text-align:left;white-space:normal}
 .verdict{display:inline-block;padding:4px 12px;border-radius:4px;font-weight:600;color:#fff}
 .pass{background:#2f855a}.regression{background:#c53030}.improved{background:#2b6cb0}.skipped{background:#718096}
+.unconfirmed{background:#b7791f}
 td.status span{padding:1px 6px;border-radius:3px;color:#fff;font-size:.85em}
 .figure{margin:8px 0 20px}.muted{color:#616e7c;font-size:.85em}
 """
@@ -186,13 +187,23 @@ def _verdict_table(result: GateResult) -> str:
         "<tr><th>rule</th><th>baseline</th><th>candidate</th><th>change</th><th>limit</th><th>verdict</th>"
         "<th>why</th></tr>"
     )
-    body = "".join(
-        f'<tr data-status="{status}"><td>{html.escape(name)}</td><td>{b}</td><td>{c}</td><td>{ch}</td>'
-        f'<td>{html.escape(limit)}</td><td class="status"><span class="{status}">{status}</span></td>'
-        f'<td style="text-align:left;white-space:normal">{html.escape(rule.reason)}</td></tr>'
-        for (name, b, c, ch, limit, status), rule in zip(verdict_rows(result), result.rules, strict=True)
-    )
+    rows = zip(verdict_rows(result), result.rules, strict=True)
+    body = "".join(_verdict_row(row, rule) for row, rule in rows)
     return f'<table class="verdicts">{head}{body}</table>'
+
+
+def _verdict_row(row: tuple[str, str, str, str, str, str], rule: RuleResult) -> str:
+    """One rule's row; a pass whose change the interval could not confirm is marked ``unconfirmed``."""
+    name, b, c, change, limit, status = row
+    badge = f'<span class="{status}">{status}</span>'
+    if rule.unconfirmed:
+        badge += ' <span class="unconfirmed">unconfirmed</span>'
+    return (
+        f'<tr data-status="{status}"{" data-unconfirmed" if rule.unconfirmed else ""}>'
+        f"<td>{html.escape(name)}</td><td>{b}</td><td>{c}</td><td>{change}</td><td>{html.escape(limit)}</td>"
+        f'<td class="status">{badge}</td>'
+        f'<td style="text-align:left;white-space:normal">{html.escape(rule.reason)}</td></tr>'
+    )
 
 
 def comparison_html(

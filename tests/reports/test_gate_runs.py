@@ -7,6 +7,7 @@ between-run spread is known, and the same comparisons are made one pair at a tim
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def test_twenty_percent_over_five_runs_fails_and_two_percent_passes(store: Path)
     assert evaluate_gate(base, near, FAST).verdict == "pass"
 
 
-def test_unconfident_shift_says_why(store: Path) -> None:
+def test_unconfident_shift_says_why(store: Path, tmp_path: Path) -> None:
     """+20 % on average, but the runs scatter so much that 2 + 2 runs cannot tell: pass, and the reason."""
     base = _runs(store, (0.8, 1.25), seed=6)
     cand = _runs(store, (0.95, 1.5), seed=7)
@@ -97,6 +98,9 @@ def test_unconfident_shift_says_why(store: Path) -> None:
     assert p50.runs_needed == runs
     # The console says why too, under the table (the verdict column says only "pass").
     assert f"unconfirmed: {CHAT} p50: {p50.reason}" in verdict_table(result).splitlines()
+    page = write_comparison(result, base, cand, tmp_path / "diff.html").read_text()  # and the diff page
+    row = re.search(r"<tr data-status=\"pass\" data-unconfirmed>(.*?)</tr>", page).group(1)
+    assert f"<td>{CHAT} p50</td>" in row and '<span class="unconfirmed">unconfirmed</span>' in row
 
 
 def test_one_candidate_run_against_several_baseline_runs(store: Path) -> None:
