@@ -24,7 +24,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -190,8 +191,9 @@ class _Estimate:
     """How the interval was made (``seconds bootstrap``, ``t interval over 5 + 5 runs``), for reasons."""
     baseline_runs: tuple[float, ...] | None = None
     candidate_runs: tuple[float, ...] | None = None
-    runs_needed: int | None = None
-    """Over runs: runs a side that would confirm a change of this size 9 times in 10 (None: over 100)."""
+    runs_needed: Callable[[], int | None] | None = None
+    """Over runs: how many runs a side would confirm a change of this size 9 times in 10 (None: over 100).
+    Deferred: it scans up to 100 run counts, and only an unconfirmed change asks."""
     paired: bool = False
 
 
@@ -221,39 +223,46 @@ def _over_runs(b_values: np.ndarray, c_values: np.ndarray, th: Thresholds, *, ra
         method=method,
         baseline_runs=tuple(float(v) for v in b_values),
         candidate_runs=tuple(float(v) for v in c_values),
-        runs_needed=stats.runs_per_side_needed(spread, difference, th.confidence, paired=th.paired),
+        runs_needed=partial(stats.runs_per_side_needed, spread, difference, th.confidence, paired=th.paired),
         paired=th.paired,
     )
+
+
+class _Verdict(NamedTuple):
+    status: Status
+    reason: str
+    unconfirmed: bool = False
+    """``worse`` but the interval includes no change."""
+    runs_needed: int | None = None
+    """Unconfirmed over runs: the runs a side that would confirm the change (None: over 100)."""
 
 
 def _judge(
     estimate: _Estimate, *, worse: bool, better: bool, no_change: float, higher_is_worse: bool, change: str,
     beyond: str, limit: str,
-) -> tuple[Status, str, bool]:  # fmt: skip
-    """A regression needs the practical effect (``worse``) *and* an interval that excludes ``no_change``.
-
-    Returns the status, the reason and whether the change was seen but not confirmed (``worse`` alone).
-    """
+) -> _Verdict:  # fmt: skip
+    """A regression needs the practical effect (``worse``) *and* an interval that excludes ``no_change``."""
     above, below = estimate.interval.low > no_change, estimate.interval.high < no_change
     confident_worse, confident_better = (above, below) if higher_is_worse else (below, above)
     if worse and confident_worse:
-        return "regression", f"{change}: {beyond} and the CI excludes no change", False
+        return _Verdict("regression", f"{change}: {beyond} and the CI excludes no change")
     if worse:
-        unconfirmed = f"the CI includes no change ({estimate.method}{_hint(estimate)})"
-        return "pass", f"{change}: {beyond} but {unconfirmed}", True
+        needed = estimate.runs_needed() if estimate.runs_needed else None
+        unconfirmed = f"the CI includes no change ({estimate.method}{_hint(estimate, needed)})"
+        return _Verdict("pass", f"{change}: {beyond} but {unconfirmed}", True, needed)
     if better and confident_better:
-        return "improved", change, False
-    return "pass", f"{change}: within {limit}", False
+        return _Verdict("improved", change)
+    return _Verdict("pass", f"{change}: within {limit}")
 
 
-def _hint(estimate: _Estimate) -> str:
+def _hint(estimate: _Estimate, needed: int | None) -> str:
     """For a change seen but not confirmed over runs: how many runs a side would settle it."""
     if estimate.baseline_runs is None:
         return ""
     runs = "pairs of runs" if estimate.paired else "runs a side"
-    if estimate.runs_needed is None:
+    if needed is None:
         return f"; over 100 {runs} would be needed to confirm a change this size"
-    return f"; ≈ {estimate.runs_needed} {runs} would confirm a change this size 9 times in 10"
+    return f"; ≈ {needed} {runs} would confirm a change this size 9 times in 10"
 
 
 def _in_unit(
@@ -295,19 +304,17 @@ def _skipped(common: Mapping[str, Any], reason: str) -> RuleResult:
     return RuleResult(**common, change=None, interval=None, status="skipped", reason=reason)
 
 
-def _result(
-    common: Mapping[str, Any], estimate: _Estimate, status: Status, reason: str, unconfirmed: bool
-) -> RuleResult:
+def _result(common: Mapping[str, Any], estimate: _Estimate, verdict: _Verdict) -> RuleResult:
     return RuleResult(
         **common,
         change=estimate.change,
         interval=(estimate.interval.low, estimate.interval.high),
-        status=status,
-        reason=reason,
+        status=verdict.status,
+        reason=verdict.reason,
         baseline_runs=estimate.baseline_runs,
         candidate_runs=estimate.candidate_runs,
-        unconfirmed=unconfirmed,
-        runs_needed=estimate.runs_needed if unconfirmed else None,
+        unconfirmed=verdict.unconfirmed,
+        runs_needed=verdict.runs_needed,
     )
 
 
@@ -393,7 +400,7 @@ def _latency_rules(
             f"{est.change - 1:+.1%} ({delta_us / 1000:+.3f} ms), "
             f"{th.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}]"
         )
-        status, reason, unconfirmed = _judge(
+        verdict = _judge(
             est,
             worse=est.change > 1.0 + tolerance and delta_us > rule.floor_us,
             better=est.change < 1.0 - tolerance and -delta_us > rule.floor_us,
@@ -403,7 +410,7 @@ def _latency_rules(
             beyond=f"beyond {limit}",
             limit=limit,
         )
-        results.append(_result(common, shown, status, reason, unconfirmed))
+        results.append(_result(common, shown, verdict))
     return results
 
 
@@ -491,7 +498,7 @@ def _error_rule(
         return _skipped(common, str(est))
     ci = shown.interval
     change = f"{shown.change:+.3f} pp, {th.confidence:.0%} CI [{ci.low:+.3f}, {ci.high:+.3f}]"
-    status, reason, unconfirmed = _judge(
+    verdict = _judge(
         est,
         worse=est.change > tolerance,
         better=est.change < -tolerance,
@@ -501,7 +508,7 @@ def _error_rule(
         beyond=f"beyond {limit}",
         limit=limit,
     )
-    return _result(common, shown, status, reason, unconfirmed)
+    return _result(common, shown, verdict)
 
 
 def _throughput_rule(
@@ -538,7 +545,7 @@ def _throughput_rule(
         )  # fmt: skip
     ci = est.interval
     change = f"{est.change - 1:+.1%}, {th.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}]"
-    status, reason, unconfirmed = _judge(
+    verdict = _judge(
         est,
         worse=est.change < 1.0 - tolerance,
         better=est.change > 1.0 + tolerance,
@@ -548,7 +555,7 @@ def _throughput_rule(
         beyond=f"dropped beyond {limit}",
         limit=limit,
     )
-    return _result(common, est, status, reason, unconfirmed)
+    return _result(common, est, verdict)
 
 
 def _judged_over(metric: str | None, kept: RunData, whole: RunData) -> RunData:
