@@ -209,7 +209,7 @@ def _over_runs(b_values: np.ndarray, c_values: np.ndarray, th: Thresholds, *, ra
     b, c = transform(b_values), transform(c_values)
     if th.paired:
         difference, ci = stats.paired_difference_interval(b, c, th.confidence)
-        spread = float(np.std(c - b, ddof=1))
+        spread = stats.paired_spread(b, c)
         method = f"paired t interval over {b.size} pairs of runs"
     else:
         difference, ci = stats.mean_difference_interval(b, c, th.confidence)

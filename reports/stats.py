@@ -183,13 +183,18 @@ def paired_difference_interval(
     the pair's difference instead of widening both sides' spread. Needs at least two pairs.
     """
     b, c = np.asarray(baseline, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+    error = paired_spread(b, c) / np.sqrt(b.size)
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, b.size - 1)) * error
+    difference = float((c - b).mean())
+    return difference, Interval(float(difference - half), float(difference + half))
+
+
+def paired_spread(baseline: Sequence[float] | np.ndarray, candidate: Sequence[float] | np.ndarray) -> float:
+    """The standard deviation of the pairs' differences (candidate i - baseline i)."""
+    b, c = np.asarray(baseline, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
     if b.size != c.size or b.size < 2:
         raise ValueError(f"needs two or more pairs of runs, not {b.size} + {c.size} runs")
-    differences = c - b
-    difference = float(differences.mean())
-    error = float(differences.std(ddof=1)) / np.sqrt(differences.size)
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, differences.size - 1)) * error
-    return difference, Interval(float(difference - half), float(difference + half))
+    return float((c - b).std(ddof=1))
 
 
 def pooled_spread(baseline: Sequence[float] | np.ndarray, candidate: Sequence[float] | np.ndarray) -> float:
@@ -211,9 +216,9 @@ def runs_per_side_needed(
 
     ``spread`` is the run-to-run standard deviation (:func:`pooled_spread`) for
     :func:`mean_difference_interval`, or that of the pairs' differences with ``paired``
-    (:func:`paired_difference_interval`), on the scale of ``effect`` (logs for ratios). The exact power of
-    the t test (noncentral t): what a CI job should give each side to settle a change the gate saw but
-    could not confirm.
+    (:func:`paired_spread`, for :func:`paired_difference_interval`), on the scale of ``effect`` (logs for
+    ratios). The exact power of the t test (noncentral t): what a CI job should give each side to settle a
+    change the gate saw but could not confirm.
     """
     if not effect:
         return None
