@@ -25,6 +25,7 @@ def serve_monitor(path: Path) -> Any:
 def headless_chromium(width: int, height: int, *extra: str) -> Any:
     """A headless Chromium (Debian's ``chromium`` when installed) with a ``width`` x ``height`` window."""
     from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *extra):
@@ -33,4 +34,5 @@ def headless_chromium(width: int, height: int, *extra: str) -> Any:
     chromium = shutil.which("chromium")
     if chromium:
         options.binary_location = chromium
-    return webdriver.Chrome(options=options)
+    driver = shutil.which("chromedriver")
+    return webdriver.Chrome(service=Service(driver) if driver else None, options=options)

@@ -1,12 +1,12 @@
-"""Fixtures for the monitor tests: synthetic run stores (shared per session) and headless Chromium options.
+"""Fixtures for the monitor tests: synthetic run stores, shared per session.
 
-Browser tests (``@pytest.mark.browser``) need Debian's ``chromium`` and ``chromium-driver``; they run
-headless from a plain ``python -m pytest`` (the options below), and are skipped where Chromium is missing.
+Browser tests (``@pytest.mark.browser``) need Debian's ``chromium`` and ``chromium-driver`` (driven through
+:mod:`tests.chromium`); they run headless from a plain ``python -m pytest`` and are skipped where Chromium is
+missing.
 """
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,26 +17,6 @@ from tests.synthetic_runs import SyntheticRun, write_synthetic_run
 
 RATE = 10
 """Samples per second per metric in the synthetic runs (tests derive expected counts from it)."""
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-def pytest_setup_options():  # dash[testing] hook: the options every dash_duo / Browser session starts with
-    from selenium.webdriver.chrome.options import Options
-
-    options = Options()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1600,1800",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(argument)
-    if CHROMIUM:
-        options.binary_location = CHROMIUM
-    return options
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The monitor in a real browser: headless Chromium driven by dash[testing]'s Browser (as in ``dash_duo``).
+"""The monitor in a real browser: headless Chromium driven through :mod:`tests.chromium`.
 
 One Chromium session and one Flask server serve the whole module: every store the tests need is mounted as
 its own monitor app under its own path (``/good/``, ``/live/``, ``/missing/`` ...), which is also how the
@@ -25,12 +25,13 @@ from monitor.data import format_ms
 from runstore import histogram as hdr
 from runstore.samples import SampleAggregator
 from runstore.store import RunInfo, RunStore
-from tests.monitor.conftest import CHROMEDRIVER, CHROMIUM, RATE, Stores, pytest_setup_options
+from tests.chromium import MISSING, page
+from tests.monitor.conftest import RATE, Stores
 from tests.synthetic_runs import SyntheticRun, write_synthetic_run
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs chromium and chromium-driver"),
+    pytest.mark.skipif(MISSING is not None, reason=MISSING or ""),
 ]
 
 RELAYOUT_JS = (
@@ -100,10 +101,7 @@ def site(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from dash.testing.browser import Browser
-
-    with Browser(browser="Chrome", headless=True, options=[pytest_setup_options()], percy_run=False) as br:
-        br.driver.set_window_size(1600, 1800)
+    with page(1600, 1800) as br:
         yield br
 
 

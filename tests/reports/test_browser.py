@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from reports.figures import FIGURE_TITLES
+from tests.chromium import MISSING, chrome
 from tests.reports.conftest import Runs
 
 pytestmark = pytest.mark.browser
@@ -15,30 +15,20 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not shutil.which("chromedriver") or not (shutil.which("chromium") or shutil.which("google-chrome")):
-        pytest.skip("needs chromium and chromedriver")
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1300,900",
+    if MISSING:
+        pytest.skip(MISSING)
+    driver = chrome(
+        1300,
+        900,
         "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: nothing can be fetched
         "--proxy-server=http://127.0.0.1:9",  # and anything by address goes to a closed port
-    ):
-        options.add_argument(argument)
-    from selenium.webdriver.chrome.service import Service
-
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    )
     # Belt and braces: the DevTools network emulation says offline too.
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd(
         "Network.emulateNetworkConditions",
         {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0},
     )
-    driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
 
