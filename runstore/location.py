@@ -1,0 +1,63 @@
+"""Where a run store lives: the one reader of ``--results`` values (and ``WSGAUGE_RESULTS``) for every CLI.
+
+Today every store is an SQLite file. A value that looks like a URL (``postgresql://...``) names a back end
+this wsgauge does not serve; taken as a path it would silently create a folder named ``postgresql:`` and a
+fresh store inside it, and every command would then read that file as if it were the database. So it is
+refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+from runstore.store import DEFAULT_RESULTS
+
+__all__ = [
+    "ENVIRONMENT_VARIABLE",
+    "StoreLocationError",
+    "default_location",
+    "results_argument",
+    "store_location",
+]
+
+ENVIRONMENT_VARIABLE = "WSGAUGE_RESULTS"
+"""Names the run store when no ``--results`` is given."""
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+class StoreLocationError(ValueError):
+    """A ``--results`` value that names no store this wsgauge can open."""
+
+
+def store_location(value: str | os.PathLike[str]) -> Path:
+    """The run store path that ``value`` names.
+
+    Raises:
+        StoreLocationError: ``value`` is empty, or a URL (``scheme://...``) of a back end not served.
+    """
+    text = os.fspath(value)
+    if not text.strip():
+        raise StoreLocationError("the run store location is empty: give a SQLite file path")
+    match = _URL.match(text)
+    if match:
+        raise StoreLocationError(
+            f"run store {text!r}: '{match['scheme']}://' stores are not supported by this wsgauge; "
+            "give the path of a SQLite run store file (e.g. results/wsgauge.sqlite3)"
+        )
+    return Path(text)
+
+
+def default_location() -> str:
+    """``$WSGAUGE_RESULTS`` when set, else :data:`~runstore.store.DEFAULT_RESULTS` (not resolved)."""
+    return os.environ.get(ENVIRONMENT_VARIABLE) or str(DEFAULT_RESULTS)
+
+
+def results_argument(value: str) -> Path:
+    """``argparse`` ``type=`` for ``--results``: a clear usage error (exit 2) instead of a stray file."""
+    try:
+        return store_location(value)
+    except StoreLocationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
