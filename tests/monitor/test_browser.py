@@ -7,7 +7,9 @@ monitor mounts under Locust's web UI.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -213,6 +215,65 @@ def test_main_page_charts(browser: Any, site: Site, stores: Stores) -> None:
     assert first_charts < 10
     if os.environ.get("WSGAUGE_MONITOR_SCREENSHOT"):
         browser.driver.save_screenshot(os.environ["WSGAUGE_MONITOR_SCREENSHOT"])
+
+
+def _plain_increasing(labels: list[str]) -> bool:
+    """Whether log-axis tick labels are plain numbers (ms or s) increasing: ``0.5 1 2 5``, not ``5 1 2 5``."""
+    values = []
+    for label in labels:
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)( s)?", label)
+        if not match:
+            return False
+        values.append(float(match[1]) * (1000.0 if match[2] else 1.0))
+    return all(a < b for a, b in itertools.pairwise(values))
+
+
+OVERLAPS_JS = """
+const found = [];
+for (const chart of ['#timeline', '#spectrum']) {
+  const gd = document.querySelector(chart + ' .js-plotly-plot');
+  const plots = Array.from(gd.querySelectorAll('.nsewdrag')).map(e => e.getBoundingClientRect());
+  for (const legend of gd.querySelectorAll('g.legend')) {
+    const r = legend.getBoundingClientRect();
+    for (const p of plots) {
+      if (r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom) {
+        found.push([chart, legend.textContent.slice(0, 40)]);
+      }
+    }
+  }
+}
+return found;
+"""
+
+
+def test_page_fits_a_1366_px_window_with_legends_off_the_curves(
+    browser: Any, site: Site, stores: Stores
+) -> None:
+    browser.driver.set_window_size(1366, 900)
+    try:
+        _open(browser, f"{site.url}/good/?run={stores.run.run_id}")
+        _traces(browser)
+        browser.select_dcc_dropdown("#compare-run", index=0)  # the widest table: B and delta rows
+        _wait_table(browser, ("pong", "delta"))
+        _traces(browser, predicate=lambda t: any(k.startswith("B:") for k in t))
+        time.sleep(1.0)  # let the charts finish resizing to the window
+        widths = browser.driver.execute_script(
+            "const panel = document.querySelector('.table-panel');"
+            "return [panel.scrollWidth, panel.clientWidth, document.documentElement.scrollWidth,"
+            " window.innerWidth];"
+        )
+        assert widths[0] <= widths[1] and widths[2] <= widths[3], widths  # no horizontal scrolling
+        assert browser.driver.execute_script(OVERLAPS_JS) == []
+        labels = browser.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#timeline .ytick text')).map(t => t.textContent)"
+        )
+        assert len(labels) >= 2 and _plain_increasing(labels), labels
+        spectrum_labels = browser.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#spectrum .ytick text')).map(t => t.textContent)"
+        )
+        assert len(spectrum_labels) >= 2 and _plain_increasing(spectrum_labels), spectrum_labels
+    finally:
+        browser.driver.set_window_size(1600, 1800)
 
 
 def test_selected_range_table_matches_merged_histograms(browser: Any, site: Site, stores: Stores) -> None:
