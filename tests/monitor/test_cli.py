@@ -51,9 +51,9 @@ class Served:
         with urllib.request.urlopen(self.url + path, timeout=30) as reply:
             return reply.status, dict(reply.headers), reply.read().decode()
 
-    def stop(self) -> tuple[int, str]:
-        """Ctrl-C; returns the exit status and everything written to stderr."""
-        self.process.send_signal(signal.SIGINT)
+    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str]:
+        """Ctrl-C (or ``signum``); returns the exit status and everything written to stderr."""
+        self.process.send_signal(signum)
         _out, err = self.process.communicate(timeout=30)
         return self.process.returncode, err
 
@@ -140,7 +140,7 @@ def test_a_missing_store_in_an_existing_directory_is_awaited_and_said_once(tmp_p
     with _serving(["--results", str(path)], tmp_path) as served:
         assert served.get()[0] == 200
         assert served.get("_dash-layout")[0] == 200
-        code, err = served.stop()
+        code, err = served.stop(signal.SIGTERM)  # as systemd or docker stop it
     assert code == 0
     assert err.count("no run store at") == 1 and str(path) in err, err
     assert not path.exists()  # read-only: the monitor never creates the store
