@@ -56,9 +56,10 @@ def port_number(text: str) -> int:
 def results_problem(path: Path) -> str | None:
     """Why the monitor cannot serve the run store at ``path``, or ``None``.
 
-    A file that does not exist yet is no problem when its directory exists: a load test may still create
-    it, and the page says it is waiting. A missing directory is almost always a typo, and a file that is
-    not a run store will never become one, so both are refused at start rather than explained in a page.
+    A file that does not exist yet (or is still empty: a writer creating it) is no problem when its
+    directory exists: a load test may still create it, and the page says it is waiting. A missing
+    directory is almost always a typo, and a file that is not a run store will never become one, so both
+    are refused at start rather than explained in a page.
     """
     if path.is_dir():
         return f"--results {path}: is a directory, not a run store file"
@@ -67,11 +68,21 @@ def results_problem(path: Path) -> str | None:
         if not parent.is_dir():
             return f"--results {path}: the directory {parent} does not exist"
         return None
+    if _awaited(path):
+        return None
     try:
         RunStore.open(path, readonly=True).close()
     except StoreError as exc:
         return f"--results {path}: {exc}"
     return None
+
+
+def _awaited(path: Path) -> bool:
+    """Whether the store at ``path`` is still to be written: no file yet, or an empty one."""
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return True
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -154,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"wsgauge-monitor: {problem}", file=sys.stderr)
         return 2
-    if not args.results.exists():
+    if _awaited(args.results):
         print(
             f"wsgauge-monitor: no run store at {args.results} yet: waiting for a load test to write it "
             f"(locust -f loadtest ... --results {args.results})",

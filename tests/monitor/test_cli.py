@@ -144,3 +144,8 @@ def test_a_missing_store_in_an_existing_directory_is_awaited_and_said_once(tmp_p
     assert code == 0
     assert err.count("no run store at") == 1 and str(path) in err, err
     assert not path.exists()  # read-only: the monitor never creates the store
+    path.touch()  # a writer that has just created the file
+    with _serving(["--results", str(path)], tmp_path) as served:
+        assert served.get()[0] == 200
+        code, err = served.stop()
+    assert code == 0 and err.count("no run store at") == 1, err
