@@ -220,6 +220,8 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         except StoreNotFound:
             return [], [], _waiting_for_store(store_path), "banner banner-info", changed("missing")
         except StoreError as exc:
+            if _is_empty_file(store_path):  # a writer has created the file and not yet its schema
+                return [], [], _waiting_for_store(store_path), "banner banner-info", changed("missing")
             return [], [], data.describe_error(exc), "banner banner-error", changed("error")
         except Exception as exc:  # never a traceback in the page
             log.exception("cannot list runs in %s", store_path)
@@ -585,6 +587,13 @@ def _live_update(store_path: Path, state: Mapping[str, Any], view: Mapping[str, 
     new_view["span"] = list(span)
     new_view["drawn_at"] = time.time()
     return patch, new_view, no_update, _range_label(new_view)
+
+
+def _is_empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _waiting_for_store(store_path: Path) -> str:

@@ -83,14 +83,20 @@ def starting_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 @pytest.fixture(scope="module")
 def site(
-    stores: Stores, live_run: tuple[Path, SyntheticRun], starting_run: tuple[Path, int]
+    stores: Stores,
+    live_run: tuple[Path, SyntheticRun],
+    starting_run: tuple[Path, int],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Site]:
+    zero_bytes = tmp_path_factory.mktemp("zero") / "being-created.sqlite3"
+    zero_bytes.touch()  # a writer has created the file, not yet its schema
     site = Site(
         {
             "good": stores.path,
             "live": live_run[0],
             "starting": starting_run[0],
             "missing": stores.missing,
+            "zerobytes": zero_bytes,
             "empty": stores.empty,
             "newer": stores.newer,
             "corrupt": stores.corrupt,
@@ -390,6 +396,7 @@ def test_run_selected_before_its_first_sample_is_drawn_when_data_arrives(
     ("path", "selector", "message"),
     [
         ("missing/", "#banner", "No run store at"),
+        ("zerobytes/", "#banner", "No run store at"),
         ("empty/", "#banner", "has no runs yet"),
         ("newer/", "#banner", "schema v99"),
         ("corrupt/", "#banner", "is not a readable wsgauge run store"),
