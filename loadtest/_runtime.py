@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest._settings import LoadSettings, SettingsError
-from reference_server.nextauth import V4_COOKIE, V5_COOKIE, cookie_header, mint_v4, mint_v5
+from nextauth_tokens import V4_COOKIE, V5_COOKIE, cookie_header, mint_v4, mint_v5
 from runstore.samples import SampleAggregator
 
 __all__ = [
