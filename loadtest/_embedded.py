@@ -13,6 +13,7 @@ child also gets ``PR_SET_PDEATHSIG``: if Locust is killed outright, the server f
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
 import os
 import re
@@ -52,12 +53,15 @@ class ServerHandle:
 
 
 def _project_root() -> Path | None:
-    """The directory holding the ``reference_server`` package (for the child's ``PYTHONPATH``)."""
-    try:
-        import reference_server
-    except ImportError:
+    """The directory holding the ``reference_server`` package (for the child's ``PYTHONPATH``).
+
+    Found, not imported: the server is a separate program (``python -m reference_server``), not a library
+    of the load generator's.
+    """
+    spec = importlib.util.find_spec("reference_server")
+    if spec is None or spec.origin is None:
         return None
-    return Path(reference_server.__file__).resolve().parent.parent
+    return Path(spec.origin).resolve().parent.parent
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from loadtest._embedded import EmbeddedServer
-from loadtest._runinfo import REDACTED, json_safe_options, versions
+from loadtest._run_metadata import REDACTED, json_safe_options, versions
 from loadtest._scrape import MetricsScraper, parse_metrics, sample_key
 from loadtest._shipping import (
     Outbox,
@@ -233,11 +233,11 @@ def test_store_thread_runs_calls_in_order_off_the_calling_greenlet(tmp_path: Pat
 
 
 def test_ctrl_c_in_a_lifecycle_greenlet_reaches_main_without_a_traceback() -> None:
-    # In a child process: importing loadtest._run imports Locust, which monkeypatches the interpreter.
+    # In a child process: importing the lifecycle imports Locust, which monkeypatches the interpreter.
     script = (
         "import gevent\n"
-        "from loadtest._run import _forward_interrupts\n"
-        "@_forward_interrupts\n"
+        "from loadtest._lifecycle_base import forward_interrupts\n"
+        "@forward_interrupts\n"
         "def loop():\n"
         "    gevent.sleep(0.05)\n"
         "    raise KeyboardInterrupt\n"
