@@ -40,7 +40,7 @@ from loadtest._run_metadata import git_commit, json_safe_options, machine_info, 
 from loadtest._scrape import MetricsScraper
 from loadtest._settings import LoadSettings, SettingsError, settings_from
 from loadtest._shipping import PAYLOAD_KEY, StoreSink, StoreThread, parse_payload, seconds_until_next_tick
-from loadtest._summary import format_summary, summarize_run
+from loadtest._summary import format_summary, missed_rows, summarize_run
 from loadtest._target import Target, TargetUnreachable, fetch_health, is_reference_server, probe
 from runstore.samples import SampleFormatError
 from runstore.store import RunInfo, RunStore, StoreError
@@ -275,6 +275,7 @@ class CoordinatorLifecycle(RunLifecycle):
             summary = {"error": str(exc)}
         if stats is not None:
             summary["locust"] = {"requests": int(stats.num_requests), "failures": int(stats.num_failures)}
+            summary["missed"] = missed_rows(self.environment.runner.stats.entries.values())
         if self.failure:
             summary["failure"] = self.failure
         if run.scraper is not None:

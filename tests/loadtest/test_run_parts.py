@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import subprocess
 import sys
@@ -253,3 +254,49 @@ def test_ctrl_c_in_a_lifecycle_greenlet_reaches_main_without_a_traceback() -> No
     )
     assert done.stdout.strip() == "main got KeyboardInterrupt", done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_summary_shows_locusts_missed_rows_labelled_and_equal_to_locusts_table() -> None:
+    # In a child process (Locust monkeypatches the interpreter on import): real Locust statistics with the
+    # rows the client reports for backlog deliveries, beside an ordinary one.
+    script = (
+        "import json, locust\n"
+        "from locust.stats import RequestStats\n"
+        "from loadtest._summary import missed_rows, format_summary\n"
+        "stats = RequestStats()\n"
+        "for ms in (5, 7, 9):\n"
+        "    stats.log_request('WS', 'delivery:chat', ms, 10)\n"
+        "for ms in range(100, 2100, 100):\n"
+        "    stats.log_request('WS', 'missed:chat', ms, 10)\n"
+        "stats.log_request('WS', 'missed:notification', 3456, 10)\n"
+        "entries = stats.entries.values()\n"
+        "chat = stats.get('missed:chat', 'WS')\n"
+        "expected = [chat.get_response_time_percentile(p) for p in (0.5, 0.95, 0.99)]\n"
+        "expected.append(chat.max_response_time)\n"
+        "rows = missed_rows(entries)\n"
+        "text = format_summary({'missed': rows}, run_id=1, run_name='t', status='done', store_path='s')\n"
+        "print(json.dumps({'rows': rows, 'expected': expected, 'text': text}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = out["rows"]
+    assert list(rows) == ["missed:chat", "missed:notification"]  # delivery:chat is not a missed row
+    chat = rows["missed:chat"]
+    assert chat["count"] == 20
+    assert [chat["p50_ms"], chat["p95_ms"], chat["p99_ms"], chat["max_ms"]] == out["expected"]
+    assert rows["missed:notification"] == {
+        "count": 1,
+        "p50_ms": 3500.0,
+        "p95_ms": 3500.0,
+        "p99_ms": 3500.0,
+        "max_ms": 3456.0,
+    }
+    lines = out["text"].splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("missed while away (ms)"))
+    p50, p95, p99, peak = (f"{v:.0f}" for v in out["expected"])
+    assert lines[header + 1].split() == ["missed:chat", "20", p50, p95, p99, peak]
+    assert lines[header + 2].split()[:2] == ["missed:notification", "1"]
+    assert "Locust's" in lines[header + 3]
