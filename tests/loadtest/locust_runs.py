@@ -33,9 +33,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILES = REPO_ROOT / "loadtest"
 
 
-def locust_command(*args: str) -> list[str]:
-    """``python -m locust -f loadtest --headless ARGS``."""
-    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), "--headless", *args]
+def locust_command(*args: str, headless: bool = True) -> list[str]:
+    """``python -m locust -f loadtest --headless ARGS`` (without ``--headless``: with the web UI)."""
+    mode = ["--headless"] if headless else []
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), *mode, *args]
 
 
 def locust_env() -> dict[str, str]:
@@ -51,11 +52,11 @@ def _restore_sigint() -> None:  # pragma: no cover - runs in the child
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_locust(*args: str, log: Path) -> subprocess.Popen[bytes]:
+def start_locust(*args: str, log: Path, headless: bool = True) -> subprocess.Popen[bytes]:
     """Start Locust in its own process group, output to ``log``."""
     with open(log, "wb") as out:
         return subprocess.Popen(
-            locust_command(*args),
+            locust_command(*args, headless=headless),
             cwd=REPO_ROOT,
             env=locust_env(),
             stdin=subprocess.DEVNULL,
