@@ -132,6 +132,8 @@ class ActiveRun:
     greenlets: list[gevent.Greenlet] = field(default_factory=list)
     scraper: MetricsScraper | None = None
     pending_workers: set[str] = field(default_factory=set)
+    peak_users: int = 0
+    """The most Locust users running at once (all personas, on all workers), seen once a second."""
     finished: bool = False
     store_error: bool = False
 

@@ -36,7 +36,7 @@ from loadtest._lifecycle_base import (
     forward_interrupts,
     log,
 )
-from loadtest._run_metadata import git_commit, json_safe_options, machine_info, versions
+from loadtest._run_metadata import git_commit, json_safe_options, machine_info, shape_info, versions
 from loadtest._scrape import MetricsScraper
 from loadtest._settings import LoadSettings, SettingsError, settings_from
 from loadtest._shipping import PAYLOAD_KEY, StoreSink, StoreThread, parse_payload, seconds_until_next_tick
@@ -140,12 +140,28 @@ class CoordinatorLifecycle(RunLifecycle):
         self.target = Target(settings.host, settings.http_base, settings.secret, settings.admin_token, False)
         return self.target
 
-    def _run_name(self, settings: LoadSettings) -> str:
+    def _run_name(self, settings: LoadSettings, shape: dict[str, Any] | None) -> str:
         if settings.run_name:
             return settings.run_name
         classes = "+".join(sorted(u.__name__ for u in self.environment.user_classes)) or "no users"
+        if shape is not None:
+            planned = shape["planned_peak_users"]
+            return f"{classes}, {shape['class']}" + (f" up to {planned} users" if planned else "")
         users = getattr(self.options, "num_users", None)
         return f"{classes}, {users} users" if users else classes
+
+    def _stored_options(self, target: Target, shape: dict[str, Any] | None) -> dict[str, Any]:
+        options = json_safe_options(self.options)
+        if shape is not None and not shape["use_common_options"]:
+            # The shape drove the users: Locust's -u / -r (often just their defaults) did not.
+            options["num_users"] = options["spawn_rate"] = None
+        return {
+            **options,
+            "shape": shape,
+            "embedded": target.embedded,
+            "role": self.role,
+            "workers": getattr(self.runner, "worker_count", 1),
+        }
 
     def test_start(self) -> None:
         if self.store is None:
@@ -162,16 +178,12 @@ class CoordinatorLifecycle(RunLifecycle):
             return
         self.failure = None
         self.interrupted = False
-        name = self._run_name(settings)
+        shape = shape_info(self.environment.shape_class)
+        name = self._run_name(settings, shape)
         info = RunInfo(
             name=name,
             target=target.ws_url,
-            options={
-                **json_safe_options(self.options),
-                "embedded": target.embedded,
-                "role": self.role,
-                "workers": getattr(self.runner, "worker_count", 1),
-            },
+            options=self._stored_options(target, shape),
             versions=versions(),
             machine=machine_info(),
             git_commit=git_commit(),
@@ -201,6 +213,7 @@ class CoordinatorLifecycle(RunLifecycle):
             gevent.sleep(seconds_until_next_tick(time.time(), offset=0.5))
             if run.finished:
                 break
+            run.peak_users = max(run.peak_users, int(getattr(self.runner, "user_count", 0) or 0))
             try:
                 self._store_call(self.store.heartbeat, run.run_id)
                 self._scrape(run)
@@ -273,6 +286,7 @@ class CoordinatorLifecycle(RunLifecycle):
         except Exception as exc:
             log.exception("wsgauge: cannot summarise run %s", run.run_id)
             summary = {"error": str(exc)}
+        summary["peak_users"] = max(run.peak_users, int(getattr(self.runner, "user_count", 0) or 0))
         if stats is not None:
             summary["locust"] = {"requests": int(stats.num_requests), "failures": int(stats.num_failures)}
             summary["missed"] = missed_rows(self.environment.runner.stats.entries.values())

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from loadtest._embedded import EmbeddedServer
-from loadtest._run_metadata import REDACTED, json_safe_options, versions
+from loadtest._run_metadata import REDACTED, json_safe_options, shape_info, versions
 from loadtest._scrape import MetricsScraper, parse_metrics, sample_key
 from loadtest._shipping import (
     Outbox,
@@ -300,3 +300,23 @@ def test_summary_shows_locusts_missed_rows_labelled_and_equal_to_locusts_table()
     assert lines[header + 1].split() == ["missed:chat", "20", p50, p95, p99, peak]
     assert lines[header + 2].split()[:2] == ["missed:notification", "1"]
     assert "Locust's" in lines[header + 3]
+
+
+def test_shape_info_describes_shapes_with_and_without_a_stage_table() -> None:
+    class Ramp:  # a shape computed in tick(): no table to store
+        use_common_options = True
+
+    class Steps:
+        stages = ({"duration": 5, "users": 10, "spawn_rate": 2, "user_classes": [FakeUser]}, {"users": 25})
+
+    assert shape_info(None) is None
+    assert shape_info(Ramp()) == {
+        "class": "Ramp",
+        "stages": None,
+        "planned_peak_users": None,
+        "use_common_options": True,
+    }
+    steps = shape_info(Steps())
+    assert steps is not None and steps["planned_peak_users"] == 25 and steps["class"] == "Steps"
+    assert steps["stages"][0]["user_classes"] == [str(FakeUser)]  # JSON-safe
+    assert json.loads(json.dumps(steps)) == steps
