@@ -40,7 +40,7 @@ from loadtest._run_metadata import git_commit, json_safe_options, machine_info, 
 from loadtest._scrape import MetricsScraper
 from loadtest._settings import LoadSettings, SettingsError, settings_from
 from loadtest._shipping import PAYLOAD_KEY, StoreSink, StoreThread, parse_payload, seconds_until_next_tick
-from loadtest._summary import format_summary, missed_rows, summarize_run
+from loadtest._summary import format_summary, missed_rows, never_connected, summarize_run
 from loadtest._target import Target, TargetUnreachable, fetch_health, is_reference_server, probe
 from runstore.samples import SampleFormatError
 from runstore.store import RunInfo, RunStore, StoreError
@@ -106,15 +106,23 @@ class CoordinatorLifecycle(RunLifecycle):
             self.downstream.mount_monitor(self.web_ui, self.options, settings.results)
 
     def _start_embedded_server(self, settings: LoadSettings) -> Target:
-        self.server = EmbeddedServer(test_delay_ms=settings.server_test_delay_ms)
+        bind_host = self._embedded_bind_host()
+        self.server = EmbeddedServer(test_delay_ms=settings.server_test_delay_ms, bind_host=bind_host)
         atexit.register(self.server.stop)
         try:
             handle = self.server.start()
         except EmbeddedServerError as exc:
-            die(str(exc), EXIT_UNREACHABLE, forked_workers=self.forked)
+            die(self._embedded_failure(str(exc), bind_host), EXIT_UNREACHABLE, forked_workers=self.forked)
         self.reference_target = True
         self.environment.host = handle.ws_url
         return Target(handle.ws_url, handle.http_base, handle.secret, handle.admin_token, True)
+
+    def _embedded_bind_host(self) -> str:
+        """Where the embedded server listens: loopback, unless workers elsewhere must reach it."""
+        return "127.0.0.1"
+
+    def _embedded_failure(self, reason: str, bind_host: str) -> str:
+        return reason
 
     def _register_messages(self) -> None:
         """Custom messages between master and workers (none for a local process)."""
@@ -279,13 +287,16 @@ class CoordinatorLifecycle(RunLifecycle):
             self._stop_sampling(run)
         with contextlib.suppress(Exception):
             self._scrape(run)
-        status = self._status(run)
         stats = self.environment.runner.stats.total if self.environment.runner is not None else None
         try:
             summary = self._store_call(summarize_run, self.store, run.run_id)
         except Exception as exc:
             log.exception("wsgauge: cannot summarise run %s", run.run_id)
             summary = {"error": str(exc)}
+        if not self.failure and (refused := never_connected(summary)):
+            self.failure = f"no user ever connected to {run.target.ws_url} ({refused})"
+            log.error("wsgauge: %s", self.failure)
+        status = self._status(run)
         summary["peak_users"] = max(run.peak_users, int(getattr(self.runner, "user_count", 0) or 0))
         if stats is not None:
             summary["locust"] = {"requests": int(stats.num_requests), "failures": int(stats.num_failures)}
@@ -383,6 +394,27 @@ class MasterLifecycle(CoordinatorLifecycle):
     def __init__(self, environment: Any, runner: Any, web_ui: Any, downstream: Downstream) -> None:
         super().__init__(environment, runner, web_ui, downstream)
         self.forked = bool(getattr(self.options, "processes", None))
+
+    def _embedded_bind_host(self) -> str:
+        """``--processes``: loopback (the workers are forked here). ``--master``: ``--master-bind-host``.
+
+        Workers on other machines must reach the embedded server, and they reach this machine where they
+        reach the master: a worker puts its own ``--master-host`` into the embedded target's URLs, so the
+        server listens where the master does (``*``, Locust's default: every interface).
+        """
+        if self.forked:
+            return "127.0.0.1"
+        bind = str(getattr(self.options, "master_bind_host", "*") or "*")
+        return "0.0.0.0" if bind == "*" else bind
+
+    def _embedded_failure(self, reason: str, bind_host: str) -> str:
+        if self.forked:
+            return reason
+        return (
+            f"{reason} (with --master it listens on --master-bind-host {bind_host}, where the workers reach"
+            " this machine; give an address of this machine there, or --host ws://HOST:PORT/ws of a server"
+            " that the workers can reach)"
+        )
 
     def _register_messages(self) -> None:
         self.runner.register_message(MSG_FINAL, self._on_final)

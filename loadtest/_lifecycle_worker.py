@@ -9,8 +9,10 @@ the run's last second before it computes the summary.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+import urllib.parse
 from typing import Any
 
 import gevent
@@ -21,9 +23,27 @@ from loadtest._settings import SettingsError, settings_from
 from loadtest._shipping import PAYLOAD_KEY, Outbox, StoreThread
 from loadtest._target import Target
 
-__all__ = ["WorkerLifecycle"]
+__all__ = ["WorkerLifecycle", "reached_through"]
 
 log = logging.getLogger("wsgauge")
+
+
+def reached_through(target: Target, master_host: str) -> Target:
+    """The embedded target as this worker reaches it: on the master's machine, at ``--master-host``.
+
+    The master only knows the addresses it listens on, not which of them a worker on another machine can
+    use; the worker knows one that works, since it reached the master there. Locust's default
+    ``--master-host`` is loopback, which is right for workers on the master's own machine.
+    """
+    if not master_host:
+        return target
+    host = f"[{master_host}]" if ":" in master_host else master_host
+
+    def moved(url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        return parts._replace(netloc=f"{host}:{parts.port}").geturl()
+
+    return dataclasses.replace(target, ws_url=moved(target.ws_url), http_base=moved(target.http_base))
 
 
 class WorkerLifecycle(RunLifecycle):
@@ -47,6 +67,8 @@ class WorkerLifecycle(RunLifecycle):
             log.error("wsgauge: the master sent no target; is it running `locust -f loadtest`?")
             return
         target = Target.from_wire(wire)
+        if target.embedded:
+            target = reached_through(target, str(getattr(self.options, "master_host", "") or ""))
         try:
             settings = settings_from(self._options_for(target))
         except SettingsError as exc:

@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from runstore import histogram as hdr
-from runstore.names import COUNTER_ERRORS, COUNTER_RECEIVED, COUNTER_SENT, state_gauge
+from runstore.names import COUNTER_ERRORS, COUNTER_RECEIVED, COUNTER_SENT, METRIC_CONNECT, state_gauge
 from runstore.store import RunStore
 
-__all__ = ["MISSED_PREFIX", "format_summary", "missed_rows", "summarize_run"]
+__all__ = ["MISSED_PREFIX", "format_summary", "missed_rows", "never_connected", "summarize_run"]
 
 MISSED_PREFIX = "missed:"
 """Locust request names of pushes delivered from the offline backlog (``missed:chat``)."""
@@ -111,6 +111,21 @@ def summarize_run(store: RunStore, run_id: int) -> dict[str, Any]:
         "events": len(store.events(run_id)),
         "server_metric_scrapes": int(store.server_metrics(run_id)["t"].nunique()),
     }
+
+
+def never_connected(summary: dict[str, Any]) -> str | None:
+    """Why no user ever connected although users tried (``"150 connects failed: refused 150"``), or ``None``.
+
+    Such a run measured nothing of the target: it is stored as failed, not completed. A run whose users
+    never tried (a back end alone, or stopped before any spawned) is not judged here.
+    """
+    connects = summary.get("latency", {}).get(METRIC_CONNECT, {}).get("count", 0)
+    prefix = f"{COUNTER_ERRORS}{METRIC_CONNECT}."
+    failures = {k[len(prefix) :]: v for k, v in summary.get("errors", {}).items() if k.startswith(prefix)}
+    if connects or not failures:
+        return None
+    reasons = ", ".join(f"{code} {count}" for code, count in sorted(failures.items()))
+    return f"{sum(failures.values())} connects failed: {reasons}"
 
 
 _COLUMNS = f"{'count':>10}{'p50':>11}{'p95':>11}{'p99':>11}{'max':>11}"

@@ -24,7 +24,7 @@ from loadtest._shipping import (
     snapshot_gauges,
     tick,
 )
-from loadtest._summary import format_summary, summarize_run
+from loadtest._summary import format_summary, never_connected, summarize_run
 from loadtest._target import Target, TargetUnreachable, fetch_health, is_reference_server, probe
 from runstore.samples import SampleAggregator, SampleFormatError
 from runstore.store import RunInfo, RunStore
@@ -320,3 +320,12 @@ def test_shape_info_describes_shapes_with_and_without_a_stage_table() -> None:
     assert steps is not None and steps["planned_peak_users"] == 25 and steps["class"] == "Steps"
     assert steps["stages"][0]["user_classes"] == [str(FakeUser)]  # JSON-safe
     assert json.loads(json.dumps(steps)) == steps
+
+
+def test_never_connected_needs_failed_connects_and_no_successful_one() -> None:
+    refused = {"latency": {}, "errors": {"errors.connect.refused": 4, "errors.connect.http_401": 2}}
+    assert never_connected(refused) == "6 connects failed: http_401 2, refused 4"
+    some_in = {**refused, "latency": {"connect": {"count": 1}}}
+    assert never_connected(some_in) is None  # one user got in: the run measured the target
+    assert never_connected({"latency": {}, "errors": {}}) is None  # nobody tried (a back end alone)
+    assert never_connected({"latency": {}, "errors": {"errors.chat_message.timeout": 3}}) is None
