@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ __all__ = [
     "LocustRun",
     "locust_command",
     "locust_env",
+    "own_master_port",
     "reap",
     "run_locust",
     "start_locust",
@@ -37,6 +39,18 @@ def locust_command(*args: str, headless: bool = True) -> list[str]:
     """``python -m locust -f loadtest --headless ARGS`` (without ``--headless``: with the web UI)."""
     mode = ["--headless"] if headless else []
     return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), *mode, *args]
+
+
+def own_master_port() -> tuple[str, ...]:
+    """``--master-bind-port P --master-port P`` with a free port, for runs with ``--processes``.
+
+    Locust's default master port (5557) is one per machine: two distributed runs at once (parallel test
+    sessions) would otherwise bind-fail, or worse, have one run's forked workers join the other's master.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    return ("--master-bind-port", port, "--master-port", port)
 
 
 def locust_env() -> dict[str, str]:

@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from runstore.store import RunStore
-from tests.loadtest.locust_runs import reap, run_locust, start_locust, stored_run, wait_for_log
+from tests.loadtest.locust_runs import (
+    own_master_port,
+    reap,
+    run_locust,
+    start_locust,
+    stored_run,
+    wait_for_log,
+)
 
 
 def _free_port() -> int:
@@ -59,7 +66,15 @@ def test_unreachable_target_with_processes_exits_without_hanging(tmp_path: Path)
     url = f"ws://127.0.0.1:{_free_port()}/ws"
     started = time.monotonic()
     run = run_locust(
-        tmp_path / "wsgauge.sqlite3", "--processes", "2", "-u", "2", "-t", "5s", "--host", url, "--secret=x"
+        tmp_path / "wsgauge.sqlite3",
+        "--processes",
+        "2",
+        *own_master_port(),
+        "-u",
+        "2",
+        "-t",
+        "5s",
+        *("--host", url, "--secret=x"),
     )
     assert run.returncode == 1, run.output
     assert f"wsgauge: cannot reach {url}: connection refused" in _wsgauge_lines(run.stderr)
@@ -85,7 +100,7 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
 
 @pytest.mark.parametrize(
     ("sig", "processes"),
-    [(signal.SIGTERM, ()), (signal.SIGINT, ()), (signal.SIGINT, ("--processes", "2"))],
+    [(signal.SIGTERM, ()), (signal.SIGINT, ()), (signal.SIGINT, ("--processes", "2", *own_master_port()))],
     ids=["sigterm", "ctrl-c", "ctrl-c-processes"],
 )
 def test_interrupted_run_is_finalised_and_the_server_stopped(
