@@ -329,3 +329,25 @@ def test_never_connected_needs_failed_connects_and_no_successful_one() -> None:
     assert never_connected(some_in) is None  # one user got in: the run measured the target
     assert never_connected({"latency": {}, "errors": {}}) is None  # nobody tried (a back end alone)
     assert never_connected({"latency": {}, "errors": {"errors.chat_message.timeout": 3}}) is None
+
+
+def test_a_worker_reaches_the_embedded_target_at_its_master_host() -> None:
+    # In a child process: the worker lifecycle imports Locust, which monkeypatches the interpreter.
+    script = (
+        "from loadtest._lifecycle_worker import reached_through\n"
+        "from loadtest._target import Target\n"
+        "t = Target('ws://127.0.0.1:4321/ws', 'http://127.0.0.1:4321', 's', 'a', True)\n"
+        "for host in ('10.199.7.1', 'master.example', 'fd00::1', ''):\n"
+        "    moved = reached_through(t, host)\n"
+        "    print(moved.ws_url, moved.http_base, moved.secret, moved.admin_token, moved.embedded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "ws://10.199.7.1:4321/ws http://10.199.7.1:4321 s a True",
+        "ws://master.example:4321/ws http://master.example:4321 s a True",
+        "ws://[fd00::1]:4321/ws http://[fd00::1]:4321 s a True",
+        "ws://127.0.0.1:4321/ws http://127.0.0.1:4321 s a True",  # no --master-host: unchanged
+    ]
