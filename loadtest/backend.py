@@ -1,6 +1,6 @@
 """The back end: creates notifications for the students through the target's HTTP API."""
 
-import loadtest._run  # noqa: F401  (registers the run lifecycle once)
+import loadtest._integration  # noqa: F401  (registers the run lifecycle once, with the monitor and report)
 
 # isort: split
 from locust import task
