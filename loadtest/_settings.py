@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from runstore.store import DEFAULT_RESULTS
+from runstore.location import StoreLocationError, default_location, results_argument, store_location
 
 __all__ = [
     "AUTH_MODES",
@@ -112,6 +112,15 @@ def _bool(text: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def _results(text: str) -> str:
+    """``--results``: refused at parse time when it names no store (``postgresql://...``), never a stray file.
+
+    Stays a string: Locust forwards the options to its workers with msgpack, which has no ``Path``.
+    """
+    results_argument(text)
+    return text
+
+
 def add_arguments(parser: Any) -> None:
     """Register wsgauge's options on Locust's parser (call from ``events.init_command_line_parser``).
 
@@ -166,7 +175,13 @@ def add_arguments(parser: Any) -> None:
         help="bearer token for the target's POST "
         "/api/notifications (the back-end persona); the embedded server generates its own",
     )
-    add("--results", default=str(DEFAULT_RESULTS), web=False, help="run store file (default: %(default)s)")
+    add(
+        "--results",
+        type=_results,
+        default=default_location(),
+        web=False,
+        help="run store file; a URL such as postgresql://... is refused (default: %(default)s)",
+    )
     add("--run-name", default=None, help="name of the run in the store (default: personas and user count)")
     add(
         "--report",
@@ -336,6 +351,10 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         raise SettingsError(
             f"--auth {auth} against --host {host} needs --secret (the server's NextAuth secret)"
         )
+    try:
+        results = store_location(options.results)
+    except StoreLocationError as exc:
+        raise SettingsError(f"--results: {exc}") from None
     if options.reconnect_max_ms < options.reconnect_base_ms:
         raise SettingsError("--reconnect-max-ms must be >= --reconnect-base-ms")
     if float(options.open_rate) > 0 and float(options.open_total_rate) > 0:
@@ -350,7 +369,7 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         cookie_name=options.cookie_name or None,
         cookies_file=cookies_file,
         admin_token=options.admin_token or None,
-        results=Path(options.results),
+        results=results,
         run_name=options.run_name or None,
         report=_bool(options.report),
         scrape_metrics=_bool(options.scrape_metrics),

@@ -71,3 +71,31 @@ def test_unusable_combinations_name_the_option(argv: list[str], message: str) ->
 def test_bad_values_are_rejected_by_the_parser(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse(*argv)
+
+
+def test_results_honours_wsgauge_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "runs.sqlite3"
+    assert parse(env={"WSGAUGE_RESULTS": str(store)}).results == store
+    monkeypatch.setenv("WSGAUGE_RESULTS", str(store))  # the default, as runstore.location reads it
+    assert parse().results == store
+    assert parse("--results", "other.sqlite3").results == Path("other.sqlite3")
+
+
+@pytest.mark.parametrize("value", ["postgresql://user@host/db", "sqlite:///x.sqlite3", " "])
+def test_results_that_name_no_store_are_refused(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit) as exited:  # Locust's parser: usage error, exit 2
+        parse("--results", value)
+    assert exited.value.code == 2
+    assert "--results" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(env={"WSGAUGE_RESULTS": value})
+    # options that bypass the parser (the web UI, code) are refused by settings_from, naming the option
+    parser = configargparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default=None)
+    add_arguments(parser)
+    options = parser.parse_args([])
+    options.results = value
+    with pytest.raises(SettingsError, match="--results"):
+        settings_from(options)
