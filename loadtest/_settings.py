@@ -173,7 +173,7 @@ def add_arguments(parser: Any) -> None:
         default=None,
         secret=True,
         help="bearer token for the target's POST "
-        "/api/notifications (the back-end persona); the embedded server generates its own",
+        "/api/notifications (the back end); the embedded server generates its own",
     )
     add(
         "--results",
@@ -234,7 +234,8 @@ def add_arguments(parser: Any) -> None:
         "--notification-rate",
         type=_positive_float,
         default=2.0,
-        help="notifications per second per back-end user (default: %(default)s)",
+        help="notifications per second in total, for the students of every process (0 = no back end; "
+        "default: %(default)s)",
     )
     add(
         "--churn-away",
