@@ -1,9 +1,11 @@
 """The load test's options: registered on Locust's parser, parsed into one frozen :class:`LoadSettings`.
 
 Every wsgauge option lives here, so ``locust -f loadtest --help`` documents them all in one group and the web
-UI shows the ones that make sense to change per run. Parsing is pure: :func:`settings_from` takes Locust's
-``parsed_options`` (an ``argparse.Namespace``) and raises :class:`SettingsError` with a message naming the
-option at fault.
+UI shows the ones that make sense to change per run. :func:`settings_from` takes Locust's ``parsed_options``
+(an ``argparse.Namespace``) and raises :class:`SettingsError` with a message naming the option at fault. It
+reads nothing but the options, with one exception: before it refuses the credentials for a ``--host``, it
+checks whether that host answers at all, so that a dead port is named first (a user who fixes the secret
+would only hit the dead port next).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from loadtest._target import TargetUnreachable, probe
 from runstore.location import StoreLocationError, default_location, results_argument, store_location
 
 __all__ = [
@@ -28,6 +31,10 @@ __all__ = [
 
 AuthMode = Literal["v4", "v5", "cookies", "none"]
 AUTH_MODES: tuple[AuthMode, ...] = ("v4", "v5", "cookies", "none")
+
+
+PROBE_TIMEOUT_S = 2.0
+"""How long :func:`settings_from` waits for a ``--host`` to accept a connection (else: unreachable)."""
 
 
 class SettingsError(ValueError):
@@ -333,6 +340,16 @@ def http_base_of(ws_url: str) -> str:
     return urlunsplit((scheme, parts.netloc, "", "", ""))
 
 
+def _credentials_error(host: str | None, problem: str) -> SettingsError:
+    """The error for unusable credentials; when ``--host`` does not answer, that is named first."""
+    if host:
+        try:
+            probe(host, timeout=PROBE_TIMEOUT_S)
+        except TargetUnreachable as exc:
+            return SettingsError(f"{exc}; also {problem}")
+    return SettingsError(problem)
+
+
 def settings_from(options: argparse.Namespace) -> LoadSettings:
     """Validate Locust's parsed options into :class:`LoadSettings`.
 
@@ -345,12 +362,12 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
     cookies_file = Path(options.cookies_file) if options.cookies_file else None
     if auth == "cookies":
         if cookies_file is None:
-            raise SettingsError("--auth cookies needs --cookies-file FILE")
+            raise _credentials_error(host, "--auth cookies needs --cookies-file FILE")
         if not cookies_file.is_file():
-            raise SettingsError(f"--cookies-file {cookies_file}: no such file")
+            raise _credentials_error(host, f"--cookies-file {cookies_file}: no such file")
     if host and auth in ("v4", "v5") and not options.secret:
-        raise SettingsError(
-            f"--auth {auth} against --host {host} needs --secret (the server's NextAuth secret)"
+        raise _credentials_error(
+            host, f"--auth {auth} against --host {host} needs --secret (the server's NextAuth secret)"
         )
     try:
         results = store_location(options.results)

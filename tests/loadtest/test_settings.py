@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import configargparse
@@ -99,3 +100,26 @@ def test_results_that_name_no_store_are_refused(
     options.results = value
     with pytest.raises(SettingsError, match="--results"):
         settings_from(options)
+
+
+def test_a_dead_host_is_named_before_its_missing_credentials() -> None:
+    with socket.socket() as sock:  # a port nobody listens on: bound, then closed
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    with pytest.raises(SettingsError) as raised:
+        parse("--host", f"ws://127.0.0.1:{dead}/ws")
+    message = str(raised.value)
+    assert message.startswith(f"cannot reach ws://127.0.0.1:{dead}/ws: connection refused; also ")
+    assert message.endswith("needs --secret (the server's NextAuth secret)")
+    with pytest.raises(SettingsError, match=r"^cannot reach .*; also --auth cookies needs --cookies-file"):
+        parse("--host", f"ws://127.0.0.1:{dead}/ws", "--auth", "cookies")
+
+
+def test_a_live_host_gets_only_the_credentials_complaint() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(SettingsError) as raised:
+            parse("--host", f"ws://127.0.0.1:{port}/ws")
+    assert str(raised.value).startswith("--auth v4 against --host")
