@@ -91,6 +91,8 @@ class NotificationBackend:
     """Connect and network timeout of the HTTP client."""
     stop_wait_s: ClassVar[float] = 2.0
     """At stop, how long a POST in flight may finish before the greenlet is killed."""
+    recipients_max_age_s: ClassVar[float] = 1.0
+    """The list of live students is rebuilt at least this often (a user replaced by another)."""
 
     def __init__(self, environment: Any, state: Runtime, rate: float = 0.0, tag: str = "w0") -> None:
         self.environment = environment
@@ -105,6 +107,8 @@ class NotificationBackend:
         self._headers = {"Content-Type": "application/json"}
         if state.admin_token:
             self._headers["Authorization"] = f"Bearer {state.admin_token}"
+        self._recipients: list[str] = []
+        self._recipients_at = 0.0
         self._changed = gevent.event.Event()
         self._running = False
         self._greenlet: gevent.Greenlet | None = None
@@ -154,8 +158,17 @@ class NotificationBackend:
     # -- sending ---------------------------------------------------------------------------------------------
 
     def recipients(self) -> list[str]:
-        """User ids of this process's live students, in a stable order (the seeded choice repeats)."""
-        return sorted(user.user_id for user in list(self.runtime.users))
+        """User ids of this process's live students, in a stable order (the seeded choice repeats).
+
+        Sorting thousands of ids for every notification would cost more than the POST, so the list is
+        rebuilt only when the number of users changes, or after :attr:`recipients_max_age_s`.
+        """
+        users = self.runtime.users
+        now = time.monotonic()
+        if len(users) != len(self._recipients) or now - self._recipients_at > self.recipients_max_age_s:
+            self._recipients = sorted(user.user_id for user in list(users))
+            self._recipients_at = now
+        return self._recipients
 
     def create_notification(self, user_id: str | None = None) -> None:
         """POST a notification for ``user_id``, or a random live student (``http:notification_create``)."""
