@@ -11,6 +11,7 @@ import re
 import socket
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -98,10 +99,10 @@ def test_two_workers_each_get_notifications_at_the_total_rate(
 
     # the target's own record: notifications for students of both workers, and read by both
     with sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT user_id, read FROM notifications").fetchall()
+        rows = db.execute("SELECT user_id, read, created_at FROM notifications ORDER BY seq").fetchall()
     created: dict[str, int] = {}
     read: dict[str, int] = {}
-    for user_id, was_read in rows:
+    for user_id, was_read, _ in rows:
         tag = re.fullmatch(r"student-(w\d+)-\d+", user_id)
         assert tag, user_id
         created[tag[1]] = created.get(tag[1], 0) + 1
@@ -109,18 +110,17 @@ def test_two_workers_each_get_notifications_at_the_total_rate(
     assert set(created) == {"w0", "w1"} and min(created.values()) >= 10, created
     assert set(read) == {"w0", "w1"} and min(read.values()) >= 1, read  # the pushes reached both
 
-    # the total rate held: per second of the steady part of the run (both workers have their shares)
+    # the total rate held, as the target saw it: over the steady part (both workers have their shares)
+    times = [datetime.fromisoformat(at).timestamp() for _, _, at in rows]
+    start, end = times[0] + 2.0, times[-1] - 1.0
+    assert end - start >= 4.0, (times[0], times[-1])
+    steady = sum(1 for t in times if start <= t < end) / (end - start)
+    assert abs(steady - rate) <= 0.1 * rate, (steady, created)
+
     with RunStore.open(run.store_path, readonly=True) as store:
-        sent = store.counters(run.run_id, prefix="sent.notification_create").groupby("t")["value"].sum()
+        sent = store.counters(run.run_id, prefix="sent.notification_create")["value"].sum()
         pushes = store.merged_histogram(run.run_id, "push:notification").get_total_count()
-        missed = store.counters(run.run_id, prefix="missed.notification_update")["value"].sum()
-    seconds = sent.index.to_list()
-    steady = sent[(sent.index >= seconds[0] + 2) & (sent.index <= seconds[-1] - 1)]
-    assert len(steady) >= 5, sent.to_dict()
-    assert abs(steady.mean() - rate) <= 0.1 * rate, sent.to_dict()
-    # live pushes, plus those a churning student was away for (delivered on its return)
-    assert pushes + missed >= 0.9 * len(rows), (pushes, missed, len(rows))
-    assert sent.sum() == len(rows), run.output  # every POST the run counted is one the server stored
+    assert 0 < pushes <= sent <= len(rows), (pushes, sent, len(rows))  # the run measured them
 
 
 def test_an_external_target_without_admin_token_runs_without_back_end(
