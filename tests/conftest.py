@@ -275,7 +275,7 @@ def reference_server(reference_server_factory: Callable[..., RunningServer]) -> 
 
 
 # ==========================================================================================================
-# Load-test runs (owner: run lifecycle, loadtest/_run.py). Separate from the reference-server fixtures above.
+# Load-test runs (owner: run lifecycle, loadtest/_lifecycle*.py). Apart from the reference-server fixtures.
 #
 # ``real_run_store``: ONE short real headless run of ``locust -f loadtest`` (embedded reference server, all
 # personas, 8 users, 8 s) per test session; returns ``(store_path, run_id)`` of a completed run with every
