@@ -1,7 +1,8 @@
 """``python -m reports`` (``wsgauge-report``): build a run's HTML report, or gate a candidate run.
 
-Exit status: 0 pass (or report written), 1 regression, 2 unusable input -- always with a one-line reason on
-stderr, never a traceback (``WSGAUGE_DEBUG=1`` shows one for bugs).
+Exit status (``docs/exit-codes.md``): 0 pass (or report written), 1 regression, 2 unusable input -- always
+with a one-line reason on stderr, never a traceback (``WSGAUGE_DEBUG=1`` shows one for bugs) --, 3
+inconclusive: a rule of the rule set could not be judged (too few samples) and nothing failed.
 """
 
 from __future__ import annotations
@@ -16,18 +17,28 @@ from pathlib import Path
 from typing import NoReturn
 
 from reports.build import default_output, write_report
-from reports.compare import load_inputs, verdict_table, write_comparison, write_json, write_junit
+from reports.compare import (
+    check_distinct,
+    load_inputs,
+    verdict_table,
+    write_comparison,
+    write_json,
+    write_junit,
+)
 from reports.data import load_run
 from reports.errors import ReportError
 from reports.gate import evaluate_gate
 from reports.thresholds import load_thresholds
 from runstore.store import DEFAULT_RESULTS
 
-__all__ = ["EXIT_OK", "EXIT_REGRESSION", "EXIT_UNUSABLE", "main"]
+__all__ = ["EXIT_INCONCLUSIVE", "EXIT_OK", "EXIT_REGRESSION", "EXIT_UNUSABLE", "main"]
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_UNUSABLE = 2
+EXIT_INCONCLUSIVE = 3
+"""Not 0 (the gate did not judge everything it was asked), not 1 (nothing failed), not 2 (the input was
+usable): a CI job can rerun longer, or accept it with ``--allow-inconclusive``."""
 
 
 class _UsageError(Exception):
@@ -62,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("-o", "--output", metavar="FILE", help="write the diff HTML here")
         sub.add_argument("--json", metavar="FILE", help="write the verdict as JSON here")
         sub.add_argument("--junit", metavar="FILE", help="write the verdict as JUnit XML here")
+        sub.add_argument(
+            "--allow-inconclusive",
+            action="store_true",
+            help="a rule that could not be judged (too few samples) passes instead of exit 3 (INCONCLUSIVE)",
+        )
         sub.add_argument(
             "--warmup",
             type=float,
@@ -103,10 +119,13 @@ def _gate(args: argparse.Namespace) -> int:
     thresholds = load_thresholds(args.thresholds).with_warmup(args.warmup)
     if getattr(args, "paired", False):
         thresholds = replace(thresholds, paired=True)
+    if args.allow_inconclusive:
+        thresholds = replace(thresholds, allow_inconclusive=True)
     if thresholds.warmup_s < 0:
         raise ReportError("--warmup must not be negative")
     baselines = load_inputs(args.baseline, args.results) if args.command == "compare" else []
     candidates = load_inputs(args.candidate, args.results)
+    check_distinct(baselines, candidates)
     result = evaluate_gate(baselines or None, candidates, thresholds)
     print(verdict_table(result))
     if args.output:
@@ -115,11 +134,12 @@ def _gate(args: argparse.Namespace) -> int:
         write_json(result, args.json)
     if args.junit:
         write_junit(result, args.junit)
-    return EXIT_REGRESSION if result.verdict == "regression" else EXIT_OK
+    return {"regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}.get(result.verdict, EXIT_OK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 pass, 1 regression, 2 unusable input)."""
+    """Run the command line; returns the exit status (0 pass, 1 regression, 2 unusable input, 3
+    inconclusive)."""
     try:
         args = _parser().parse_args(argv)
         return _build(args) if args.command == "build" else _gate(args)
