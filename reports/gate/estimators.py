@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
 
@@ -73,15 +73,28 @@ class Estimate:
     """Over runs: how many runs a side would confirm a change of this size 9 times in 10 (None: over 100).
     Deferred: it scans up to 100 run counts, and only an unconfirmed change asks."""
     paired: bool = False
+    samples: int | None = None
+    """The evidence of the run with the least (samples, frames), for the table."""
+    min_samples: int | None = None
+    """What the rule needs of it."""
 
 
 @dataclass(frozen=True)
 class Unjudged:
-    """Too little evidence to estimate: why, and both sides' statistic where there is one to show."""
+    """Too little evidence to estimate: why, and both sides' statistic where there is one to show.
+
+    ``samples`` of the ``min_samples`` needed (in ``unit``) in the run with the least; ``rate_per_s`` that
+    run's observed rate of them, when a longer run would give more (``None``: it would not, e.g. one
+    ``connect`` sample per connection).
+    """
 
     reason: str
     baseline: float | None = None
     candidate: float | None = None
+    samples: int | None = None
+    min_samples: int | None = None
+    unit: str = "samples"
+    rate_per_s: float | None = None
 
 
 def samples_needed(percentile: float) -> int:
@@ -134,6 +147,8 @@ class OverSeconds:
         boot_b, method = stats.bootstrap_percentiles(bm, pcts, th.resamples, rng)
         boot_c, _ = stats.bootstrap_percentiles(cm, pcts, th.resamples, rng, method=method)
         fewest = min(bm.total, cm.total)
+        seconds = (bases[0] if bm.total <= cm.total else cands[0]).duration_s
+        rate = _rate(metric, fewest, seconds)
         estimates: dict[str, Estimate | Unjudged] = {}
         for rule in rules:
             pct = rule.percentile
@@ -150,6 +165,7 @@ class OverSeconds:
                 ),
                 rule,
                 fewest,
+                rate,
                 "",
             )
         return estimates
@@ -167,8 +183,9 @@ class OverSeconds:
             diffs = (wc @ ce) / (wc @ cn) - (wb @ be) / (wb @ bn)
         b_rate, c_rate = be.sum() / bn.sum(), ce.sum() / cn.sum()
         return Estimate(
-            b_rate, c_rate, c_rate - b_rate, stats.interval(diffs, th.confidence), "seconds bootstrap"
-        )
+            b_rate, c_rate, c_rate - b_rate, stats.interval(diffs, th.confidence), "seconds bootstrap",
+            samples=int(min(bn.sum(), cn.sum())), min_samples=1,
+        )  # fmt: skip
 
     def throughput(self, kind: str, bases: Runs, cands: Runs) -> Estimate | Unjudged:
         th = self.th
@@ -177,15 +194,16 @@ class OverSeconds:
         fewest = int(bx.sum())
         if fewest < MIN_THROUGHPUT_FRAMES:
             return Unjudged(
-                f"too few frames in the baseline ({fewest} < {MIN_THROUGHPUT_FRAMES})", b_rate, c_rate
-            )
+                f"too few frames in the baseline ({fewest} < {MIN_THROUGHPUT_FRAMES})", b_rate, c_rate,
+                fewest, MIN_THROUGHPUT_FRAMES, "frames", fewest / bx.size,
+            )  # fmt: skip
         rng = _rng(th.seed, f"throughput:{kind}")
         wb = stats.bootstrap_weights(bx.size, th.resamples, rng)
         wc = stats.bootstrap_weights(cx.size, th.resamples, rng)
         ratios = ((wc @ cx) / cx.size) / np.maximum((wb @ bx) / bx.size, 1e-9)
         return Estimate(
             b_rate, c_rate, c_rate / max(b_rate, 1e-9), stats.interval(ratios, th.confidence),
-            "seconds bootstrap",
+            "seconds bootstrap", samples=fewest, min_samples=MIN_THROUGHPUT_FRAMES,
         )  # fmt: skip
 
 
@@ -204,7 +222,9 @@ class OverRuns:
         b_hists, c_hists = [r.merged(metric) for r in bases], [r.merged(metric) for r in cands]
         b_values = [hdr.percentiles(h, pcts) for h in b_hists]
         c_values = [hdr.percentiles(h, pcts) for h in c_hists]
-        fewest = min(int(h.get_total_count()) for h in b_hists + c_hists)
+        counts = [int(h.get_total_count()) for h in b_hists + c_hists]
+        fewest = min(counts)
+        rate = _rate(metric, fewest, [*bases, *cands][counts.index(fewest)].duration_s)
         return {
             rule.stat: _enough_samples(
                 _over_runs(
@@ -215,6 +235,7 @@ class OverRuns:
                 ),
                 rule,
                 fewest,
+                rate,
                 " in a run",
             )
             for rule in rules
@@ -232,37 +253,61 @@ class OverRuns:
             known = ~(np.isnan(b_rates) | np.isnan(c_rates))
             b_rates, c_rates = b_rates[known], c_rates[known]
             if b_rates.size < 2:
-                return Unjudged(f"fewer than 2 pairs of runs with {kind} requests")
+                return Unjudged(
+                    f"fewer than 2 pairs of runs with {kind} requests", None, None, b_rates.size, 2, "pairs"
+                )
         else:
             b_rates, c_rates = b_rates[~np.isnan(b_rates)], c_rates[~np.isnan(c_rates)]
             if b_rates.size + c_rates.size < 3:
-                return Unjudged(f"fewer than 3 runs with {kind} requests")
-        return _over_runs(b_rates, c_rates, self.th, ratio=False)
+                return Unjudged(
+                    f"fewer than 3 runs with {kind} requests",
+                    None,
+                    None,
+                    b_rates.size + c_rates.size,
+                    3,
+                    "runs",
+                )
+        requests = [int(n.sum()) for side in series for _, n in side if n.sum()]
+        return replace(
+            _over_runs(b_rates, c_rates, self.th, ratio=False), samples=min(requests), min_samples=1
+        )
 
     def throughput(self, kind: str, bases: Runs, cands: Runs) -> Estimate | Unjudged:
         b_series, c_series = _sent_series(kind, bases), _sent_series(kind, cands)
         b_rates = np.array([x.mean() for x in b_series], dtype=np.float64)
         c_rates = np.array([x.mean() for x in c_series], dtype=np.float64)
         est = _over_runs(b_rates, c_rates, self.th, ratio=True)
-        fewest = min(int(x.sum()) for x in b_series)
+        frames = [int(x.sum()) for x in b_series]
+        fewest = min(frames)
         if fewest < MIN_THROUGHPUT_FRAMES:
             return Unjudged(
-                f"too few frames in a baseline run ({fewest} < {MIN_THROUGHPUT_FRAMES})",
-                est.baseline,
-                est.candidate,
-            )
-        return est
+                f"too few frames in a baseline run ({fewest} < {MIN_THROUGHPUT_FRAMES})", est.baseline,
+                est.candidate, fewest, MIN_THROUGHPUT_FRAMES, "frames",
+                fewest / b_series[frames.index(fewest)].size,
+            )  # fmt: skip
+        return replace(est, samples=fewest, min_samples=MIN_THROUGHPUT_FRAMES)
 
 
-def _enough_samples(estimate: Estimate, rule: LatencyRule, fewest: int, scope: str) -> Estimate | Unjudged:
+def _rate(metric: str, samples: int, seconds: int) -> float | None:
+    """Samples per second of a run, or ``None`` for ``connect`` (one per connection, not per second)."""
+    return None if metric == METRIC_CONNECT or seconds <= 0 else samples / seconds
+
+
+def _enough_samples(
+    estimate: Estimate, rule: LatencyRule, fewest: int, rate: float | None, scope: str
+) -> Estimate | Unjudged:
     """The estimate, or why a percentile read off ``fewest`` samples (in a run: ``scope``) says nothing."""
     needed = samples_needed(rule.percentile)
     if fewest >= needed:
-        return estimate
+        return replace(estimate, samples=fewest, min_samples=needed)
     return Unjudged(
         f"too few samples{scope} ({fewest} < {needed} needed for {rule.stat})",
         estimate.baseline,
         estimate.candidate,
+        fewest,
+        needed,
+        "samples",
+        rate,
     )
 
 
@@ -355,5 +400,5 @@ def _error_sides(kind: str, bases: Runs, cands: Runs) -> _Sides | Unjudged:
     c_series = [_error_series(r, kind) for r in cands]
     for role, series in (("baseline", b_series), ("candidate", c_series)):
         if not any(n.sum() for _, n in series):
-            return Unjudged(f"no {kind} requests in the {role}")
+            return Unjudged(f"no {kind} requests in the {role}", None, None, 0, 1, "requests")
     return b_series, c_series

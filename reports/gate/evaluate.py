@@ -11,7 +11,7 @@ from reports.gate.absolute import absolute_rule
 from reports.gate.estimators import estimator_for
 from reports.gate.evidence import Evidence, gather_evidence
 from reports.gate.judge import error_rate_rule, latency_rules, throughput_rule
-from reports.gate.result import GateResult, RuleResult
+from reports.gate.result import GateResult, RuleResult, Verdict
 from reports.thresholds import Thresholds
 from runstore.names import COUNTER_SENT, METRIC_ACK_PREFIX, METRIC_SEND_LAG
 
@@ -47,11 +47,11 @@ def evaluate_gate(
         results += _relative_rules(evidence, th, notes)
     elif not th.absolute:
         raise ReportError("nothing to check: no baseline and no absolute rules in the thresholds")
-    results += [absolute_rule(rule, evidence.kept_c, evidence.whole_c) for rule in th.absolute]
-    verdict = "regression" if any(r.status == "regression" for r in results) else "pass"
+    results += [absolute_rule(rule, evidence.kept_c, evidence.whole_c, th) for rule in th.absolute]
+    verdict = _verdict(results, th)
     bases, cands = evidence.whole_b, evidence.whole_c
     return GateResult(
-        verdict=verdict,  # type: ignore[arg-type]
+        verdict=verdict,
         rules=tuple(results),
         baseline=_run_meta(bases[0]) if bases else None,
         candidate=_run_meta(cands[0]),
@@ -61,9 +61,20 @@ def evaluate_gate(
         notes=tuple(notes),
         method="bootstrap" if evidence.one_run_each else "runs",
         paired=th.paired,
+        allow_inconclusive=th.allow_inconclusive,
         baseline_runs=tuple(_run_meta(run) for run in bases),
         candidate_runs=tuple(_run_meta(run) for run in cands),
     )
+
+
+def _verdict(results: list[RuleResult], th: Thresholds) -> Verdict:
+    """A failed rule is a regression whatever else could not be judged; a rule that could not be judged
+    (not optional) makes the comparison inconclusive, not a pass: the gate did not judge what it was asked."""
+    if any(r.status == "regression" for r in results):
+        return "regression"
+    if any(r.unjudged for r in results) and not th.allow_inconclusive:
+        return "inconclusive"
+    return "pass"
 
 
 def _relative_rules(evidence: Evidence, th: Thresholds, notes: list[str]) -> list[RuleResult]:
@@ -86,7 +97,7 @@ def _relative_rules(evidence: Evidence, th: Thresholds, notes: list[str]) -> lis
     for kind in kinds:
         rules = th.rules_for(kind)
         if rules.error_rate is not None:
-            results.append(error_rate_rule(kind, kept_b, kept_c, rules.error_rate.tolerance, estimator, th))
+            results.append(error_rate_rule(kind, kept_b, kept_c, rules.error_rate, estimator, th))
     sent = {
         str(n)[len(COUNTER_SENT) :]
         for n in kept_b[0].counters["name"].unique()
@@ -95,7 +106,7 @@ def _relative_rules(evidence: Evidence, th: Thresholds, notes: list[str]) -> lis
     for kind in sorted(sent):
         rules = th.rules_for(kind)
         if rules.throughput is not None:
-            results.append(throughput_rule(kind, kept_b, kept_c, rules.throughput.tolerance, estimator, th))
+            results.append(throughput_rule(kind, kept_b, kept_c, rules.throughput, estimator, th))
     for name in sorted(set(th.overrides) - known):
         notes.append(f"thresholds override [types.{name}] matches no message type of these runs")
     return results

@@ -8,6 +8,7 @@ cannot confirm passes, marked unconfirmed, with the runs a side that would settl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -15,10 +16,11 @@ from typing import Any, NamedTuple
 from reports import stats
 from reports.data import RunData
 from reports.gate.estimators import Estimate, Estimator, Unjudged
+from reports.gate.evidence import COOLDOWN_S
 from reports.gate.result import RuleResult, Status
-from reports.thresholds import LatencyRule, Thresholds
+from reports.thresholds import LatencyRule, RateRule, Thresholds
 
-__all__ = ["error_rate_rule", "latency_rules", "throughput_rule"]
+__all__ = ["error_rate_rule", "latency_rules", "run_seconds_needed", "throughput_rule"]
 
 
 class _Verdict(NamedTuple):
@@ -86,7 +88,17 @@ def _percent(fraction: float) -> float:
     return fraction * 100.0
 
 
-def _skipped(common: Mapping[str, Any], unjudged: Unjudged, convert: Callable[[float], float]) -> RuleResult:
+def run_seconds_needed(needed: int | None, rate_per_s: float | None, warmup_s: float) -> float | None:
+    """Roughly how long a run must be (warm-up and last second included) to give ``needed`` samples at
+    ``rate_per_s``; ``None`` when the rate says nothing (none seen, or not per second)."""
+    if needed is None or not rate_per_s:
+        return None
+    return float(math.ceil(warmup_s + needed / rate_per_s + COOLDOWN_S))
+
+
+def _skipped(
+    common: Mapping[str, Any], unjudged: Unjudged, convert: Callable[[float], float], th: Thresholds
+) -> RuleResult:
     def shown(value: float | None) -> float | None:
         return None if value is None else convert(value)
 
@@ -98,11 +110,16 @@ def _skipped(common: Mapping[str, Any], unjudged: Unjudged, convert: Callable[[f
         interval=None,
         status="skipped",
         reason=unjudged.reason,
+        samples=unjudged.samples,
+        min_samples=unjudged.min_samples,
+        run_s_needed=run_seconds_needed(unjudged.min_samples, unjudged.rate_per_s, th.warmup_s),
     )
 
 
 def _result(common: Mapping[str, Any], estimate: Estimate, verdict: _Verdict) -> RuleResult:
     return RuleResult(
+        samples=estimate.samples,
+        min_samples=estimate.min_samples,
         **common,
         baseline=estimate.baseline,
         candidate=estimate.candidate,
@@ -132,10 +149,10 @@ def latency_rules(
         limit = f"+{tolerance:.0%} and +{rule.floor_us / 1000:g} ms"
         common = dict(
             rule=f"{metric} {rule.stat}", kind="relative", subject=metric, stat=rule.stat, unit="ms",
-            limit=limit,
+            limit=limit, optional=rule.optional, sample_unit="samples",
         )  # fmt: skip
         if isinstance(est, Unjudged):
-            results.append(_skipped(common, est, _ms))
+            results.append(_skipped({**common, "sample_unit": est.unit}, est, _ms, th))
             continue
         delta_us = est.candidate - est.baseline
         ci = est.interval
@@ -158,17 +175,19 @@ def latency_rules(
 
 
 def error_rate_rule(
-    kind: str, bases: Sequence[RunData], cands: Sequence[RunData], tolerance: float, estimator: Estimator,
+    kind: str, bases: Sequence[RunData], cands: Sequence[RunData], rule: RateRule, estimator: Estimator,
     th: Thresholds,
 ) -> RuleResult:  # fmt: skip
-    """The error rate of ``kind``: more errors per request by over ``tolerance`` percentage points fails."""
+    """The error rate of ``kind``: more errors per request by over the tolerance (percentage points) fails."""
+    tolerance = rule.tolerance
     limit = f"+{tolerance * 100:g} pp"
     est = estimator.error_rate(kind, bases, cands)
     common = dict(
-        rule=f"{kind} error rate", kind="relative", subject=kind, stat="error_rate", unit="%", limit=limit
-    )
+        rule=f"{kind} error rate", kind="relative", subject=kind, stat="error_rate", unit="%", limit=limit,
+        optional=rule.optional, sample_unit="requests",
+    )  # fmt: skip
     if isinstance(est, Unjudged):
-        return _skipped(common, est, _percent)
+        return _skipped({**common, "sample_unit": est.unit}, est, _percent, th)
     shown = _in_unit(est, _percent, change_too=True)
     ci = shown.interval
     change = f"{shown.change:+.3f} pp, {th.confidence:.0%} CI [{ci.low:+.3f}, {ci.high:+.3f}]"
@@ -186,17 +205,19 @@ def error_rate_rule(
 
 
 def throughput_rule(
-    kind: str, bases: Sequence[RunData], cands: Sequence[RunData], tolerance: float, estimator: Estimator,
+    kind: str, bases: Sequence[RunData], cands: Sequence[RunData], rule: RateRule, estimator: Estimator,
     th: Thresholds,
 ) -> RuleResult:  # fmt: skip
-    """Frames of ``kind`` sent per second: a drop beyond ``tolerance`` fails."""
+    """Frames of ``kind`` sent per second: a drop beyond the tolerance fails."""
+    tolerance = rule.tolerance
     limit = f"-{tolerance:.0%}"
     est = estimator.throughput(kind, bases, cands)
     common = dict(
-        rule=f"{kind} throughput", kind="relative", subject=kind, stat="throughput", unit="/s", limit=limit
-    )
+        rule=f"{kind} throughput", kind="relative", subject=kind, stat="throughput", unit="/s", limit=limit,
+        optional=rule.optional, sample_unit="frames",
+    )  # fmt: skip
     if isinstance(est, Unjudged):
-        return _skipped(common, est, float)
+        return _skipped({**common, "sample_unit": est.unit}, est, float, th)
     ci = est.interval
     change = f"{est.change - 1:+.1%}, {th.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}]"
     verdict = _judge(

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["GateResult", "RuleResult", "Status"]
+__all__ = ["GateResult", "RuleResult", "Status", "Verdict"]
 
 Status = Literal["pass", "regression", "improved", "skipped"]
+Verdict = Literal["pass", "regression", "inconclusive"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,50 @@ class RuleResult:
     """A pass with a change beyond the limit that the confidence interval could not confirm."""
     runs_needed: int | None = None
     """Unconfirmed over runs: the runs a side that would confirm it 9 times in 10 (None: over 100)."""
+    samples: int | None = None
+    """The evidence the rule had in the run with the least (in ``sample_unit``: samples, frames ...)."""
+    min_samples: int | None = None
+    """The least evidence the rule is judged on; fewer: ``skipped``."""
+    sample_unit: str | None = None
+    run_s_needed: float | None = None
+    """Skipped: roughly how long a run (warm-up included) at the observed rate would give ``min_samples``
+    (``None``: a longer run would not help, e.g. ``connect``: one sample per connection)."""
+    optional: bool = False
+    """Marked optional in the thresholds: skipped, it does not make the verdict inconclusive."""
+
+    @property
+    def unjudged(self) -> bool:
+        """Skipped and not optional: the comparison is inconclusive (unless inconclusive is allowed)."""
+        return self.status == "skipped" and not self.optional
+
+    @property
+    def evidence_text(self) -> str:
+        """``4900 (≥ 200)`` -- what the rule had and needs, for the verdict table."""
+        if self.min_samples is None:
+            return "-"
+        return f"{'-' if self.samples is None else self.samples} (≥ {self.min_samples})"
+
+    @property
+    def hint(self) -> str:
+        """For a skipped rule: how to get the evidence it lacks, where that can be said (else ``""``)."""
+        if self.run_s_needed is not None:
+            seconds = f"{self.run_s_needed:.0f} s"
+            return f"at the observed rate a run of ≈ {seconds} (warm-up included) would give them"
+        if self.subject == "connect" and self.sample_unit == "samples" and self.min_samples:
+            return f"one sample per connection: a run with ≥ {self.min_samples} connections would give them"
+        return ""
+
+    @property
+    def shortfall(self) -> str:
+        """For a skipped rule: what it had, what it needs and how long a run would give it."""
+        unit = self.sample_unit or "samples"
+        had = f"{self.samples} of {self.min_samples} {unit} needed" if self.min_samples else "not judged"
+        return f"{had}; {self.hint}" if self.hint else had
+
+    @property
+    def why(self) -> str:
+        """The reason, and for a skipped rule how to get what it lacks."""
+        return f"{self.reason}; {self.hint}" if self.status == "skipped" and self.hint else self.reason
 
 
 @dataclass(frozen=True)
@@ -51,7 +96,9 @@ class GateResult:
     side, ``baseline_runs`` / ``candidate_runs`` every run judged.
     """
 
-    verdict: Literal["pass", "regression"]
+    verdict: Verdict
+    """``regression`` if any rule failed; else ``inconclusive`` if any rule that is not optional could not be
+    judged (unless ``allow_inconclusive``); else ``pass``."""
     rules: tuple[RuleResult, ...]
     baseline: Mapping[str, Any] | None
     candidate: Mapping[str, Any]
@@ -64,11 +111,30 @@ class GateResult:
     candidate_runs: tuple[Mapping[str, Any], ...] = field(default=())
     paired: bool = False
     """Over runs, in pairs: baseline run i with candidate run i, in the order they ran."""
+    allow_inconclusive: bool = False
+    """Rules that could not be judged were let pass (``--allow-inconclusive``)."""
 
     @property
     def regressions(self) -> tuple[RuleResult, ...]:
         """The rules that failed."""
         return tuple(rule for rule in self.rules if rule.status == "regression")
+
+    @property
+    def unjudged(self) -> tuple[RuleResult, ...]:
+        """The rules that could not be judged and are not optional."""
+        return tuple(rule for rule in self.rules if rule.unjudged)
+
+    @property
+    def summary(self) -> str:
+        """``2 of 32 rules failed`` / ``3 of 32 rules could not be judged`` / ``0 of 32 rules failed``."""
+        if self.verdict == "inconclusive":
+            return f"{len(self.unjudged)} of {len(self.rules)} rules could not be judged"
+        allowed = (
+            f", {len(self.unjudged)} not judged (allowed)"
+            if self.unjudged and self.allow_inconclusive
+            else ""
+        )
+        return f"{len(self.regressions)} of {len(self.rules)} rules failed{allowed}"
 
     @property
     def method_text(self) -> str:
@@ -86,5 +152,9 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (``--json``)."""
         result = asdict(self)
-        result["rules"] = [asdict(rule) for rule in self.rules]
+        result["rules"] = [
+            {**asdict(rule), "shortfall": rule.shortfall if rule.status == "skipped" else None}
+            for rule in self.rules
+        ]
+        result["unjudged"] = [rule.rule for rule in self.unjudged]
         return result

@@ -51,9 +51,38 @@ def test_compare_pass(reports: dict[str, Path], tmp_path: Path, capsys: pytest.C
         capsys, "compare", str(reports["base"]), str(reports["same"]), "--json", str(tmp_path / "v.json")
     )
     assert code == 0, out + err
-    assert out.splitlines()[0].split() == ["rule", "baseline", "candidate", "change", "limit", "verdict"]
+    header = ["rule", "baseline", "candidate", "change", "limit", "samples", "(min)", "verdict"]
+    assert out.splitlines()[0].split() == header
+    assert re.search(r"^connect p99 .* 1000 \(≥ 1000\) +pass$", out, re.MULTILINE)  # what it had, needs
     assert out.rstrip().splitlines()[-1].startswith("verdict: PASS")
     assert json.loads((tmp_path / "v.json").read_text())["verdict"] == "pass"
+
+
+def test_a_run_compared_with_itself_is_a_usage_error(
+    runs: Runs, reports: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong variable in a CI script compares a run with itself, and the run agrees perfectly with itself:
+    exit 2, naming the run. An A/A check compares two runs of one build (``test_compare_pass``)."""
+    store = str(runs.store)
+    base, same = runs.base.run_id, runs.same.run_id
+    cases = [
+        (["compare", str(base), str(base), "--results", store], rf"run {base} \(base\) is both"),
+        (["compare", str(reports["base"]), str(reports["base"])], rf"run {base} \(base\) is both"),
+        (["compare", str(reports["base"]), str(base), "--results", store], rf"run {base} \(base\) is both"),
+        (
+            ["compare", f"{base}-{same}", f"{same}-{runs.shift2.run_id}", "--results", store],
+            rf"run {same} \(same\)",
+        ),
+        (
+            ["compare", f"{base},{same}", f"{same},{base}", "--results", store],
+            rf"runs {base} \(base\), {same} \(same\) are",
+        ),
+    ]
+    for argv, message in cases:
+        code, _, err = _run(capsys, *argv)
+        assert code == 2 and re.search(message, err), (argv, err)
+        assert "a run compared with itself passes whatever the build does" in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_compare_regression_with_all_outputs(
@@ -107,15 +136,21 @@ def test_compare_several_runs_per_side(
     assert [r["run"]["id"] for r in block["baseline_runs"]] == [runs.base.run_id, runs.same.run_id]
     # The diff page written into the baseline directory is not taken for a run.
     (baseline_dir / "diff.html").write_bytes(diff.read_bytes())
-    ids = f"{runs.base.run_id}-{runs.same.run_id}"
+    ids = f"{runs.shift2.run_id}-{runs.shift20.run_id}"
     code, out, _ = _run(capsys, "compare", str(baseline_dir), ids, "--results", str(runs.store))
     assert code == 0 and "2 + 2 runs" in out
-    code, out, _ = _run(capsys, "compare", str(baseline_dir), str(reports["same"]))
+    code, out, _ = _run(
+        capsys, "compare", str(baseline_dir), str(runs.shift2.run_id), "--results", str(runs.store)
+    )
     assert code == 0 and "2 + 1 runs" in out
     code, out, _ = _run(capsys, "compare", str(baseline_dir), ids, "--results", str(runs.store), "--paired")
     assert code == 0 and "95% paired t intervals over 2 pairs of runs" in out
-    code, _, err = _run(capsys, "compare", str(baseline_dir), str(reports["same"]), "--paired")
+    code, _, err = _run(capsys, "compare", str(baseline_dir), str(reports["shift20"]), "--paired")
     assert code == 2 and "paired comparison needs two or more pairs" in err and "not 2 + 1" in err
+    # The same runs on both sides are not an A/A check: the directory holds runs 1 and 2.
+    same_runs = f"{runs.base.run_id}-{runs.same.run_id}"
+    code, _, err = _run(capsys, "compare", str(baseline_dir), same_runs, "--results", str(runs.store))
+    assert code == 2 and "runs 1 (base), 2 (same) are both the baseline and the candidate" in err
     bad = [
         ([f"{reports['base']},{reports['base']}", str(reports["same"])], r"run 1 \(base\) is listed twice"),
         ([str(tmp_path / "empty"), str(reports["same"])], "no wsgauge run reports"),
@@ -193,7 +228,10 @@ def test_bad_input_exits_2_naming_the_problem(
             "bad.toml line 2: p99 tolerance must be a percentage",
         ),
         (["compare", good, good, "--thresholds", str(tmp_path / "none.toml")], "no thresholds file"),
-        (["compare", good, good, "--warmup", "500"], "no latency samples after the 500 s warm-up"),
+        (
+            ["compare", str(reports["base"]), good, "--warmup", "500"],
+            "no latency samples after the 500 s warm-up",
+        ),
         (["compare", good], "the following arguments are required: CANDIDATE"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["check", good], "nothing to check: no baseline and no absolute rules"),
