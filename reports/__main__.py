@@ -29,6 +29,13 @@ from reports.data import load_run
 from reports.errors import ReportError
 from reports.gate import evaluate_gate
 from reports.thresholds import load_thresholds
+from runstore.location import (
+    ENVIRONMENT_VARIABLE,
+    StoreLocationError,
+    default_location,
+    results_argument,
+    store_location,
+)
 from runstore.store import DEFAULT_RESULTS
 
 __all__ = ["EXIT_INCONCLUSIVE", "EXIT_OK", "EXIT_REGRESSION", "EXIT_UNUSABLE", "main"]
@@ -50,23 +57,38 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}")
 
 
+def _shared_options(parser: argparse.ArgumentParser) -> None:
+    """Options every subcommand takes, accepted before or after its name (``--results X compare ...`` and
+    ``compare --results X ...``): ``SUPPRESS`` keeps an absent one from overwriting a given one."""
+    parser.add_argument(
+        "--results",
+        type=results_argument,
+        default=argparse.SUPPRESS,
+        metavar="STORE",
+        help=f"run store file (default: ${ENVIRONMENT_VARIABLE}, else {DEFAULT_RESULTS}); "
+        "before or after the subcommand",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m reports",
         description="wsgauge HTML reports and the release gate that compares two runs.",
+        epilog="exit status: 0 pass (or report written), 1 regression, 2 unusable input, 3 inconclusive "
+        "(docs/exit-codes.md)",
     )
+    _shared_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    results = {"default": str(DEFAULT_RESULTS), "help": "run store file (default: %(default)s)"}
 
     build = commands.add_parser("build", help="write the HTML report of a run")
     build.add_argument("run", nargs="?", type=int, metavar="RUN", help="run id (default: the newest run)")
-    build.add_argument("--results", **results)
+    _shared_options(build)
     build.add_argument(
         "-o", "--output", metavar="FILE", help="HTML file (default: report-<id>.html by the store)"
     )
 
     def gate_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--results", **results)
+        _shared_options(sub)
         sub.add_argument(
             "--thresholds", metavar="FILE", help="TOML thresholds file (default: built-in rules)"
         )
@@ -137,11 +159,21 @@ def _gate(args: argparse.Namespace) -> int:
     return {"regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}.get(result.verdict, EXIT_OK)
 
 
+def _with_results(args: argparse.Namespace) -> argparse.Namespace:
+    """``--results`` as given, else ``$WSGAUGE_RESULTS`` or the default -- refused like a given value."""
+    if not hasattr(args, "results"):
+        try:
+            args.results = store_location(default_location())
+        except StoreLocationError as exc:
+            raise _UsageError(f"python -m reports: ${ENVIRONMENT_VARIABLE}: {exc}") from exc
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 pass, 1 regression, 2 unusable input, 3
     inconclusive)."""
     try:
-        args = _parser().parse_args(argv)
+        args = _with_results(_parser().parse_args(argv))
         return _build(args) if args.command == "build" else _gate(args)
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)

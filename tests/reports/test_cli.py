@@ -252,3 +252,58 @@ def test_console_entry_point_in_a_subprocess(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {bad} is not a wsgauge report (no {BLOCK_ID} data block)"
+
+
+def test_results_on_either_side_of_the_subcommand(
+    runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--results", str(runs.store)]
+    out_file = ["-o", str(tmp_path / "r.html")]
+    for argv in (
+        [*store, "build", str(runs.same.run_id), *out_file],
+        ["build", str(runs.same.run_id), *store, *out_file],
+    ):
+        code, out, err = _run(capsys, *argv)
+        assert code == 0 and out.strip() == str(tmp_path / "r.html"), (argv, err)
+    ids = [str(runs.base.run_id), str(runs.same.run_id)]
+    before = _run(capsys, *store, "compare", *ids)
+    after = _run(capsys, "compare", *ids, *store)
+    assert before == after and before[0] == 0
+    thresholds = tmp_path / "t.toml"
+    thresholds.write_text('[absolute]\nrules = ["chat_message.p99 < 50ms"]\n')
+    assert _run(capsys, *store, "check", ids[0], "--thresholds", str(thresholds))[0] == 0
+
+
+def test_results_url_is_refused_never_a_file(
+    runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = ["--results", "postgresql://user@host/db"]
+    for argv in ([*url, "build"], ["build", *url], ["compare", "1", "2", *url], [*url, "check", "1"]):
+        code, out, err = _run(capsys, *argv)
+        assert code == 2 and not out, argv
+        assert (
+            "argument --results: run store 'postgresql://user@host/db': 'postgresql://' stores are not" in err
+        )
+        assert len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("WSGAUGE_RESULTS", "postgresql://user@host/db")
+    code, _, err = _run(capsys, "compare", "1", "2")
+    assert code == 2 and err.startswith("python -m reports: $WSGAUGE_RESULTS: run store 'postgresql://")
+    assert list(tmp_path.iterdir()) == []  # no folder named 'postgresql:'
+    monkeypatch.setenv("WSGAUGE_RESULTS", str(runs.store))
+    code, out, _ = _run(capsys, "compare", str(runs.base.run_id), str(runs.same.run_id))
+    assert code == 0 and "verdict: PASS" in out
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["build"], ["compare"], ["check"]], ids=["top", "build", "compare", "check"]
+)
+def test_help_of_every_subcommand(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m reports {' '.join(command)}".rstrip())
+    assert "--results STORE" in out and "WSGAUGE_RESULTS" in out
+    if command in (["compare"], ["check"]):
+        assert "--allow-inconclusive" in out and "--thresholds FILE" in out
