@@ -19,7 +19,7 @@ from reports.gate.absolute import resolve_metric
 from reports.gate.estimators import MIN_SAMPLES, MIN_TAIL_SAMPLES, MIN_THROUGHPUT_FRAMES
 from reports.gate.evaluate import evaluate_gate
 from reports.gate.evidence import COOLDOWN_S, STALL_FLOOR_US
-from reports.gate.result import GateResult, RuleResult, Status
+from reports.gate.result import GateResult, RuleResult, Status, Verdict
 
 __all__ = [
     "COOLDOWN_S",
@@ -30,6 +30,7 @@ __all__ = [
     "GateResult",
     "RuleResult",
     "Status",
+    "Verdict",
     "evaluate_gate",
     "resolve_metric",
 ]
