@@ -153,14 +153,6 @@ class IdentityAllocator:
         self._allocated.setdefault(persona, []).append(user_id)
         return Identity(user_id, self._credentials.mint(user_id), peers)
 
-    def allocated(self, *personas: str) -> list[str]:
-        """User ids handed out so far to users of ``personas`` (all personas if none given), in order.
-
-        The back-end persona picks notification recipients from these: users of this process that exist.
-        """
-        names = personas or tuple(self._allocated)
-        return [user_id for name in names for user_id in self._allocated.get(name, ())]
-
     def _user_id(self, persona: str, index: int) -> str:
         return f"{persona}-{self._tag}-{index}"
 

@@ -19,7 +19,7 @@ def test_shape_run_stores_the_shape_its_stages_and_the_peak_users(tmp_path: Path
     assert run.returncode == 0, run.output
     record = run.record()
     assert record.status == "completed", run.output
-    assert record.name == "BackendUser+ChurnUser+StudentUser, TwoSteps up to 4 users"
+    assert record.name == "ChurnUser+StudentUser, TwoSteps up to 4 users"
     assert record.options["shape"] == {
         "class": "TwoSteps",
         "stages": [
@@ -38,5 +38,5 @@ def test_a_run_without_a_shape_records_none_and_its_users(tmp_path: Path) -> Non
     assert run.returncode == 0, run.output
     record = run.record()
     assert record.options["shape"] is None and record.options["num_users"] == 3
-    assert record.name == "BackendUser+ChurnUser+StudentUser, 3 users"
+    assert record.name == "ChurnUser+StudentUser, 3 users"
     assert record.summary is not None and record.summary["peak_users"] == 3
