@@ -417,15 +417,15 @@ def make_timeline(
         uirevision: kept by Plotly across updates while unchanged, so a new figure keeps the user's zoom.
     """
     fig = go.Figure()
+    domains = _domains(rows)
+    row_index = {row.family: i for i, row in enumerate(rows)}
+    events_axis = f"y{len(rows) + 1}"
+    layout: dict[str, Any] = {}
     latency_values = [
         frame.loc[frame["family"] == "latency", "value"].to_numpy(dtype=np.float64)
         for frame in (series, compare)
         if frame is not None and not frame.empty
     ]
-    domains = _domains(rows)
-    row_index = {row.family: i for i, row in enumerate(rows)}
-    events_axis = f"y{len(rows) + 1}"
-    layout: dict[str, Any] = {}
     for i, (row, (lo, hi)) in enumerate(zip(rows, domains, strict=True)):
         layout[_layout_name(i)] = {
             "domain": [lo, hi],
