@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
            "(an fsync per group commit)")  # fmt: skip
     a("--shutdown-timeout", type=float, default=_DEFAULTS.shutdown_timeout,
       help="seconds to wait for clients to answer the close handshake")  # fmt: skip
+    a("--compress", action="store_true",
+      help="accept permessage-deflate (RFC 7692) from clients that offer it: fewer bytes on "
+           "the wire for more server CPU per frame; off, every client gets uncompressed "
+           "frames")  # fmt: skip
     a("--test-delay-ms", type=float, default=0.0, metavar="FLOAT",
       help="TEST ONLY: delay the handling (and so the ack/push) of every inbound frame by "
            "this many milliseconds, per connection and in order, without blocking other "
@@ -116,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         batch_max=args.batch_max,
         synchronous=args.synchronous,
         shutdown_timeout=args.shutdown_timeout,
+        compress=args.compress,
         max_header_size=args.max_header_size,
         test_delay_ms=args.test_delay_ms,
     )

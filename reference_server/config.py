@@ -52,6 +52,8 @@ class ServerConfig:
         synchronous: SQLite ``synchronous`` pragma (``NORMAL``: crash-safe; ``FULL``:
             power-loss-safe).
         shutdown_timeout: Seconds to wait for connections to close on shutdown.
+        compress: Accept permessage-deflate (RFC 7692) when a client offers it; frames to
+            such clients go through aiohttp's compressing writer.
         test_delay_ms: TEST ONLY. Delay every inbound frame's handling by this many
             milliseconds (per connection, in order) to simulate a slower server.
     """
@@ -76,6 +78,7 @@ class ServerConfig:
     batch_max: int = 2000
     synchronous: str = "NORMAL"
     shutdown_timeout: float = 5.0
+    compress: bool = False
     test_delay_ms: float = 0.0
 
     def __post_init__(self) -> None:

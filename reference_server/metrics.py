@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -170,7 +170,9 @@ class ServerMetrics(Collector):
         )
 
 
-def _labelled(name: str, doc: str, label: str, values: dict[object, int]) -> CounterMetricFamily:
+def _labelled(
+    name: str, doc: str, label: str, values: Mapping[int, int] | Mapping[str, int]
+) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, labels=[label])
     for key, value in sorted(values.items(), key=lambda kv: str(kv[0])):
         family.add_metric([str(key)], value)
