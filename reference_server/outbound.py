@@ -10,8 +10,9 @@ for everything a connection has queued (one syscall per group commit, not one pe
 Connections that negotiated permessage-deflate (server started with ``--compress``) get
 :class:`DeflateOutbound`: every frame goes, in order, through aiohttp's own ``WebSocketWriter``
 (its deflate context, context takeover, RSV1 bit), driven by one task per connection, so a send
-never blocks the caller either. What waits in that task's queue counts towards
-:meth:`Outbound.buffered` like bytes in the transport buffer.
+never blocks the caller either; frames framed in one pass of that task also leave in one write.
+What waits in that task's queue counts towards :meth:`Outbound.buffered` like bytes in the
+transport buffer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.http import WebSocketWriter
 
 __all__ = ["DeflateOutbound", "Outbound", "RawOutbound", "close_payload", "write_frames"]
 
@@ -116,21 +119,58 @@ class RawOutbound:
         pass
 
 
+class _Collector(asyncio.WriteTransport):
+    """Where :class:`DeflateOutbound`'s writer puts frames, to leave in one real write."""
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        super().__init__()
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self._transport = transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.chunks.append(bytes(data))
+        self.size += len(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def take(self) -> bytes:
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        self.size = 0
+        return data
+
+
 class DeflateOutbound:
     """Frames through aiohttp's compressing ``WebSocketWriter``, in order, from one task.
 
-    The writer compresses small frames synchronously and large ones (over 16 KiB) in an executor,
-    and awaits the drain of a full buffer; the task absorbs both, so :meth:`send` returns at once.
+    The writer is aiohttp's own, set up as the handshake negotiated (window bits, context
+    takeover); it holds the connection's deflate context, so every data frame must go through
+    it, in order. It writes into a collector: what one pass of the task framed leaves in one
+    ``transport.write``, as on the uncompressed path. The writer compresses large frames (over
+    16 KiB) in an executor; the task absorbs that wait, so :meth:`send` returns at once. Flow
+    control is the driver's, through :meth:`buffered`, so the writer never waits for a drain.
+    Control frames aiohttp sends by itself (heartbeat pings, pongs) are never compressed and
+    do not touch the deflate context.
     """
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.WriteTransport) -> None:
-        self._ws = ws
         self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._collector = _Collector(transport)
+        extensions = ws.headers.get(hdrs.SEC_WEBSOCKET_EXTENSIONS, "")
+        self._writer = WebSocketWriter(
+            BaseProtocol(self._loop),  # never consulted: the limit below rules out a drain
+            self._collector,
+            compress=int(ws.compress),
+            notakeover="server_no_context_takeover" in extensions,
+            limit=2**62,
+        )
         self._queue: deque[tuple[bytes, WSMsgType]] = deque()
         self._queued_bytes = 0
         self._eof = False
         self._wakeup: asyncio.Future[None] | None = None
-        self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run())
 
     def _put(self, payload: bytes, opcode: WSMsgType) -> None:
@@ -154,14 +194,15 @@ class DeflateOutbound:
         self._eof = True
 
     def buffered(self) -> int:
-        return self._queued_bytes + self._transport.get_write_buffer_size()
+        return self._queued_bytes + self._collector.size + self._transport.get_write_buffer_size()
 
     def stop(self) -> None:
         self._task.cancel()
 
     async def _run(self) -> None:
         queue = self._queue
-        send_frame = self._ws.send_frame
+        send_frame = self._writer.send_frame
+        collector = self._collector
         transport = self._transport
         try:
             while True:
@@ -169,8 +210,11 @@ class DeflateOutbound:
                     payload, opcode = queue.popleft()
                     self._queued_bytes -= len(payload)
                     await send_frame(payload, opcode)
+                if transport.is_closing():
+                    return
+                transport.write(collector.take())
                 if self._eof:
-                    if not transport.is_closing() and transport.can_write_eof():
+                    if transport.can_write_eof():
                         transport.write_eof()
                     return
                 self._wakeup = self._loop.create_future()

@@ -144,16 +144,21 @@ def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
     return first, exactly(n)
 
 
-def test_on_the_wire_frames_are_deflated_with_rsv1_set(compressing):
-    sock, head = _raw_upgrade(compressing, uid(), DEFLATE_OFFER)
+@pytest.mark.parametrize("takeover", [True, False])
+def test_on_the_wire_frames_are_deflated_with_rsv1_set(compressing, takeover):
+    offer = DEFLATE_OFFER if takeover else DEFLATE_OFFER + "; server_no_context_takeover"
+    sock, head = _raw_upgrade(compressing, uid(), offer)
     try:
         assert " 101 " in head.splitlines()[0]
         assert "permessage-deflate" in head.lower()
+        assert ("server_no_context_takeover" in head) is not takeover
         inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-        for ts in (1, 2):  # the second reuses the first's window (context takeover)
+        for ts in (1, 2, 3):  # with takeover, later frames refer back to earlier ones
             _send_masked_text(sock, b'{"type":"ping","ts":%d}' % ts)
             first, body = _read_frame(sock)
             assert first == 0x80 | 0x40 | 0x1  # FIN, RSV1 (compressed), text
+            if not takeover:  # each frame must inflate on its own
+                inflate = zlib.decompressobj(-zlib.MAX_WBITS)
             assert json.loads(inflate.decompress(body + b"\x00\x00\xff\xff")) == {"type": "pong", "ts": ts}
     finally:
         sock.close()
