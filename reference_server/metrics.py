@@ -12,7 +12,7 @@ them into metric families when ``/metrics`` is scraped. Exposed series (prefix `
 ``frames_out_total``               counter    outbound frames, by ``type``
 ``errors_total``                   counter    error replies and closes, by ``code``
 ``handling_seconds``               histogram  frame received → its reply written (acks: after commit)
-``outbound_buffer_bytes``          gauge      bytes waiting in all transports' write buffers
+``outbound_buffer_bytes``          gauge      bytes not yet handed to the kernel, all connections
 ``outbound_buffer_max_bytes``      gauge      largest single connection's write buffer
 ``event_loop_lag_seconds``         gauge      last measured event-loop lag
 ``event_loop_lag_max_seconds``     gauge      largest lag since the previous scrape
