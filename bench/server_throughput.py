@@ -13,15 +13,17 @@ server CPU-second, which CPU stolen by other processes does not distort):
    per pair (counted by deliveries). The reference server gets ``requestId`` on every message,
    so it stores (SQLite WAL, group commit) and acks each one.
 2. latency, open loop at 50 % of the reference server's throughput, for each server: p50/p99
-   of delivery (send → ``new_message``) and, for the reference server, of the durable ack.
+   of delivery (send → ``new_message``) and, for the reference server, of the durable ack
+   (``ref-deflate``: at 50 % of its own throughput, which is far lower).
 
 Servers: ``bare`` (bench/server_bare_router.py), ``ref`` (the reference server, SQLite file) and,
 with ``--memory``, ``ref-memory`` (``--db :memory:``); with ``--compress``, ``ref-deflate`` (the
 reference server with ``--compress``, every client negotiating permessage-deflate: the server
 deflates every frame, the client sends uncompressed frames and inflates only in latency mode);
-with ``--baseline DIR``, ``ref-base``: the reference server from another checkout (e.g. ``git
-archive main | tar -x -C DIR``), measured in the same run, for before/after ratios. Each
-throughput result has ``server_cpu_us_per_msg``: server CPU microseconds per delivered message.
+with ``--uvloop``, ``ref-uvloop`` (``--loop uvloop``); with ``--baseline DIR``, ``ref-base``: the
+reference server from another checkout (e.g. ``git archive main | tar -x -C DIR``), measured in
+the same run, for before/after ratios. Each throughput result has ``server_cpu_us_per_msg``:
+server CPU microseconds per delivered message.
 
     python bench/server_throughput.py --seconds 5 --repeat 1   # ~35 s
 """
@@ -175,7 +177,7 @@ async def open_ws(
 
 class Server:
     """One server under test, pinned to ``SERVER_CORE``: ``bare``, ``ref``, ``ref-memory``,
-    ``ref-deflate`` or ``ref-base`` (the reference server from ``baseline``).
+    ``ref-deflate``, ``ref-uvloop`` or ``ref-base`` (the reference server from ``baseline``).
 
     ``extra`` arguments go to the reference server's command line (e.g. ``--test-delay-ms``).
     """
@@ -192,6 +194,8 @@ class Server:
                 root = baseline
             if kind == "ref-deflate":
                 extra = ("--compress", *extra)
+            if kind == "ref-uvloop":
+                extra = ("--loop", "uvloop", *extra)
             db = ":memory:" if kind == "ref-memory" else str(tmp / f"bench-{secrets.token_hex(3)}.db")
             cmd = [sys.executable, "-m", "reference_server", "--port", "0", "--db", db,
                    f"--secret={self.secret}", "--rate-limit", "0", "--log-level", "ERROR",
@@ -387,6 +391,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "ref",
             *(["ref-memory"] if args.memory else []),
             *(["ref-deflate"] if args.compress else []),
+            *(["ref-uvloop"] if args.uvloop else []),
         ]
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
         for _ in range(args.repeat):  # interleaved, so that background noise hits both
@@ -415,7 +420,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ref, bare = results["throughput_ref"], results["throughput_bare"]
     results["ratio_ref_to_bare"] = ref["delivered_per_s"] / bare["delivered_per_s"]
     results["ratio_per_server_cpu_s"] = ref["per_server_cpu_s"] / bare["per_server_cpu_s"]
-    for other in ("ref-base", "ref-deflate"):
+    for other in ("ref-base", "ref-deflate", "ref-uvloop"):
         if f"throughput_{other}" in results:
             o = results[f"throughput_{other}"]
             results[f"ratio_ref_to_{other}"] = ref["delivered_per_s"] / o["delivered_per_s"]
@@ -433,6 +438,7 @@ def main() -> None:
     p.add_argument("--memory", action="store_true", help="also measure --db :memory:")
     p.add_argument("--compress", action="store_true",
                    help="also measure --compress with clients that negotiate permessage-deflate")  # fmt: skip
+    p.add_argument("--uvloop", action="store_true", help="also measure --loop uvloop (ref-uvloop)")
     p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                    help="also measure the reference server of the checkout in DIR (ref-base)")  # fmt: skip
     p.add_argument("--repeat", type=int, default=1, help="interleaved throughput runs per server")
@@ -450,7 +456,9 @@ def main() -> None:
     print(f"reference server (acks, SQLite):  {ref['delivered_per_s']:9.0f} msg/s  "
           f"(acks {ref['acks_per_s']:.0f}/s, server cpu {ref['server_cpu']:.0%}, "
           f"client cpu {ref['client_cpu']:.0%})")  # fmt: skip
-    for kind, label in (("ref-memory", ":memory:"), ("ref-base", "baseline"), ("ref-deflate", "deflate")):
+    labels = {"ref-memory": ":memory:", "ref-base": "baseline", "ref-deflate": "deflate"}
+    labels["ref-uvloop"] = "uvloop"
+    for kind, label in labels.items():
         if f"throughput_{kind}" in results:
             o = results[f"throughput_{kind}"]
             print(f"reference server ({label + '):':<17} {o['delivered_per_s']:9.0f} msg/s  "
@@ -465,7 +473,7 @@ def main() -> None:
     print(f"  reference: deliver p50 {lr['deliver_p50_ms']:.2f} ms p99 {lr['deliver_p99_ms']:.2f} ms; "
           f"ack p50 {lr['ack_p50_ms']:.2f} ms p99 {lr['ack_p99_ms']:.2f} ms")  # fmt: skip
     print(f"  bare:      deliver p50 {lb['deliver_p50_ms']:.2f} ms p99 {lb['deliver_p99_ms']:.2f} ms")
-    for kind in ("ref-base", "ref-deflate"):
+    for kind in ("ref-base", "ref-deflate", "ref-uvloop"):
         if f"latency_{kind}" in results:
             lo = results[f"latency_{kind}"]
             print(f"  {kind + ':':<10} at {lo['rate']:.0f} msg/s: deliver p50 "

@@ -131,7 +131,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: ``{"status":"ok","server":"wsgauge-reference","connections":N,…}``."""
+    """``GET /healthz``: ``{"status":"ok","server":"wsgauge-reference","connections":N,…}``.
+
+    ``event_loop`` is the running loop's package (``asyncio`` or ``uvloop``), so a benchmark
+    can check what it measured.
+    """
     app = request.app
     stopping = app[STOPPING][0]
     return _json(
@@ -143,6 +147,7 @@ async def healthz(request: web.Request) -> web.Response:
             "version": __version__,
             "db": app[CONFIG].db,
             "store_pending": app[STORE].pending,
+            "event_loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
         },
         503 if stopping else 200,
     )
