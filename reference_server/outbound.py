@@ -119,7 +119,7 @@ class RawOutbound:
         pass
 
 
-class _Collector(asyncio.WriteTransport):
+class _Collector(asyncio.Transport):
     """Where :class:`DeflateOutbound`'s writer puts frames, to leave in one real write."""
 
     def __init__(self, transport: asyncio.WriteTransport) -> None:

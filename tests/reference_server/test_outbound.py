@@ -19,7 +19,7 @@ TEXT_SIZES = [0, 1, 125, 126, 127, 1000, 65535, 65536, 70_000]
 CONTROL_SIZES = [0, 1, 12, 125]
 
 
-class CapturingTransport(asyncio.WriteTransport):
+class CapturingTransport(asyncio.Transport):
     """A transport that keeps what is written, one entry per ``write`` call."""
 
     def __init__(self) -> None:
