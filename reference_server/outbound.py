@@ -49,10 +49,9 @@ def _frame(payload: bytes, first: int) -> bytes:
     return _HDR10.pack(first, 127, n) + payload
 
 
-def write_frames(
-    transport: asyncio.WriteTransport, payloads: Sequence[bytes], opcode: int = WSMsgType.TEXT
-) -> None:
-    """Write ``payloads`` as RFC 6455 server frames (final, unmasked, uncompressed) in one write.
+def write_frames(transport: asyncio.WriteTransport, payloads: Sequence[bytes], opcode: int = 0x1) -> None:
+    """Write ``payloads`` as RFC 6455 server frames (final, unmasked, uncompressed; ``opcode`` 0x1:
+    text) in one write.
 
     The server's only raw frame writer: it bypasses aiohttp's ``WebSocketWriter`` so that the
     write never awaits a drain and many frames share one syscall. Its bytes must equal what
@@ -60,7 +59,7 @@ def write_frames(
     compares them, and fails if aiohttp's framing changes. Never use it on a connection that
     negotiated permessage-deflate (:class:`DeflateOutbound` is for those).
     """
-    first = 0x80 | opcode
+    first = 0x80 | opcode  # FIN; RSV bits clear: never compressed
     if len(payloads) == 1:
         transport.write(_frame(payloads[0], first))
     else:
