@@ -31,6 +31,8 @@ from typing import Annotated, Any, TypeAlias
 import msgspec
 import orjson
 
+from nextauth_tokens import UserId
+
 from .errors import (
     InvalidBatch,
     InvalidField,
@@ -41,7 +43,6 @@ from .errors import (
     RemoteProtocolError,
     UnknownType,
 )
-from .nextauth import UserId
 
 __all__ = [
     "INBOUND_TYPES",
