@@ -209,3 +209,25 @@ def test_a_compressed_slow_consumer_is_closed_with_4002_and_the_server_stays_up(
         assert 0 < delivered <= sent
     finally:
         sock.close()
+
+
+def test_sigterm_closes_a_deflate_connection_with_1001_after_its_frames(reference_server_factory):
+    server = reference_server_factory("--compress")
+    user = uid()
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            ws = await _connect(server, session, user)
+            assert ws.compress == 15
+            await ws.send_str(chat(user, "last words", requestId="r"))
+            assert (await _receive(ws))["type"] == "new_message"
+            assert (await _receive(ws))["type"] == "ack"
+            server.proc.send_signal(15)
+            while True:  # the confirmation ping is answered by aiohttp meanwhile
+                msg = await ws.receive(timeout=10)
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    break
+            assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+
+    asyncio.run(main())
+    assert server.proc.wait(15) == 0
