@@ -406,24 +406,24 @@ class Session:
         """
         message = request.message
         data: Any
-        match result:
-            case StoredChat(seq=seq, message=record):
-                # Serialise the message once, for both the push and the ack.
-                data = msgspec.Raw(encode(record))
-                push = Push(record.receiver_id, seq, encode(NewMessage(data=data)), "new_message")
-            case Notification():
-                data = result
-                frame = encode(NotificationUpdate(data=result))
-                push = Push(self.user_id, None, frame, "notification_update")
-            case ProgressRecord():
-                data = result
-                push = Push(self.user_id, None, encode(ProgressSync(data=result)), "progress_sync")
-            case None if isinstance(message, NotificationRead):
-                self.event_failed(request, NotFound(f"no notification {message.id!r} for this user"))
-                return []
-            case _:
-                self.event_failed(request, LocalProtocolError("store returned an unexpected result"))
-                return []
+        # isinstance, not match: class patterns cost more on this per-message path
+        if isinstance(result, StoredChat):
+            record = result.message
+            # Serialise the message once, for both the push and the ack.
+            data = msgspec.Raw(encode(record))
+            push = Push(record.receiver_id, result.seq, encode(NewMessage(data=data)), "new_message")
+        elif isinstance(result, Notification):
+            data = result
+            push = Push(self.user_id, None, encode(NotificationUpdate(data=result)), "notification_update")
+        elif isinstance(result, ProgressRecord):
+            data = result
+            push = Push(self.user_id, None, encode(ProgressSync(data=result)), "progress_sync")
+        elif result is None and isinstance(message, NotificationRead):
+            self.event_failed(request, NotFound(f"no notification {message.id!r} for this user"))
+            return []
+        else:
+            self.event_failed(request, LocalProtocolError("store returned an unexpected result"))
+            return []
         self._unfinished -= 1
         reply = request.reply
         request_id = message.request_id
