@@ -5,6 +5,10 @@ The reference server runs pinned to core 0 with a file database; this client pin
 concurrency. RSS per connection = (RSS with N open - RSS with one open) / N. Target ≤ 30 KB.
 Raises the open-file limit (soft → hard) for itself and the server it starts.
 
+``--one-frame``: every connection then sends one ``ping`` and gets its ``pong`` before RSS is
+read. ``--compress``: the server runs with ``--compress`` and every client negotiates
+permessage-deflate (implies ``--one-frame``: the deflate context is made for the first frame).
+
     python bench/server_idle.py --connections 10000
 """
 
@@ -21,12 +25,12 @@ import time
 from pathlib import Path
 from urllib.request import urlopen
 
-from server_throughput import CLIENT_CORE, REPO, Server, WsConn, open_ws
+from server_throughput import CLIENT_CORE, REPO, Server, WsConn, client_frame, open_ws
 
 
-async def run(n: int, concurrency: int) -> dict[str, float]:
+async def run(n: int, concurrency: int, *, compress: bool, one_frame: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server("ref", Path(tmp))
+        server = Server("ref-deflate" if compress else "ref", Path(tmp))
         try:
             users = [f"idle{i}" for i in range(n)]
             auth = [server.headers_path(u) for u in users]  # minting is not timed
@@ -44,7 +48,12 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
             t0 = time.perf_counter()
             await asyncio.gather(*(one(i) for i in range(1, n)))
             open_s = time.perf_counter() - t0
-            await asyncio.sleep(2.0)  # backlogs (empty) loaded, timers settled
+            if one_frame or compress:
+                ping = client_frame(b'{"type":"ping","ts":1}')
+                for c in conns:
+                    if c.transport is not None:
+                        c.transport.write(ping)
+            await asyncio.sleep(2.0)  # backlogs (empty) loaded, pongs sent, timers settled
             rss = server.ps.memory_info().rss
             url = f"http://127.0.0.1:{server.port}/healthz"
             health = json.loads(await asyncio.to_thread(lambda: urlopen(url, timeout=10).read()))
@@ -55,6 +64,8 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
             server.stop()
     return {
         "connections": n,
+        "compress": compress,
+        "one_frame": one_frame or compress,
         "open_seconds": open_s,
         "connections_per_second": (n - 1) / open_s,
         "server_rss_base_mb": base / 2**20,
@@ -68,6 +79,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--connections", type=int, default=10_000)
     p.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
+    p.add_argument("--one-frame", action="store_true", help="each connection sends one ping first")
+    p.add_argument("--compress", action="store_true", help="server --compress, clients negotiate deflate")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "server_idle.json")
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -77,7 +90,9 @@ def main() -> None:
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < need:
         sys.exit(f"open-file limit {hard} is below the {need} this needs")
     os.sched_setaffinity(0, {CLIENT_CORE})
-    result = asyncio.run(run(args.connections, args.concurrency))
+    result = asyncio.run(
+        run(args.connections, args.concurrency, compress=args.compress, one_frame=args.one_frame)
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -13,10 +13,17 @@ server CPU-second, which CPU stolen by other processes does not distort):
    per pair (counted by deliveries). The reference server gets ``requestId`` on every message,
    so it stores (SQLite WAL, group commit) and acks each one.
 2. latency, open loop at 50 % of the reference server's throughput, for each server: p50/p99
-   of delivery (send → ``new_message``) and, for the reference server, of the durable ack.
+   of delivery (send → ``new_message``) and, for the reference server, of the durable ack
+   (``ref-deflate``: at 50 % of its own throughput, which is far lower).
 
 Servers: ``bare`` (bench/server_bare_router.py), ``ref`` (the reference server, SQLite file) and,
-with ``--memory``, ``ref-memory`` (``--db :memory:``).
+with ``--memory``, ``ref-memory`` (``--db :memory:``); with ``--compress``, ``ref-deflate`` (the
+reference server with ``--compress``, every client negotiating permessage-deflate: the server
+deflates every frame, the client sends uncompressed frames and inflates only in latency mode);
+with ``--uvloop``, ``ref-uvloop`` (``--loop uvloop``); with ``--baseline DIR``, ``ref-base``: the
+reference server from another checkout (e.g. ``git archive main | tar -x -C DIR``), measured in
+the same run, for before/after ratios. Each throughput result has ``server_cpu_us_per_msg``:
+server CPU microseconds per delivered message.
 
     python bench/server_throughput.py --seconds 5 --repeat 1   # ~35 s
 """
@@ -32,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,6 +84,8 @@ class WsConn(asyncio.Protocol):
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        #: Set if the server accepted permessage-deflate: inflates kept payloads.
+        self.inflate: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -97,6 +107,8 @@ class WsConn(asyncio.Protocol):
             if b" 101 " not in status:
                 self.ready.set_exception(ConnectionError(status.decode(errors="replace")))
                 return
+            if b"permessage-deflate" in bytes(buf[:end]).lower():
+                self.inflate = zlib.decompressobj(-zlib.MAX_WBITS)
             del buf[: end + 4]
             self.upgraded = True
             self.ready.set_result(None)
@@ -121,7 +133,10 @@ class WsConn(asyncio.Protocol):
             if opcode == 0x1:
                 count += 1
                 if payloads is not None:
-                    payloads.append(bytes(buf[pos + hl : pos + hl + ln]))
+                    payload = bytes(buf[pos + hl : pos + hl + ln])
+                    if buf[pos] & 0x40:  # RSV1: deflated (context takeover: inflate every one)
+                        payload = self.inflate.decompress(payload + b"\x00\x00\xff\xff")
+                    payloads.append(payload)
             elif opcode == 0x9 and self.transport is not None:
                 self.transport.write(client_frame(bytes(buf[pos + hl : pos + hl + ln]), 0xA))
             elif opcode == 0x8:
@@ -161,23 +176,33 @@ async def open_ws(
 
 
 class Server:
-    """One server under test, pinned to ``SERVER_CORE``: ``bare``, ``ref`` or ``ref-memory``.
+    """One server under test, pinned to ``SERVER_CORE``: ``bare``, ``ref``, ``ref-memory``,
+    ``ref-deflate``, ``ref-uvloop`` or ``ref-base`` (the reference server from ``baseline``).
 
     ``extra`` arguments go to the reference server's command line (e.g. ``--test-delay-ms``).
     """
 
-    def __init__(self, kind: str, tmp: Path, *extra: str) -> None:
+    def __init__(self, kind: str, tmp: Path, *extra: str, baseline: Path | None = None) -> None:
         self.kind = kind
         self.secret = secrets.token_urlsafe(24)
+        root = REPO
         if kind == "bare":
             cmd = [sys.executable, str(REPO / "bench" / "server_bare_router.py"), "--port", "0"]
         else:
+            if kind == "ref-base":
+                assert baseline is not None, "ref-base needs --baseline DIR"
+                root = baseline
+            if kind == "ref-deflate":
+                extra = ("--compress", *extra)
+            if kind == "ref-uvloop":
+                extra = ("--loop", "uvloop", *extra)
             db = ":memory:" if kind == "ref-memory" else str(tmp / f"bench-{secrets.token_hex(3)}.db")
             cmd = [sys.executable, "-m", "reference_server", "--port", "0", "--db", db,
                    f"--secret={self.secret}", "--rate-limit", "0", "--log-level", "ERROR",
                    *extra]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(root)}
         self.proc = subprocess.Popen(
-            ["taskset", "-c", str(SERVER_CORE), *cmd], cwd=REPO, stdout=subprocess.PIPE, text=True
+            ["taskset", "-c", str(SERVER_CORE), *cmd], cwd=root, env=env, stdout=subprocess.PIPE, text=True
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -188,7 +213,10 @@ class Server:
         if self.kind == "bare":
             return {}, f"/ws?user={user}"
         token = nextauth.mint_v4(self.secret, {"sub": user}, max_age=3600)
-        return {"Cookie": nextauth.cookie_header(token)}, "/ws"
+        headers = {"Cookie": nextauth.cookie_header(token)}
+        if self.kind == "ref-deflate":
+            headers["Sec-WebSocket-Extensions"] = "permessage-deflate"
+        return headers, "/ws"
 
     def cpu(self) -> float:
         t = self.ps.cpu_times()
@@ -275,6 +303,7 @@ async def throughput(server: Server, pairs: int, window: int, seconds: float) ->
         "acks_per_s": (a1 - a0) / elapsed,
         "client_cpu": (c1 - c0) / elapsed,
         "server_cpu": (s1 - s0) / elapsed,
+        "server_cpu_us_per_msg": (s1 - s0) / max(d1 - d0, 1) * 1e6,
         # share of the server's CPU per thread: the event loop vs the SQLite writer
         "server_threads": {k: round((v - th0.get(k, 0.0)) / max(s1 - s0, 1e-9), 3) for k, v in th1.items()},
     }
@@ -356,11 +385,18 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"pairs": args.pairs, "window": args.window, "seconds": args.seconds}
     with tempfile.TemporaryDirectory() as tmp:
-        kinds = ["bare", "ref", *(["ref-memory"] if args.memory else [])]
+        kinds = [
+            "bare",
+            *(["ref-base"] if args.baseline else []),
+            "ref",
+            *(["ref-memory"] if args.memory else []),
+            *(["ref-deflate"] if args.compress else []),
+            *(["ref-uvloop"] if args.uvloop else []),
+        ]
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
         for _ in range(args.repeat):  # interleaved, so that background noise hits both
             for kind in kinds:
-                server = Server(kind, Path(tmp))
+                server = Server(kind, Path(tmp), baseline=args.baseline)
                 try:
                     r = await throughput(server, args.pairs, args.window, args.seconds)
                 finally:
@@ -371,17 +407,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for kind in kinds:
             results[f"throughput_{kind}"] = best(runs[kind])
             results[f"throughput_{kind}_runs"] = runs[kind]
-        rate = 0.5 * results["throughput_ref"]["delivered_per_s"]
-        for kind in ("bare", "ref"):
-            server = Server(kind, Path(tmp))
+        rate = args.latency_rate or 0.5 * results["throughput_ref"]["delivered_per_s"]
+        for kind in [k for k in kinds if k != "ref-memory"]:
+            server = Server(kind, Path(tmp), baseline=args.baseline)
+            # deflate saturates far below the others: half of its own maximum, not of ref's
+            at = 0.5 * results["throughput_ref-deflate"]["delivered_per_s"] if kind == "ref-deflate" else rate
             try:
-                results[f"latency_{kind}"] = await latency(server, args.pairs, rate, args.seconds)
+                results[f"latency_{kind}"] = await latency(server, args.pairs, at, args.seconds)
             finally:
                 server.stop()
             print(json.dumps(results[f"latency_{kind}"]), flush=True)
     ref, bare = results["throughput_ref"], results["throughput_bare"]
     results["ratio_ref_to_bare"] = ref["delivered_per_s"] / bare["delivered_per_s"]
     results["ratio_per_server_cpu_s"] = ref["per_server_cpu_s"] / bare["per_server_cpu_s"]
+    for other in ("ref-base", "ref-deflate", "ref-uvloop"):
+        if f"throughput_{other}" in results:
+            o = results[f"throughput_{other}"]
+            results[f"ratio_ref_to_{other}"] = ref["delivered_per_s"] / o["delivered_per_s"]
+            cpu_ratio = ref["per_server_cpu_s"] / o["per_server_cpu_s"]
+            results[f"ratio_ref_to_{other}_per_server_cpu_s"] = cpu_ratio
     results["load_average"] = os.getloadavg()
     return results
 
@@ -392,6 +436,14 @@ def main() -> None:
     p.add_argument("--window", type=int, default=40, help="messages in flight per pair")
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase")
     p.add_argument("--memory", action="store_true", help="also measure --db :memory:")
+    p.add_argument("--compress", action="store_true",
+                   help="also measure --compress with clients that negotiate permessage-deflate")  # fmt: skip
+    p.add_argument("--latency-rate", type=float, default=None, metavar="MSG_PER_S",
+                   help="offered rate of the latency phase (default: half the reference server's "
+                        "measured throughput)")  # fmt: skip
+    p.add_argument("--uvloop", action="store_true", help="also measure --loop uvloop (ref-uvloop)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                   help="also measure the reference server of the checkout in DIR (ref-base)")  # fmt: skip
     p.add_argument("--repeat", type=int, default=1, help="interleaved throughput runs per server")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "server_throughput.json")
     args = p.parse_args()
@@ -407,18 +459,29 @@ def main() -> None:
     print(f"reference server (acks, SQLite):  {ref['delivered_per_s']:9.0f} msg/s  "
           f"(acks {ref['acks_per_s']:.0f}/s, server cpu {ref['server_cpu']:.0%}, "
           f"client cpu {ref['client_cpu']:.0%})")  # fmt: skip
-    if "throughput_ref-memory" in results:
-        mem = results["throughput_ref-memory"]
-        print(f"reference server (:memory:):      {mem['delivered_per_s']:9.0f} msg/s")
+    labels = {"ref-memory": ":memory:", "ref-base": "baseline", "ref-deflate": "deflate"}
+    labels["ref-uvloop"] = "uvloop"
+    for kind, label in labels.items():
+        if f"throughput_{kind}" in results:
+            o = results[f"throughput_{kind}"]
+            print(f"reference server ({label + '):':<17} {o['delivered_per_s']:9.0f} msg/s  "
+                  f"({o['server_cpu_us_per_msg']:.1f} server CPU-us per message)")  # fmt: skip
+    print(f"reference server CPU per message: {ref['server_cpu_us_per_msg']:.1f} us")
     print(f"ratio reference / bare:           {results['ratio_ref_to_bare']:.2f}  (target >= 0.70; "
           f"Node ws ~95k msg/s)")  # fmt: skip
     print(f"ratio per server CPU-second:      {results['ratio_per_server_cpu_s']:.2f}  "
           f"(bare {bare['per_server_cpu_s']:.0f}, reference {ref['per_server_cpu_s']:.0f} msg per "
           f"CPU-s; robust to CPU stolen by other processes)")  # fmt: skip
-    print(f"latency at {lr['rate']:.0f} msg/s (50% of reference max):")
+    print(f"latency at {lr['rate']:.0f} msg/s:")
     print(f"  reference: deliver p50 {lr['deliver_p50_ms']:.2f} ms p99 {lr['deliver_p99_ms']:.2f} ms; "
           f"ack p50 {lr['ack_p50_ms']:.2f} ms p99 {lr['ack_p99_ms']:.2f} ms")  # fmt: skip
     print(f"  bare:      deliver p50 {lb['deliver_p50_ms']:.2f} ms p99 {lb['deliver_p99_ms']:.2f} ms")
+    for kind in ("ref-base", "ref-deflate", "ref-uvloop"):
+        if f"latency_{kind}" in results:
+            lo = results[f"latency_{kind}"]
+            print(f"  {kind + ':':<10} at {lo['rate']:.0f} msg/s: deliver p50 "
+                  f"{lo['deliver_p50_ms']:.2f} ms p99 {lo['deliver_p99_ms']:.2f} ms; "
+                  f"ack p50 {lo['ack_p50_ms']:.2f} ms p99 {lo['ack_p99_ms']:.2f} ms")  # fmt: skip
     print(f"load average during run: {results['load_average']}")
 
 

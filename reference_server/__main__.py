@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from .app import create_app
-from .config import ServerConfig, secrets_from_env
+from .config import EVENT_LOOPS, ServerConfig, secrets_from_env
 
 __all__ = ["build_parser", "config_from_args", "main", "serve"]
 
@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
            "(an fsync per group commit)")  # fmt: skip
     a("--shutdown-timeout", type=float, default=_DEFAULTS.shutdown_timeout,
       help="seconds to wait for clients to answer the close handshake")  # fmt: skip
+    a("--compress", action="store_true",
+      help="accept permessage-deflate (RFC 7692) from clients that offer it: fewer bytes on "
+           "the wire for more server CPU per frame; off, every client gets uncompressed "
+           "frames")  # fmt: skip
+    a("--loop", choices=EVENT_LOOPS, default=_DEFAULTS.loop,
+      help="event loop: the standard library's asyncio, or uvloop (libuv; less CPU per "
+           "message; needs the optional uvloop package: pip install 'wsgauge[fast]')")  # fmt: skip
     a("--test-delay-ms", type=float, default=0.0, metavar="FLOAT",
       help="TEST ONLY: delay the handling (and so the ack/push) of every inbound frame by "
            "this many milliseconds, per connection and in order, without blocking other "
@@ -116,6 +123,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         batch_max=args.batch_max,
         synchronous=args.synchronous,
         shutdown_timeout=args.shutdown_timeout,
+        compress=args.compress,
+        loop=args.loop,
         max_header_size=args.max_header_size,
         test_delay_ms=args.test_delay_ms,
     )
@@ -165,6 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    loop_factory = None
+    if config.loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            parser.error("--loop uvloop needs the uvloop package (pip install 'wsgauge[fast]')")
+        loop_factory = uvloop.new_event_loop
     if not config.secrets:
         # Development default (the README's one-command start): a random secret for this run,
         # shown on stderr so that a developer can mint cookies; nobody else can.
@@ -177,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     try:
-        asyncio.run(serve(config))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(config))
     except OSError as exc:
         print(f"wsgauge reference server: {exc}", file=sys.stderr)
         return 1

@@ -29,9 +29,9 @@ from . import __version__
 from .config import ServerConfig
 from .connection import Connection, Hub
 from .errors import CLOSE_GOING_AWAY, RemoteProtocolError
-from .messages import MAX_FIELD_LENGTH, NotificationUpdate, encode, validate_user_id
+from .messages import MAX_FIELD_LENGTH, StoredNotification, encode, validate_user_id
 from .metrics import CONTENT_TYPE, ServerMetrics
-from .protocol import Push, Session
+from .protocol import Session, notification_push
 from .store import Store
 
 __all__ = [
@@ -50,7 +50,7 @@ AUTH = web.AppKey("auth", AuthConfig)
 STORE = web.AppKey("store", Store)
 HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", ServerMetrics)
-CONNECTIONS = web.AppKey("connections", weakref.WeakSet[Connection])
+CONNECTIONS: web.AppKey[weakref.WeakSet[Connection]] = web.AppKey("connections")
 STARTED_AT = web.AppKey("started_at", float)
 STOPPING = web.AppKey("stopping", list[bool])
 
@@ -85,7 +85,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         heartbeat=config.heartbeat,
         max_msg_size=config.max_message_size,
         autoping=False,  # pongs confirm delivery (Connection.on_pong); pings answered there
-        compress=False,  # frames are written straight to the transport (connection.py)
+        # permessage-deflate only if asked for: it costs CPU per frame (reference_server/outbound.py)
+        compress=config.compress,
         timeout=config.shutdown_timeout,
     )
     await ws.prepare(request)
@@ -106,7 +107,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     )
     conn = Connection(
         ws,
-        transport,  # type: ignore[arg-type]
+        transport,
         session,
         hub=app[HUB],
         store=app[STORE],
@@ -131,7 +132,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: ``{"status":"ok","server":"wsgauge-reference","connections":N,…}``."""
+    """``GET /healthz``: ``{"status":"ok","server":"wsgauge-reference","connections":N,…}``.
+
+    ``event_loop`` is the running loop's package (``asyncio`` or ``uvloop``), so a benchmark
+    can check what it measured.
+    """
     app = request.app
     stopping = app[STOPPING][0]
     return _json(
@@ -143,6 +148,7 @@ async def healthz(request: web.Request) -> web.Response:
             "version": __version__,
             "db": app[CONFIG].db,
             "store_pending": app[STORE].pending,
+            "event_loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
         },
         503 if stopping else 200,
     )
@@ -199,24 +205,22 @@ async def create_notification(request: web.Request) -> web.Response:
             extra[name] = value
 
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[Any] = loop.create_future()
+    done: asyncio.Future[StoredNotification] = loop.create_future()
     store = app[STORE]
     hub = app[HUB]
 
-    def committed(result: Any, exc: BaseException | None) -> None:
-        if exc is not None:
-            if not done.done():
-                done.set_exception(exc)
+    def committed(result: StoredNotification | None, exc: BaseException | None) -> None:
+        if done.done():
             return
-        seq, notification = result
-        frame = encode(NotificationUpdate(data=notification))
-        hub.route(Push(notification.user_id, seq, frame, "notification_update"))
-        if not done.done():
-            done.set_result(result)
+        if result is None:
+            done.set_exception(exc or RuntimeError("the store returned no notification"))
+            return
+        hub.route(notification_push(result))
+        done.set_result(result)
 
     store.create_notification(user_id, title, text, extra, committed)
-    _, notification = await done
-    return web.Response(body=encode(notification), status=201, content_type="application/json")
+    stored = await done
+    return web.Response(body=encode(stored.notification), status=201, content_type="application/json")
 
 
 # -- lifecycle --------------------------------------------------------------------------------
@@ -260,7 +264,8 @@ async def _loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _on_shutdown(app: web.Application) -> None:
     """Close every socket with 1001 Going Away."""
     app[STOPPING][0] = True
-    conns = list(app[CONNECTIONS])
+    open_connections = app[CONNECTIONS]
+    conns = list(open_connections)
     for conn in conns:
         conn.shutdown()
     # Handlers end when peers answer the close. Give them most of the shutdown timeout, then
@@ -290,7 +295,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app[STARTED_AT] = time.monotonic()
     app[STOPPING] = [False]
     app[METRICS] = ServerMetrics(
-        buffer_sizes=lambda: [c.transport.get_write_buffer_size() for c in app[CONNECTIONS]],
+        buffer_sizes=lambda: [c.out.buffered() for c in app[CONNECTIONS]],
         pending_jobs=lambda: app[STORE].pending if STORE in app else 0,
     )
     app.cleanup_ctx.append(_store_ctx)

@@ -6,7 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["ServerConfig", "secrets_from_env"]
+__all__ = ["EVENT_LOOPS", "ServerConfig", "secrets_from_env"]
+
+#: The event loops the server can run on.
+EVENT_LOOPS = ("asyncio", "uvloop")
 
 
 def secrets_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -52,6 +55,10 @@ class ServerConfig:
         synchronous: SQLite ``synchronous`` pragma (``NORMAL``: crash-safe; ``FULL``:
             power-loss-safe).
         shutdown_timeout: Seconds to wait for connections to close on shutdown.
+        compress: Accept permessage-deflate (RFC 7692) when a client offers it; frames to
+            such clients go through aiohttp's compressing writer.
+        loop: The event loop: ``"asyncio"`` (the standard library's) or ``"uvloop"`` (libuv;
+            the optional ``uvloop`` package).
         test_delay_ms: TEST ONLY. Delay every inbound frame's handling by this many
             milliseconds (per connection, in order) to simulate a slower server.
     """
@@ -76,6 +83,8 @@ class ServerConfig:
     batch_max: int = 2000
     synchronous: str = "NORMAL"
     shutdown_timeout: float = 5.0
+    compress: bool = False
+    loop: str = "asyncio"
     test_delay_ms: float = 0.0
 
     def __post_init__(self) -> None:
@@ -88,3 +97,5 @@ class ServerConfig:
             raise ValueError("rate_limit and test_delay_ms must not be negative")
         if self.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"bad synchronous mode {self.synchronous!r}")
+        if self.loop not in EVENT_LOOPS:
+            raise ValueError(f"event loop must be one of {', '.join(EVENT_LOOPS)}, not {self.loop!r}")

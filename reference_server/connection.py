@@ -2,23 +2,23 @@
 
 :class:`Connection` moves bytes between an aiohttp ``WebSocketResponse`` and a
 :class:`~reference_server.protocol.Session`, runs the store requests the session asks for, and
-routes the session's pushes through the :class:`Hub`. It holds no protocol logic.
+routes the session's pushes through the :class:`Hub`. It holds no protocol logic and builds no
+protocol frame.
 
-Outbound frames are written straight to the transport, coalesced: everything queued for a
-connection during one event-loop pass leaves in one ``transport.write`` (one syscall), so a
-group commit that acks 500 messages costs one write per connection, not 1,000. A connection
-whose transport buffer passes ``outbound_limit`` bytes is a slow consumer: it gets close 4002
-and its transport is aborted after ``shutdown_timeout`` seconds if it never reads; what it had
-not confirmed stays in the store and is delivered again when it reconnects.
+Outbound frames are coalesced: the hub flushes each connection it touched once, at the end of
+the event-loop pass, so a group commit that acks 500 messages costs one write per connection,
+not 1,000 (see :mod:`reference_server.outbound` for how they are written). A connection that has
+more than ``outbound_limit`` bytes unsent is a slow consumer: it gets close 4002 and its
+transport is aborted after ``shutdown_timeout`` seconds if it never reads; what it had not
+confirmed stays in the store and is delivered again when it reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
@@ -30,44 +30,21 @@ from .errors import (
     SlowConsumer,
     UnsupportedData,
 )
-from .messages import (
-    ChatMessage,
-    NewMessage,
-    Notification,
-    NotificationRead,
-    NotificationUpdate,
-    ProgressUpdate,
-    StoredMessage,
-    encode,
-)
-from .protocol import Push, Session, State, StoreRequest
+from .messages import Backlog, ChatMessage, NotificationRead
+from .outbound import DeflateOutbound, Outbound, RawOutbound
+from .protocol import Push, Session, State, StoreRequest, StoreResult
 
 if TYPE_CHECKING:
     from .config import ServerConfig
     from .metrics import ServerMetrics
-    from .store import Backlog, Store
+    from .store import Store
 
-__all__ = ["Connection", "Hub", "encode_frame"]
+__all__ = ["Connection", "Hub"]
 
 log = logging.getLogger(__name__)
 
 #: TEST ONLY (``test_delay_ms``): how early a delayed frame's sleep ends, to be spun out exactly.
 _TIMER_SLACK = 0.002
-
-_HDR2 = struct.Struct("!BB")
-_HDR4 = struct.Struct("!BBH")
-_HDR10 = struct.Struct("!BBQ")
-
-
-def encode_frame(payload: bytes, opcode: int = 0x1) -> bytes:
-    """One unmasked, final RFC 6455 frame (server → client) carrying ``payload``."""
-    n = len(payload)
-    first = 0x80 | opcode
-    if n < 126:
-        return _HDR2.pack(first, n) + payload
-    if n < 65536:
-        return _HDR4.pack(first, 126, n) + payload
-    return _HDR10.pack(first, 127, n) + payload
 
 
 class Hub:
@@ -114,16 +91,13 @@ class Hub:
             conn.dirty = False
             conn.flush()
 
-    def connection_count(self) -> int:
-        return sum(len(c) for c in self.by_user.values())
-
 
 class Connection:
     """Drives one authenticated WebSocket connection.
 
     Args:
         ws: The prepared ``WebSocketResponse``.
-        transport: Its transport (``request.transport``), written to directly.
+        transport: Its transport (``request.transport``).
         session: The connection's protocol core.
         hub, store, metrics, config: Shared application objects.
     """
@@ -141,6 +115,9 @@ class Connection:
     ) -> None:
         self.ws = ws
         self.transport = transport
+        #: Where frames go: through aiohttp's compressing writer if the client negotiated
+        #: permessage-deflate, else straight to the transport.
+        self.out: Outbound = DeflateOutbound(ws, transport) if ws.compress else RawOutbound(transport)
         self.session = session
         self.user_id = session.user_id
         self.hub = hub
@@ -186,6 +163,7 @@ class Connection:
             self._delay_task.cancel()
         if self._inflight_waiter is not None and not self._inflight_waiter.done():
             self._inflight_waiter.set_result(None)
+        self.out.stop()
         if not self.finished.done():
             self.finished.set_result(None)
 
@@ -196,9 +174,11 @@ class Connection:
         the close frame, so the peer can read everything sent before it.
         """
         ws = self.ws
+        receive = ws.receive  # not ``async for``: one coroutine less per frame
         session = self.session
         delayed = self._delayed
-        async for msg in ws:
+        while True:
+            msg = await receive()
             kind = msg.type
             if kind is WSMsgType.TEXT:
                 if delayed is not None:
@@ -219,6 +199,8 @@ class Connection:
                 if ws.close_code == MessageTooBig.close_code:
                     session.fail(MessageTooBig(str(ws.exception())))
                     self.metrics.error(MessageTooBig.code)
+                break
+            elif kind is WSMsgType.CLOSE or kind is WSMsgType.CLOSING or kind is WSMsgType.CLOSED:
                 break
 
     async def _run_delayed(self) -> None:
@@ -260,10 +242,7 @@ class Connection:
         transport = self.transport
         if transport.is_closing():
             return
-        payload = code.to_bytes(2, "big") + reason.encode()[:120]
-        transport.write(encode_frame(payload, opcode=0x8))
-        if transport.can_write_eof():
-            transport.write_eof()
+        self.out.close(code, reason)
         self._loop.call_later(self.config.shutdown_timeout, _abort, transport)
 
     def _expire(self) -> None:
@@ -293,40 +272,27 @@ class Connection:
             self._close_as_decided()
 
     def _run(self, request: StoreRequest) -> None:
-        message = request.message
+        """Start the store operation that makes ``request`` durable."""
         store = self.store
-        kind = type(message)
         cb = self._on_done_cb
+
+        def done(result: StoreResult, exc: BaseException | None) -> None:
+            cb(request, result, exc)
+
+        message = request.message
         try:
-            if kind is ChatMessage:
-                body = message.message  # type: ignore[union-attr]
-                store.append_message(
-                    request.user_id,
-                    message.receiver_id,  # type: ignore[union-attr]
-                    body.content,
-                    body.timestamp,
-                    lambda result, exc: cb(request, result, exc),
-                )
-            elif kind is NotificationRead:
-                store.mark_read(
-                    request.user_id,
-                    message.id,  # type: ignore[union-attr]
-                    lambda result, exc: cb(request, result, exc),
-                )
-            elif kind is ProgressUpdate:
-                store.save_progress(
-                    request.user_id,
-                    message.subject,  # type: ignore[union-attr]
-                    message.topic,  # type: ignore[union-attr]
-                    message.completion,  # type: ignore[union-attr]
-                    lambda result, exc: cb(request, result, exc),
-                )
-            else:  # pragma: no cover - the session only emits the three kinds above
-                raise LocalProtocolError(f"no store operation for {kind.__name__}")
+            if isinstance(message, ChatMessage):
+                body = message.message
+                store.append_message(request.user_id, message.receiver_id, body.content, body.timestamp, done)
+            elif isinstance(message, NotificationRead):
+                store.mark_read(request.user_id, message.id, done)
+            else:
+                p = message.progress
+                store.save_progress(request.user_id, p.subject, p.topic, p.completion, done)
         except Exception as exc:
             self._on_done(request, None, exc)
 
-    def _on_done(self, request: StoreRequest, result: Any, exc: BaseException | None) -> None:
+    def _on_done(self, request: StoreRequest, result: StoreResult, exc: BaseException | None) -> None:
         session = self.session
         if exc is None:
             pushes = session.event_completed(request, result)
@@ -356,24 +322,15 @@ class Connection:
             self.session.fail(ConnectionClosingError("could not load undelivered messages"))
             self._close_as_decided()
             return
-        cursor, rows, more = result
-        frames: list[tuple[int, bytes]] = []
-        for seq, record in rows:
-            if type(record) is StoredMessage:
-                frames.append((seq, encode(NewMessage(data=record))))
-            elif type(record) is Notification:
-                frames.append((seq, encode(NotificationUpdate(data=record))))
-        self.session.backlog_loaded(cursor, frames, more=more)
-        if frames:
-            self.metrics.frame_out("backlog", len(frames))
+        self.session.backlog_loaded(result)
         self.flush()
-        if more and self.session.state is State.OPEN:
+        if result.more and self.session.state is State.OPEN:
             self._next_backlog_page()
 
     def _next_backlog_page(self) -> None:
         if self.session.state is not State.OPEN:
             return
-        if self.transport.get_write_buffer_size() > self.config.outbound_limit // 4:
+        if self.out.buffered() > self.config.outbound_limit // 4:
             self._loop.call_later(0.05, self._next_backlog_page)
             return
         self.store.load_backlog(
@@ -392,18 +349,15 @@ class Connection:
     # -- outbound -----------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write every frame the session has ready, in one transport write."""
+        """Send every frame the session has ready (uncompressed: in one transport write)."""
         frames = self.session.messages_to_send()
         if not frames:
             return
-        transport = self.transport
-        if self.close_sent or transport.is_closing() or self.ws.closed:
+        if self.close_sent or self.transport.is_closing() or self.ws.closed:
             return
-        if len(frames) == 1:
-            transport.write(encode_frame(frames[0]))
-        else:
-            transport.write(b"".join([encode_frame(f) for f in frames]))
-        if transport.get_write_buffer_size() > self.config.outbound_limit:
+        out = self.out
+        out.send(frames)
+        if out.buffered() > self.config.outbound_limit:
             self.slow_consumer()
             return
         self._maybe_confirm()
@@ -419,7 +373,7 @@ class Connection:
             return
         payload = self.session.confirmation_ping()
         if payload is not None:
-            self.transport.write(encode_frame(payload, opcode=0x9))
+            self.out.ping(payload)
 
     def slow_consumer(self) -> None:
         """The client stopped reading: close it with 4002; abort if it never reads again."""

@@ -14,7 +14,10 @@ any of them to the frame's UTF-8 JSON text.
 
 Records (what the store holds and what ``data`` carries): :class:`StoredMessage`,
 :class:`Notification`, :class:`ProgressRecord`. Inbox records travel with their store sequence
-number as ``(seq, record)`` pairs; the number is not part of the wire format.
+number as :class:`StoredChat` / :class:`StoredNotification` (the number orders a user's inbox
+and backs the delivery cursor; it is not part of the wire format); a page of a user's
+undelivered inbox is a :class:`Backlog`. These are the store's typed results, so the protocol
+core can read them without knowing the store.
 
 Wire names are camelCase (``receiverId``, ``requestId``); Python names are snake_case.
 """
@@ -47,11 +50,13 @@ __all__ = [
     "MAX_REQUEST_ID_LENGTH",
     "MAX_USER_ID_LENGTH",
     "Ack",
+    "Backlog",
     "Batch",
     "ChatContent",
     "ChatMessage",
     "Error",
     "InboundMessage",
+    "InboxEntry",
     "NewMessage",
     "Notification",
     "NotificationRead",
@@ -62,10 +67,12 @@ __all__ = [
     "ProgressSync",
     "ProgressUpdate",
     "RequestId",
+    "StorableMessage",
+    "StoredChat",
     "StoredMessage",
+    "StoredNotification",
     "decode_message",
     "encode",
-    "parse_message",
     "request_id_of",
     "validate_user_id",
 ]
@@ -182,6 +189,8 @@ class Batch(_Inbound, frozen=True, kw_only=True, tag="batch"):
 
 
 InboundMessage: TypeAlias = ChatMessage | NotificationRead | ProgressUpdate | Ping | Batch
+#: The inbound frames whose effect the store makes durable before the ``ack``.
+StorableMessage: TypeAlias = ChatMessage | NotificationRead | ProgressUpdate
 
 #: Wire ``type`` → inbound Struct.
 INBOUND_TYPES: dict[str, type[InboundMessage]] = {
@@ -216,7 +225,7 @@ def _protocol_error(exc: msgspec.DecodeError) -> RemoteProtocolError:
         return InvalidField(text)
     if path == ".type":
         if text.startswith("Invalid value"):
-            shown = text[len("Invalid value ") : match.start()]
+            shown = text[len("Invalid value ") : match.start() if match else len(text)]
             return UnknownType(f"unknown message type {shown if len(shown) <= 66 else shown[:64] + '…'}")
         return InvalidMessage("a frame must have a string 'type'")
     if path == ".receiverId":
@@ -235,21 +244,13 @@ def decode_message(data: str | bytes) -> InboundMessage:
         InvalidMessage, UnknownType, InvalidField, InvalidReceiver, InvalidBatch: the JSON does
             not fit the frame's schema.
     """
-    if type(data) is not str:  # WebSocket stacks hand over text frames as checked str; bytes are not
+    if not isinstance(data, str):  # WebSocket stacks hand over text frames as checked str; bytes are not
         try:
             codecs.decode(data, "utf-8")
         except UnicodeDecodeError:
             raise InvalidPayloadData("text frame is not valid UTF-8") from None
     try:
         return _decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise _protocol_error(exc) from None
-
-
-def parse_message(obj: object) -> InboundMessage:
-    """Check an already decoded JSON value against the frame schemas (as :func:`decode_message`)."""
-    try:
-        return msgspec.convert(obj, InboundMessage)  # type: ignore[arg-type]
     except msgspec.DecodeError as exc:
         raise _protocol_error(exc) from None
 
@@ -331,6 +332,37 @@ class ProgressRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel", 
     topic: str
     completion: float
     updated_at: str
+
+
+class StoredChat(msgspec.Struct, frozen=True, gc=False):
+    """A committed chat message and its inbox sequence number."""
+
+    seq: int
+    message: StoredMessage
+
+
+class StoredNotification(msgspec.Struct, frozen=True, gc=False):
+    """A committed new notification and its inbox sequence number."""
+
+    seq: int
+    notification: Notification
+
+
+#: One item of a user's inbox: what is delivered offline too, in ``seq`` order.
+InboxEntry: TypeAlias = StoredChat | StoredNotification
+
+
+class Backlog(msgspec.Struct, frozen=True, gc=False):
+    """One page of a user's undelivered inbox.
+
+    ``cursor`` is the user's confirmed delivery cursor when the page was read; ``entries`` are
+    the inbox items after it (or after the page asked for), in ``seq`` order; ``more`` says the
+    page was full and another one follows.
+    """
+
+    cursor: int
+    entries: list[InboxEntry]
+    more: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ them into metric families when ``/metrics`` is scraped. Exposed series (prefix `
 ``frames_out_total``               counter    outbound frames, by ``type``
 ``errors_total``                   counter    error replies and closes, by ``code``
 ``handling_seconds``               histogram  frame received → its reply written (acks: after commit)
-``outbound_buffer_bytes``          gauge      bytes waiting in all transports' write buffers
+``outbound_buffer_bytes``          gauge      bytes not yet handed to the kernel, all connections
 ``outbound_buffer_max_bytes``      gauge      largest single connection's write buffer
 ``event_loop_lag_seconds``         gauge      last measured event-loop lag
 ``event_loop_lag_max_seconds``     gauge      largest lag since the previous scrape
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -170,7 +170,9 @@ class ServerMetrics(Collector):
         )
 
 
-def _labelled(name: str, doc: str, label: str, values: dict[object, int]) -> CounterMetricFamily:
+def _labelled(
+    name: str, doc: str, label: str, values: Mapping[int, int] | Mapping[str, int]
+) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, labels=[label])
     for key, value in sorted(values.items(), key=lambda kv: str(kv[0])):
         family.add_metric([str(key)], value)

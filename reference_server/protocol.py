@@ -8,18 +8,21 @@ A :class:`Session` knows nothing about sockets, asyncio or SQLite. The driver (s
    returned :class:`StoreRequest` against the store, then :meth:`Session.messages_to_send` and
    write the frames it returns.
 2. When the store has durably committed a request's effect, call :meth:`Session.event_completed`
-   with the stored record. It returns the :class:`Push` frames to route to users' connections and
-   readies the ``ack``, which leaves with the next :meth:`Session.messages_to_send`, after the
-   pushes routed back to this connection. Replies (``ack``/``error``/``pong``) leave in the order
-   of the frames that caused them, whatever order the work finishes in.
+   with the store's result (a :data:`StoreResult`). It returns the :class:`Push` frames to route
+   to users' connections and readies the ``ack``, which leaves with the next
+   :meth:`Session.messages_to_send`, after the pushes routed back to this connection. Replies
+   (``ack``/``error``/``pong``) leave in the order of the frames that caused them, whatever order
+   the work finishes in.
 3. Frames routed to this connection's user go through :meth:`Session.deliver`, which orders them
-   after the offline backlog (:meth:`Session.backlog_loaded`) and drops duplicates by sequence
-   number.
+   after the offline backlog (:meth:`Session.backlog_loaded`, fed the store's :class:`Backlog`
+   pages) and drops duplicates by sequence number.
 4. Delivery is confirmed with WebSocket ping/pong: :meth:`Session.confirmation_ping` names the
    highest sequence sent; :meth:`Session.pong_received` returns it once the client's pong proves
    the client read everything before it.
 
-The connection state machine is the :data:`TRANSITIONS` table; every state change goes through
+Every protocol frame the server sends is built here (:func:`inbox_frame`,
+:func:`notification_push` and the replies), so the driver only moves bytes. The connection state
+machine is the :data:`TRANSITIONS` table; every state change goes through
 :meth:`Session._transition`.
 """
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Literal, Protocol, TypeAlias
 
 import msgspec
 
@@ -49,9 +52,11 @@ from .errors import (
 from .messages import (
     INBOUND_TYPES,
     Ack,
+    Backlog,
     Batch,
     ChatMessage,
     Error,
+    InboxEntry,
     NewMessage,
     Notification,
     NotificationRead,
@@ -59,24 +64,26 @@ from .messages import (
     Ping,
     ProgressRecord,
     ProgressSync,
-    ProgressUpdate,
-    StoredMessage,
+    StorableMessage,
+    StoredChat,
+    StoredNotification,
     decode_message,
     encode,
     request_id_of,
 )
 
-if TYPE_CHECKING:
-    from .messages import InboundMessage
-
 __all__ = [
     "TRANSITIONS",
-    "ConnectionLost",
+    "Event",
     "Push",
+    "Reply",
     "Session",
     "SessionHooks",
     "State",
     "StoreRequest",
+    "StoreResult",
+    "inbox_frame",
+    "notification_push",
 ]
 
 
@@ -88,32 +95,24 @@ class State(enum.Enum):
     CLOSED = "closed"  #: the transport is gone
 
 
-class ConnectionLost:
-    """State-machine event: the transport closed."""
+class Event(enum.Enum):
+    """What moves the state machine. Frames do not: they are handled or dropped by state."""
+
+    CLOSE_REQUESTED = "close_requested"  #: the session decided to close (fault, expiry, shutdown)
+    CONNECTION_LOST = "connection_lost"  #: the transport closed
 
 
-class CloseRequested:
-    """State-machine event: the session decided to close (fault, expiry or shutdown)."""
-
-
-#: ``state -> {event type -> next state}``. Anything not listed is a disallowed transition.
-TRANSITIONS: dict[State, dict[type, State]] = {
+#: ``state -> {event -> next state}``. Anything not listed is a disallowed transition; every row
+#: is reached by some input (``tests/reference_server/test_protocol.py`` drives them all).
+TRANSITIONS: dict[State, dict[Event, State]] = {
     State.OPEN: {
-        ChatMessage: State.OPEN,
-        NotificationRead: State.OPEN,
-        ProgressUpdate: State.OPEN,
-        Ping: State.OPEN,
-        Batch: State.OPEN,
-        CloseRequested: State.CLOSING,
-        ConnectionLost: State.CLOSED,
+        Event.CLOSE_REQUESTED: State.CLOSING,
+        Event.CONNECTION_LOST: State.CLOSED,
     },
     State.CLOSING: {
-        CloseRequested: State.CLOSING,
-        ConnectionLost: State.CLOSED,
+        Event.CONNECTION_LOST: State.CLOSED,
     },
-    State.CLOSED: {
-        ConnectionLost: State.CLOSED,
-    },
+    State.CLOSED: {},
 }
 
 
@@ -136,6 +135,22 @@ class _NoHooks:
         pass
 
 
+#: The ``type`` of a reply frame (for metrics).
+ReplyKind: TypeAlias = Literal["ack", "error", "pong"]
+
+
+class Reply(msgspec.Struct, gc=False):
+    """One reply's place in arrival order: ``frame`` is filled in when its work finishes.
+
+    Replies leave in the order of the frames that caused them, so a reply that is ready
+    (a ``pong``, an ``error``) waits behind one whose store work is still running.
+    """
+
+    frame: bytes | None = None  #: ``None`` with ``ready``: nothing to send (no ``requestId``)
+    ready: bool = False
+    kind: ReplyKind = "ack"
+
+
 class StoreRequest(msgspec.Struct, gc=False):
     """Work for the driver: make ``message``'s effect durable, then report back.
 
@@ -143,10 +158,15 @@ class StoreRequest(msgspec.Struct, gc=False):
     :meth:`Session.event_failed`) with this object.
     """
 
-    message: ChatMessage | NotificationRead | ProgressUpdate
+    message: StorableMessage
     user_id: str
     received_at: float
-    slot: list[Any]
+    reply: Reply
+
+
+#: What the store hands back for a :class:`StoreRequest`: the committed chat message, the
+#: notification marked read (``None``: the user has no such notification), the saved progress.
+StoreResult: TypeAlias = StoredChat | Notification | ProgressRecord | None
 
 
 class Push(msgspec.Struct, frozen=True, gc=False):
@@ -163,8 +183,21 @@ class Push(msgspec.Struct, frozen=True, gc=False):
     kind: str
 
 
+def inbox_frame(entry: InboxEntry) -> bytes:
+    """The frame that delivers one inbox item: ``new_message`` or ``notification_update``."""
+    if isinstance(entry, StoredChat):
+        return encode(NewMessage(data=entry.message))
+    return encode(NotificationUpdate(data=entry.notification))
+
+
+def notification_push(entry: StoredNotification) -> Push:
+    """The push of a newly created notification to its user's connections."""
+    n = entry.notification
+    return Push(n.user_id, entry.seq, inbox_frame(entry), "notification_update")
+
+
 #: Inbound Struct → wire ``type`` (for metrics).
-_TYPE_NAMES: dict[type, str] = {cls: cls.__struct_config__.tag for cls in INBOUND_TYPES.values()}  # type: ignore[misc]
+_TYPE_NAMES: dict[type, str] = {cls: name for name, cls in INBOUND_TYPES.items()}
 
 _PING_PAYLOAD = struct.Struct("!4sQ")
 _PING_MAGIC = b"wsgd"
@@ -214,7 +247,7 @@ class Session:
 
         self._events: list[StoreRequest] = []
         self._unfinished = 0  # store requests not yet completed or failed
-        self._replies: deque[list[Any]] = deque()  # [frame | None, done, kind], arrival order
+        self._replies: deque[Reply] = deque()  # arrival order; leave from the front once ready
         self._outbox: list[bytes] = []
 
         self._catching_up = True
@@ -225,13 +258,11 @@ class Session:
 
     # -- state machine ------------------------------------------------------------------------
 
-    def _transition(self, event_type: type) -> None:
+    def _transition(self, event: Event) -> None:
         try:
-            self.state = TRANSITIONS[self.state][event_type]
+            self.state = TRANSITIONS[self.state][event]
         except KeyError:
-            raise LocalProtocolError(
-                f"event {event_type.__name__} not allowed in state {self.state.name}"
-            ) from None
+            raise LocalProtocolError(f"event {event.name} not allowed in state {self.state.name}") from None
 
     def fail(self, exc: ConnectionClosingError) -> None:
         """Decide to close the connection because of ``exc``.
@@ -240,20 +271,20 @@ class Session:
         """
         self.last_error = exc
         if self.state is State.OPEN:
-            self._transition(CloseRequested)
+            self._transition(Event.CLOSE_REQUESTED)
             self.close_code = exc.close_code
             self.close_reason = exc.message[:120]
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Decide to close the connection normally (e.g. server shutdown)."""
         if self.state is State.OPEN:
-            self._transition(CloseRequested)
+            self._transition(Event.CLOSE_REQUESTED)
             self.close_code = code
             self.close_reason = reason
 
     def connection_lost(self) -> None:
-        """The transport is gone; the session accepts nothing more."""
-        self._transition(ConnectionLost)
+        """The transport is gone; the session accepts nothing more. Call it once."""
+        self._transition(Event.CONNECTION_LOST)
 
     def expire(self, now: float) -> bool:
         """Close the session if its token has expired at ``now``. Returns ``True`` if it did."""
@@ -274,10 +305,9 @@ class Session:
             return
         try:
             message = decode_message(data)
-            kind = type(message)
-            self._hooks.frame_in(_TYPE_NAMES[kind])
-            if kind is Batch:
-                self._receive_batch(message, now)  # type: ignore[arg-type]
+            self._hooks.frame_in(_TYPE_NAMES[type(message)])
+            if isinstance(message, Batch):
+                self._receive_batch(message, now)
             else:
                 self._handle(message, now)
         except RemoteProtocolError as exc:
@@ -297,10 +327,9 @@ class Session:
         for item in batch.messages:
             try:
                 message = decode_message(item)
-                kind = type(message)
-                if kind is Batch:
+                if isinstance(message, Batch):
                     raise InvalidBatch("a batch cannot contain a batch")
-                self._hooks.frame_in(_TYPE_NAMES[kind])
+                self._hooks.frame_in(_TYPE_NAMES[type(message)])
                 self._handle(message, now)
             except RemoteProtocolError as exc:
                 self._reply_error(exc, request_id_of(item))
@@ -308,7 +337,7 @@ class Session:
             # Released only after every inner reply before it: i.e. once all are durable.
             self._reply_now(encode(Ack(request_id=batch.request_id, data={"count": n})), "ack")
 
-    def _handle(self, message: InboundMessage, now: float) -> None:
+    def _handle(self, message: StorableMessage | Ping, now: float) -> None:
         if self.rate_limit > 0:
             tokens = self._tokens + (now - self._tokens_at) * self.rate_limit
             if tokens > self.rate_burst:
@@ -318,24 +347,23 @@ class Session:
                 self._tokens = tokens
                 raise RateLimited(f"rate limit of {self.rate_limit:g} messages/s exceeded")
             self._tokens = tokens - 1.0
-        kind = type(message)
-        if kind is ChatMessage:
-            content = message.message.content  # type: ignore[union-attr]
+        if isinstance(message, Ping):
+            self._reply_now(encode(message.response()), "pong")
+            return
+        if isinstance(message, ChatMessage):
+            content = message.message.content
             if not content:
                 raise InvalidField("message.content must not be empty")
             if len(content) > self.max_content_length:
                 raise ContentTooLong(f"message.content is longer than {self.max_content_length} characters")
-        elif kind is Ping:
-            self._reply_now(encode(message.response()), "pong")  # type: ignore[union-attr]
-            return
-        slot: list[Any] = [None, False, "ack"]
-        self._replies.append(slot)
+        reply = Reply()
+        self._replies.append(reply)
         self._unfinished += 1
-        self._events.append(StoreRequest(message, self.user_id, now, slot))  # type: ignore[arg-type]
+        self._events.append(StoreRequest(message, self.user_id, now, reply))
 
-    def _reply_now(self, frame: bytes, kind: str) -> None:
+    def _reply_now(self, frame: bytes, kind: ReplyKind) -> None:
         if self._replies:
-            self._replies.append([frame, True, kind])
+            self._replies.append(Reply(frame, True, kind))
         else:
             self._outbox.append(frame)
             self._hooks.frame_out(kind)
@@ -350,14 +378,15 @@ class Session:
         replies = self._replies
         out = self._outbox
         acks = 0
-        while replies and replies[0][1]:
-            frame, _, kind = replies.popleft()
+        while replies and replies[0].ready:
+            reply = replies.popleft()
+            frame = reply.frame
             if frame is not None:
                 out.append(frame)
-                if kind == "ack":
+                if reply.kind == "ack":
                     acks += 1
                 else:
-                    self._hooks.frame_out(kind)
+                    self._hooks.frame_out(reply.kind)
         if acks:
             self._hooks.frame_out("ack", acks)
 
@@ -368,49 +397,42 @@ class Session:
 
     # -- completion ---------------------------------------------------------------------------
 
-    def event_completed(self, request: StoreRequest, result: object) -> list[Push]:
+    def event_completed(self, request: StoreRequest, result: StoreResult) -> list[Push]:
         """Report that ``request``'s effect is durably stored as ``result``.
-
-        ``result`` is what the store returned: ``(seq, StoredMessage)`` for a chat message, the
-        :class:`Notification` (``None`` if the user has no such notification) or the
-        :class:`ProgressRecord`.
 
         Returns:
             The frames to route to users' connections (this session's own user included).
             After calling this, you must call :meth:`messages_to_send`.
         """
         message = request.message
-        self._unfinished -= 1
-        pushes: list[Push]
         data: Any
-        kind = type(result)
-        if kind is tuple and type(result[1]) is StoredMessage:  # type: ignore[index]
-            seq, record = result  # type: ignore[misc]
+        # isinstance, not match: class patterns cost more on this per-message path
+        if isinstance(result, StoredChat):
+            record = result.message
             # Serialise the message once, for both the push and the ack.
             data = msgspec.Raw(encode(record))
-            pushes = [Push(record.receiver_id, seq, encode(NewMessage(data=data)), "new_message")]
-        elif kind is Notification:
+            push = Push(record.receiver_id, result.seq, encode(NewMessage(data=data)), "new_message")
+        elif isinstance(result, Notification):
             data = result
-            pushes = [Push(self.user_id, None, encode(NotificationUpdate(data=data)), "notification_update")]
-        elif kind is ProgressRecord:
+            push = Push(self.user_id, None, encode(NotificationUpdate(data=result)), "notification_update")
+        elif isinstance(result, ProgressRecord):
             data = result
-            pushes = [Push(self.user_id, None, encode(ProgressSync(data=data)), "progress_sync")]
-        elif result is None and type(message) is NotificationRead:
-            self._unfinished += 1  # event_failed counts it
+            push = Push(self.user_id, None, encode(ProgressSync(data=result)), "progress_sync")
+        elif result is None and isinstance(message, NotificationRead):
             self.event_failed(request, NotFound(f"no notification {message.id!r} for this user"))
             return []
         else:
-            self._unfinished += 1
             self.event_failed(request, LocalProtocolError("store returned an unexpected result"))
             return []
-        slot = request.slot
+        self._unfinished -= 1
+        reply = request.reply
         request_id = message.request_id
         if request_id is not None:
-            slot[0] = encode(Ack(request_id=request_id, data=data))
-        slot[1] = True
+            reply.frame = encode(Ack(request_id=request_id, data=data))
+        reply.ready = True
         # Released by messages_to_send(): pushes routed now (to this user's connections too)
         # go out before the ack.
-        return pushes
+        return [push]
 
     def event_failed(self, request: StoreRequest, exc: ProtocolError) -> None:
         """Report that ``request`` could not be carried out; its reply becomes an ``error``.
@@ -420,10 +442,10 @@ class Session:
         self.last_error = exc
         self._hooks.error(exc.code)
         self._unfinished -= 1
-        slot = request.slot
-        slot[0] = encode(Error(code=exc.code, message=exc.message, request_id=request.message.request_id))
-        slot[1] = True
-        slot[2] = "error"
+        reply = request.reply
+        reply.frame = encode(Error(code=exc.code, message=exc.message, request_id=request.message.request_id))
+        reply.ready = True
+        reply.kind = "error"
 
     # -- outbound delivery --------------------------------------------------------------------
 
@@ -447,26 +469,28 @@ class Session:
             self.sent_seq = seq
             self._outbox.append(frame)
 
-    def backlog_loaded(self, cursor: int, entries: list[tuple[int, bytes]], *, more: bool = False) -> None:
-        """Send one page of the offline backlog (inbox frames after the user's cursor).
+    def backlog_loaded(self, page: Backlog) -> None:
+        """Send one page of the offline backlog (inbox items after the user's cursor).
 
-        Args:
-            cursor: The user's confirmed delivery cursor when the backlog was read.
-            entries: ``(seq, frame)`` pairs with ``seq > cursor``, in order.
-            more: ``True`` if the page was full: read the next page after :attr:`sent_seq`
-                and call this again. Live frames are held until the last page.
+        If ``page.more``, read the next page after :attr:`sent_seq` and call this again; live
+        frames are held until the last page.
         After calling this, you must call :meth:`messages_to_send`.
         """
+        cursor = page.cursor
         if self.sent_seq < cursor:
             self.sent_seq = cursor
         if self.confirmed_seq < cursor:
             self.confirmed_seq = cursor
         out = self._outbox
-        for seq, frame in entries:
-            if seq > self.sent_seq:
-                self.sent_seq = seq
-                out.append(frame)
-        if more:
+        sent = 0
+        for entry in page.entries:
+            if entry.seq > self.sent_seq:
+                self.sent_seq = entry.seq
+                out.append(inbox_frame(entry))
+                sent += 1
+        if sent:
+            self._hooks.frame_out("backlog", sent)
+        if page.more:
             return
         self._catching_up = False
         held, self._held = self._held, []
@@ -480,14 +504,14 @@ class Session:
 
     def messages_to_send(self) -> list[bytes]:
         """Drain the frames ready to send (UTF-8 JSON text), in order."""
-        if self._replies and self._replies[0][1]:
+        if self._replies and self._replies[0].ready:
             self._release()
         out, self._outbox = self._outbox, []
         return out
 
     @property
     def has_unsent(self) -> bool:
-        return bool(self._outbox) or bool(self._replies and self._replies[0][1])
+        return bool(self._outbox) or bool(self._replies and self._replies[0].ready)
 
     # -- delivery confirmation ----------------------------------------------------------------
 

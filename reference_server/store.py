@@ -42,22 +42,29 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import orjson
 
-from .messages import Notification, ProgressRecord, StoredMessage, encode
+from .messages import (
+    Backlog,
+    InboxEntry,
+    Notification,
+    ProgressRecord,
+    StoredChat,
+    StoredMessage,
+    StoredNotification,
+    encode,
+)
 
-__all__ = ["Backlog", "Callback", "Store", "iso_utc"]
+__all__ = ["Callback", "Store", "iso_utc"]
 
 log = logging.getLogger(__name__)
 
-#: ``callback(result, exc)``: run on the event loop after the commit (``exc`` set on failure).
-Callback = Callable[[Any, BaseException | None], None]
-#: An inbox record with its sequence number (the order of the user's inbox; not on the wire).
-Inboxed = tuple[int, StoredMessage | Notification]
-#: ``(cursor, [(seq, record)], more)`` for one page of a user's offline backlog.
-Backlog = tuple[int, list[Inboxed], bool]
+_Result = TypeVar("_Result")
+#: ``callback(result, exc)``: run on the event loop after the commit. On failure ``exc`` is set
+#: and ``result`` is ``None``.
+Callback: TypeAlias = Callable[[_Result | None, BaseException | None], None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -120,17 +127,19 @@ def iso_utc(t: float) -> str:
 # Each takes the connection and its arguments and returns the result handed to the callback.
 
 
-def _op_insert_message(db: sqlite3.Connection, item: tuple[int, StoredMessage]) -> tuple[int, StoredMessage]:
+def _op_insert_message(db: sqlite3.Connection, item: StoredChat) -> StoredChat:
     _insert_messages(db, [item])
     return item
 
 
-def _insert_messages(db: sqlite3.Connection, items: list[tuple[int, StoredMessage]]) -> None:
+def _insert_messages(db: sqlite3.Connection, items: list[StoredChat]) -> None:
     for start in range(0, len(items), _MAX_ROWS_PER_INSERT):
         chunk = items[start : start + _MAX_ROWS_PER_INSERT]
         params: list[Any] = []
-        for seq, m in chunk:
-            params += (seq, m.id, m.sender_id, m.receiver_id, m.content, _dump(m.timestamp), m.created_at)
+        for item in chunk:
+            m = item.message
+            params += (item.seq, m.id, m.sender_id, m.receiver_id, m.content, _dump(m.timestamp))
+            params.append(m.created_at)
         sql = "INSERT INTO messages VALUES " + ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
         db.execute(sql, params)
 
@@ -183,15 +192,13 @@ def _op_save_progress(db: sqlite3.Connection, p: ProgressRecord) -> ProgressReco
     return p
 
 
-def _op_create_notification(
-    db: sqlite3.Connection, item: tuple[int, Notification]
-) -> tuple[int, Notification]:
-    seq, n = item
+def _op_create_notification(db: sqlite3.Connection, item: StoredNotification) -> StoredNotification:
+    n = item.notification
     db.execute(
         "INSERT INTO notifications VALUES (?,?,?,?,?,?,?,?,?)",
         (
             n.id,
-            seq,
+            item.seq,
             n.user_id,
             n.title,
             n.body,
@@ -215,25 +222,26 @@ def _op_load_backlog(db: sqlite3.Connection, user_id: str, after: int | None, li
     row = db.execute("SELECT seq FROM cursors WHERE user_id = ?", (user_id,)).fetchone()
     cursor = row[0] if row else 0
     start = cursor if after is None else max(cursor, after)
-    msgs = [
-        (r[0], _row_to_message(r))
+    msgs: list[InboxEntry] = [
+        StoredChat(r[0], _row_to_message(r))
         for r in db.execute(
             "SELECT * FROM messages WHERE receiver_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (user_id, start, limit + 1),
         )
     ]
-    notes = [
-        (r[1], _row_to_notification(r))
+    notes: list[InboxEntry] = [
+        StoredNotification(r[1], _row_to_notification(r))
         for r in db.execute(
             "SELECT * FROM notifications WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (user_id, start, limit + 1),
         )
     ]
-    merged: list[tuple[int, StoredMessage | Notification]] = list(
-        heapq.merge(msgs, notes, key=lambda e: e[0])
-    )
-    more = len(merged) > limit
-    return cursor, merged[:limit], more
+    merged: list[InboxEntry] = list(heapq.merge(msgs, notes, key=_seq_of))
+    return Backlog(cursor, merged[:limit], more=len(merged) > limit)
+
+
+def _seq_of(entry: InboxEntry) -> int:
+    return entry.seq
 
 
 def _op_query(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -307,7 +315,7 @@ class Store:
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()  # lists of jobs, then _STOP
         self._outgoing: list[Any] = []  # this loop pass's jobs, not yet handed to the thread
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
         self._seq = 0
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
@@ -353,13 +361,14 @@ class Store:
 
     # -- submission (event loop) --------------------------------------------------------------
 
-    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], callback: Callback) -> None:
-        if self._thread is None:
+    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], callback: Callback[Any]) -> None:
+        loop = self._loop
+        if self._thread is None or loop is None:
             raise RuntimeError("store is closed")
         self.pending += 1
         outgoing = self._outgoing
         if not outgoing:
-            self._loop.call_soon(self._hand_over)  # type: ignore[union-attr]
+            loop.call_soon(self._hand_over)
         outgoing.append((fn, args, callback))
 
     def _hand_over(self) -> None:
@@ -379,11 +388,11 @@ class Store:
         receiver_id: str,
         content: str,
         timestamp: Any,
-        callback: Callback,
+        callback: Callback[StoredChat],
         *,
         now: float | None = None,
-    ) -> tuple[int, StoredMessage]:
-        """Store a chat message; ``callback((seq, stored_message), exc)`` after the commit."""
+    ) -> StoredChat:
+        """Store a chat message; ``callback`` gets the :class:`StoredChat` after the commit."""
         seq = self.next_seq()
         created_at = iso_utc(time.time() if now is None else now)
         m = StoredMessage(
@@ -394,16 +403,17 @@ class Store:
             timestamp=created_at if timestamp is None else timestamp,
             created_at=created_at,
         )
-        item = (seq, m)
+        item = StoredChat(seq, m)
         self._submit(_op_insert_message, (item,), callback)
         return item
 
-    def mark_read(self, user_id: str, notification_id: str, callback: Callback) -> None:
-        """Mark ``user_id``'s notification read; callback gets the Notification or ``None``."""
+    def mark_read(self, user_id: str, notification_id: str, callback: Callback[Notification]) -> None:
+        """Mark ``user_id``'s notification read; callback gets the Notification, or ``None`` if the
+        user has no such notification."""
         self._submit(_op_mark_read, (user_id, notification_id, iso_utc(time.time())), callback)
 
     def save_progress(
-        self, user_id: str, subject: str, topic: str, completion: float, callback: Callback
+        self, user_id: str, subject: str, topic: str, completion: float, callback: Callback[ProgressRecord]
     ) -> ProgressRecord:
         """Upsert progress for (user, subject, topic); callback gets the ProgressRecord."""
         p = ProgressRecord(
@@ -422,9 +432,9 @@ class Store:
         title: str,
         body: str,
         extra: Mapping[str, Any],
-        callback: Callback,
-    ) -> tuple[int, Notification]:
-        """Store a new unread notification; callback gets ``(seq, notification)``.
+        callback: Callback[StoredNotification],
+    ) -> StoredNotification:
+        """Store a new unread notification; callback gets the :class:`StoredNotification`.
 
         ``extra`` holds the optional fields (``type``, ``link``, ``data``).
         """
@@ -440,7 +450,7 @@ class Store:
             updated_at=now,
             **extra,
         )
-        item = (seq, n)
+        item = StoredNotification(seq, n)
         self._submit(_op_create_notification, (item,), callback)
         return item
 
@@ -449,9 +459,9 @@ class Store:
         self._submit(_op_advance_cursor, (user_id, seq), _ignore)
 
     def load_backlog(
-        self, user_id: str, callback: Callback, *, after: int | None = None, limit: int = 1000
+        self, user_id: str, callback: Callback[Backlog], *, after: int | None = None, limit: int = 1000
     ) -> None:
-        """Read one page of ``user_id``'s undelivered inbox; callback gets a :data:`Backlog`."""
+        """Read one page of ``user_id``'s undelivered inbox; callback gets a :class:`Backlog`."""
         self._submit(_op_load_backlog, (user_id, after, limit), callback)
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -521,11 +531,11 @@ class Store:
 
     def _run_batch(self, db: sqlite3.Connection, batch: list[Any]) -> None:
         t0 = time.perf_counter()
-        results: list[tuple[Callback, Any, BaseException | None]] = []
+        results: list[tuple[Callback[Any], Any, BaseException | None]] = []
         try:
             db.execute("BEGIN")
-            run: list[tuple[int, StoredMessage]] = []
-            pending: list[Callback] = []
+            run: list[StoredChat] = []
+            pending: list[Callback[Any]] = []
             for fn, args, callback in batch:
                 if fn is _op_insert_message:
                     run.append(args[0])
@@ -552,7 +562,7 @@ class Store:
             loop.call_soon_threadsafe(self._complete, results, elapsed)
 
     @staticmethod
-    def _run_one(db: sqlite3.Connection, job: Any) -> tuple[Callback, Any, BaseException | None]:
+    def _run_one(db: sqlite3.Connection, job: Any) -> tuple[Callback[Any], Any, BaseException | None]:
         fn, args, callback = job
         try:
             db.execute("BEGIN")
@@ -564,7 +574,9 @@ class Store:
                 db.execute("ROLLBACK")
             return callback, None, exc
 
-    def _complete(self, results: list[tuple[Callback, Any, BaseException | None]], elapsed: float) -> None:
+    def _complete(
+        self, results: list[tuple[Callback[Any], Any, BaseException | None]], elapsed: float
+    ) -> None:
         self.pending -= len(results)
         if self._on_commit is not None:
             self._on_commit(elapsed, len(results))

@@ -58,7 +58,7 @@ def expect_silence(ws: websocket.WebSocket, wait: float = 0.3) -> None:
 
 def drain(ws: websocket.WebSocket, wait: float = 0.3) -> list[dict[str, Any]]:
     """Every data frame until ``wait`` seconds pass with none (confirms delivery via pongs)."""
-    frames = []
+    frames: list[dict[str, Any]] = []
     ws.settimeout(wait)
     while True:
         try:

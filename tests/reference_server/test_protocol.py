@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -10,16 +11,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference_server.errors import ERROR_CODES, LocalProtocolError
+from reference_server.errors import ERROR_CODES, LocalProtocolError, SlowConsumer
 from reference_server.messages import (
+    Backlog,
     ChatMessage,
     Notification,
     NotificationRead,
     ProgressRecord,
     ProgressUpdate,
+    StoredChat,
     StoredMessage,
+    StoredNotification,
 )
-from reference_server.protocol import TRANSITIONS, ConnectionLost, Push, Session, State, StoreRequest
+from reference_server.protocol import (
+    TRANSITIONS,
+    Event,
+    Push,
+    Session,
+    State,
+    StoreRequest,
+    inbox_frame,
+    notification_push,
+)
 
 NOW = 1_764_072_000.0
 
@@ -34,17 +47,35 @@ def sent(session: Session) -> list[dict[str, Any]]:
     return [json.loads(f) for f in session.messages_to_send()]
 
 
-def stored(req: StoreRequest, seq: int = 1) -> tuple[int, StoredMessage]:
+def stored(req: StoreRequest, seq: int = 1) -> StoredChat:
     m = req.message
     assert isinstance(m, ChatMessage)
-    return seq, StoredMessage(
-        id=f"m{seq}",
-        sender_id=req.user_id,
-        receiver_id=m.receiver_id,
-        content=m.content,
-        timestamp=m.timestamp,
-        created_at="2026-11-25T00:00:00.000Z",
+    return StoredChat(
+        seq,
+        StoredMessage(
+            id=f"m{seq}",
+            sender_id=req.user_id,
+            receiver_id=m.receiver_id,
+            content=m.content,
+            timestamp=m.timestamp,
+            created_at="2026-11-25T00:00:00.000Z",
+        ),
     )
+
+
+def inbox(seq: int) -> StoredChat:
+    """A chat message to alice, as the store's backlog returns it."""
+    return StoredChat(
+        seq,
+        StoredMessage(
+            id=f"m{seq}", sender_id="bob", receiver_id="alice", content="x", timestamp=1, created_at="c"
+        ),
+    )
+
+
+def ids(frames: list[dict[str, Any]]) -> list[Any]:
+    """Each delivered frame's record id (other frames as they are)."""
+    return [f["data"]["id"] if "data" in f else f for f in frames]
 
 
 def notification(read: bool = True, nid: str = "n1") -> Notification:
@@ -186,7 +217,7 @@ def test_notification_read_pushes_to_own_user_before_the_ack():
     (push,) = s.event_completed(req, notification())
     assert push.user_id == "alice" and push.seq is None
     s.deliver(push.seq, push.frame)  # the hub routes it back to this session
-    s.backlog_loaded(0, [])
+    s.backlog_loaded(Backlog(0, []))
     frames = sent(s)
     assert [f["type"] for f in frames] == ["notification_update", "ack"]
 
@@ -287,10 +318,95 @@ def test_transition_table_rejects_events_by_name():
     s = make_session()
     s.connection_lost()
     assert s.state is State.CLOSED
-    with pytest.raises(LocalProtocolError, match=r"ChatMessage.*CLOSED"):
-        s._transition(ChatMessage)
+    with pytest.raises(LocalProtocolError, match=r"CONNECTION_LOST.*CLOSED"):
+        s.connection_lost()
     assert set(TRANSITIONS) == set(State)
-    assert TRANSITIONS[State.CLOSED] == {ConnectionLost: State.CLOSED}
+    assert TRANSITIONS[State.CLOSED] == {}
+
+
+class RecordingSession(Session):
+    """A Session that notes every transition it makes, as ``(state before, event)``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.transitions: set[tuple[State, Event]] = set()
+        super().__init__("alice", now=NOW, expires_at=NOW + 10, **kwargs)
+
+    def _transition(self, event: Event) -> None:
+        before = self.state
+        super()._transition(event)
+        self.transitions.add((before, event))
+
+
+def _stored_request(s: Session) -> list[StoreRequest]:
+    s.state, state = State.OPEN, s.state  # queue one request whatever the state, then restore it
+    s.receive_text(chat(requestId=1), NOW)
+    s.state = state
+    return s.events_received()
+
+
+#: One frame of each kind a client can send, valid or not.
+CLIENT_FRAMES: dict[str, str | bytes] = {
+    "chat_message": chat(requestId=1),
+    "notification_read": '{"type":"notification_read","id":"n1"}',
+    "progress_update": json.dumps(
+        {"type": "progress_update", "progress": {"subject": "s", "topic": "t", "completion": 1}}
+    ),
+    "ping": '{"type":"ping"}',
+    "batch": '{"type":"batch","messages":[{"type":"ping"}]}',
+    "bad json": "{",
+    "bad utf-8": b'{"type":"ping","ts":"\xff"}',
+    "too many": json.dumps({"type": "batch", "messages": [{"type": "ping"}] * 101}),
+}
+
+
+def _receive(frame: str | bytes, s: Session) -> None:
+    s.receive_text(frame, NOW)
+
+
+#: Every input a driver can give a Session, by name.
+SESSION_INPUTS: dict[str, Any] = {
+    **{f"receive {name}": functools.partial(_receive, frame) for name, frame in CLIENT_FRAMES.items()},
+    "receive after expiry": lambda s: s.receive_text('{"type":"ping"}', NOW + 11),
+    "expire early": lambda s: s.expire(NOW),
+    "expire": lambda s: s.expire(NOW + 11),
+    "fail": lambda s: s.fail(SlowConsumer("slow")),
+    "close": lambda s: s.close(1001, "bye"),
+    "connection_lost": lambda s: s.connection_lost(),
+    "completed": lambda s: [complete(s, r) for r in _stored_request(s)],
+    "failed": lambda s: [s.event_failed(r, LocalProtocolError("x")) for r in _stored_request(s)],
+    "deliver": lambda s: s.deliver(1, b"{}"),
+    "backlog": lambda s: s.backlog_loaded(Backlog(0, [inbox(1)])),
+    "confirmation ping": lambda s: s.confirmation_ping(),
+    "pong": lambda s: s.pong_received(b"wsgd" + (1).to_bytes(8, "big")),
+    "send": lambda s: s.messages_to_send(),
+}
+
+
+def _session_in(state: State) -> RecordingSession:
+    s = RecordingSession()
+    if state is State.CLOSING:
+        s.close()
+    elif state is State.CLOSED:
+        s.connection_lost()
+    assert s.state is state
+    s.transitions.clear()
+    return s
+
+
+def test_every_transition_row_is_reached_by_some_input_and_no_input_leaves_the_table():
+    reached: set[tuple[State, Event]] = set()
+    refused: set[tuple[State, str]] = set()
+    for state in State:
+        for name, apply in SESSION_INPUTS.items():
+            s = _session_in(state)
+            try:
+                apply(s)
+            except LocalProtocolError:
+                refused.add((state, name))
+            reached |= s.transitions
+    assert reached == {(state, event) for state, row in TRANSITIONS.items() for event in row}
+    # The one disallowed input: the driver reports a lost transport once (Connection.stop).
+    assert refused == {(State.CLOSED, "connection_lost")}
 
 
 # -- delivery -----------------------------------------------------------------------------------
@@ -298,27 +414,49 @@ def test_transition_table_rejects_events_by_name():
 
 def test_backlog_first_then_live_frames_without_duplicates():
     s = make_session()
-    s.deliver(5, b'{"seq":5}')  # inbox frame while catching up: covered by the backlog
+    s.deliver(5, inbox_frame(inbox(5)))  # inbox frame while catching up: covered by the backlog
     s.deliver(None, b'{"live":1}')  # live-only frame: held
     assert sent(s) == []
-    s.backlog_loaded(2, [(3, b'{"seq":3}'), (5, b'{"seq":5}')])
-    assert sent(s) == [{"seq": 3}, {"seq": 5}, {"live": 1}]
-    s.deliver(5, b'{"seq":5}')
-    s.deliver(6, b'{"seq":6}')
-    assert sent(s) == [{"seq": 6}]
+    s.backlog_loaded(Backlog(2, [inbox(3), inbox(5)]))
+    assert ids(sent(s)) == ["m3", "m5", {"live": 1}]
+    s.deliver(5, inbox_frame(inbox(5)))
+    s.deliver(6, inbox_frame(inbox(6)))
+    assert ids(sent(s)) == ["m6"]
 
 
 def test_backlog_pages():
     s = make_session()
-    s.backlog_loaded(0, [(1, b"1")], more=True)
-    assert s.catching_up and sent(s) == [1]
-    s.backlog_loaded(0, [(2, b"2")])
-    assert not s.catching_up and sent(s) == [2]
+    s.backlog_loaded(Backlog(0, [inbox(1)], more=True))
+    assert s.catching_up and ids(sent(s)) == ["m1"]
+    s.backlog_loaded(Backlog(0, [inbox(2)]))
+    assert not s.catching_up and ids(sent(s)) == ["m2"]
+
+
+def test_backlog_entries_become_the_frames_of_their_kind():
+    s = make_session()
+    note = StoredNotification(2, notification(read=False, nid="n2"))
+    s.backlog_loaded(Backlog(0, [inbox(1), note]))
+    message, update = sent(s)
+    assert message == {
+        "type": "new_message",
+        "data": {
+            "id": "m1",
+            "senderId": "bob",
+            "receiverId": "alice",
+            "content": "x",
+            "timestamp": 1,
+            "createdAt": "c",
+        },
+    }
+    assert update["type"] == "notification_update" and update["data"]["id"] == "n2"
+    push = notification_push(note)
+    assert (push.user_id, push.seq, push.kind) == ("alice", 2, "notification_update")
+    assert json.loads(push.frame) == update
 
 
 def test_delivery_is_confirmed_by_a_matching_pong_only():
     s = make_session()
-    s.backlog_loaded(0, [(7, b"7")])
+    s.backlog_loaded(Backlog(0, [inbox(7)]))
     sent(s)
     payload = s.confirmation_ping()
     assert payload is not None and s.confirmation_ping() is None  # one outstanding at a time

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reference_server.messages import Notification, StoredMessage
+from reference_server.messages import Backlog, StoredChat, StoredNotification
 from reference_server.store import Store, iso_utc
 
 
@@ -65,8 +65,8 @@ def test_many_writes_share_commits_and_report_in_submission_order(tmp_path: Path
         return results
 
     results = run(main())
-    assert [seq for seq, _ in results] == list(range(1, 501))
-    assert all(isinstance(m, StoredMessage) and m.timestamp == m.created_at for _, m in results)
+    assert [r.seq for r in results] == list(range(1, 501))
+    assert all(isinstance(r, StoredChat) and r.message.timestamp == r.message.created_at for r in results)
     assert sum(commits) == 500 and len(commits) < 500  # grouped
 
 
@@ -86,20 +86,22 @@ def test_backlog_merges_messages_and_notifications_and_respects_the_cursor(tmp_p
         await wait_all(futs)
         fut, cb = make()
         store.load_backlog("bob", cb, limit=4)
-        cursor, rows, more = await fut
-        assert cursor == 0 and more
-        assert [seq for seq, _ in rows] == [1, 2, 3, 4]
-        assert isinstance(rows[1][1], Notification) and rows[1][1].extra() == {"type": "info"}
+        page = await fut
+        assert isinstance(page, Backlog) and page.cursor == 0 and page.more
+        assert [e.seq for e in page.entries] == [1, 2, 3, 4]
+        note = page.entries[1]
+        assert isinstance(note, StoredNotification) and note.notification.extra() == {"type": "info"}
+        assert isinstance(page.entries[0], StoredChat) and page.entries[0].message.content == "m0"
         fut, cb = make()
         store.load_backlog("bob", cb, after=4, limit=4)
-        _, rows, more = await fut
-        assert [seq for seq, _ in rows] == [5, 6] and not more
+        page = await fut
+        assert [e.seq for e in page.entries] == [5, 6] and not page.more
         store.advance_cursor("bob", 5)
         store.advance_cursor("bob", 2)  # never moves back
         fut, cb = make()
         store.load_backlog("bob", cb)
-        cursor, rows, _ = await fut
-        assert cursor == 5 and [seq for seq, _ in rows] == [6]
+        page = await fut
+        assert page.cursor == 5 and [e.seq for e in page.entries] == [6]
         await store.close()
 
     run(main())
@@ -112,7 +114,7 @@ def test_mark_read_only_touches_the_owners_notification(tmp_path: Path):
         make = collector(asyncio.get_running_loop())
         fut, cb = make()
         store.create_notification("alice", "t", "b", {}, cb)
-        _, n = await fut
+        n = (await fut).notification
         fut, cb = make()
         store.mark_read("mallory", n.id, cb)
         assert await fut is None
@@ -170,8 +172,8 @@ def test_a_failing_job_does_not_fail_its_batch_neighbours(tmp_path: Path):
         bad = asyncio.ensure_future(store.call(boom))
         fut2, cb2 = make()
         store.append_message("a", "b", "after", None, cb2)
-        assert (await fut1)[1].content == "before"
-        assert (await fut2)[1].content == "after"
+        assert (await fut1).message.content == "before"
+        assert (await fut2).message.content == "after"
         with pytest.raises(ValueError, match="boom"):
             await bad
         assert (await store.query("SELECT count(*) FROM messages")) == [(2,)]
