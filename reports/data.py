@@ -28,10 +28,8 @@ from runstore.names import (
     COUNTER_ERRORS,
     COUNTER_RECEIVED,
     COUNTER_SENT,
-    METRIC_ACK_PREFIX,
     METRIC_CONNECT,
-    METRIC_PONG,
-    METRIC_SYNC_PROGRESS,
+    request_type,
 )
 from runstore.store import ROLLUP_SECONDS, RunStore, StoreError
 
@@ -88,19 +86,6 @@ SUMMARY_PERCENTILES: Mapping[str, float] = {
     "p99.9": 99.9,
 }
 """Percentiles every summary reports, by the name thresholds use."""
-
-_REQUEST_OF_METRIC = {METRIC_PONG: "ping", METRIC_CONNECT: "connect", METRIC_SYNC_PROGRESS: "progress_update"}
-
-
-def request_type(metric: Metric) -> RequestType | None:
-    """Return the client frame whose errors and sends belong to ``metric`` (``ack:batch`` -> ``batch``).
-
-    ``pong`` answers ``ping``, ``sync:progress`` answers ``progress_update``; metrics that answer no request
-    of their own (``delivery:chat``, ``push:notification``, ``send_lag`` ...) give ``None``.
-    """
-    if metric.startswith(METRIC_ACK_PREFIX):
-        return metric[len(METRIC_ACK_PREFIX) :]
-    return _REQUEST_OF_METRIC.get(metric)
 
 
 @dataclass(frozen=True)
