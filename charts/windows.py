@@ -12,7 +12,7 @@ from typing import Final
 
 import numpy as np
 
-__all__ = ["MAX_POINTS", "WIDTHS", "window_label", "window_of", "window_starts", "window_width"]
+__all__ = ["MAX_POINTS", "WIDTHS", "time_axis", "window_label", "window_of", "window_starts", "window_width"]
 
 MAX_POINTS: Final = 600
 """Windows per trace at most (about one per horizontal pixel of a report chart)."""
@@ -53,3 +53,12 @@ def window_starts(t: np.ndarray, origin: int, width: int) -> np.ndarray:
 def window_of(start: int, end: int, width: int) -> np.ndarray:
     """Every window start of ``[start, end)``: the x grid of a windowed trace (missing windows stay gaps)."""
     return np.arange(start, max(end, start + 1), width, dtype=np.int64)
+
+
+def time_axis(duration_s: float) -> tuple[float, str]:
+    """``(divisor, title)`` of a run-time axis: seconds up to 10 min, minutes up to 3 h, hours beyond."""
+    if duration_s <= 600:
+        return 1.0, "seconds since start"
+    if duration_s <= 3 * 3600:
+        return 60.0, "minutes since start"
+    return 3600.0, "hours since start"

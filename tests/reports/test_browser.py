@@ -63,7 +63,7 @@ def test_report_charts_render_offline(browser, runs: Runs) -> None:
     assert set(figures) == set(FIGURE_TITLES) - {"fig-runs"}
     for figure_id, figure in figures.items():
         assert figure["svg"] >= 1, figure_id
-        if figure_id != "fig-errors" or figure["traces"]:
+        if figure_id != "fig-server":  # one scrape only: said in words (test_scale.py)
             assert figure["traces"] >= 1 and figure["drawn"] >= 1, figure
 
 
