@@ -30,7 +30,8 @@ def window_width(duration_s: float, *, max_points: int = MAX_POINTS, minimum: in
         raise ValueError("max_points must be at least 1")
     duration = max(float(duration_s), 1.0)
     for width in WIDTHS:
-        if width >= minimum and math.ceil(duration / width) <= max_points:
+        # windows sit on whole multiples of the width: a run that starts mid-window touches one more
+        if width >= minimum and math.ceil(duration / width) + (width > 1) <= max_points:
             return width
     return max(math.ceil(duration / max_points), minimum)
 

@@ -209,7 +209,7 @@ class RunData:
         return self._cache[key]
 
     def latency_windows(self, metric: Metric, width: int) -> pd.DataFrame:
-        """``metric`` per window of ``width`` seconds from :attr:`start`, read off merged histograms.
+        """``metric`` per window of ``width`` seconds (whole multiples of ``width``), off merged histograms.
 
         Returns:
             ``t`` (window start), ``count``, ``p50_us``, ``p99_us``, ``max_us`` for every window with samples:
@@ -228,7 +228,7 @@ class RunData:
         if width <= self.resolution:
             frame = rows.loc[:, columns].reset_index(drop=True)  # one row per window: the store's own figures
         else:
-            starts = window_starts(rows["t"].to_numpy(), self.start, width)
+            starts = window_starts(rows["t"].to_numpy(), 0, width)
             out: list[tuple[int, int, int, int, int]] = []
             blobs = rows["hist"].tolist()
             bounds = np.flatnonzero(np.diff(starts)) + 1
@@ -257,7 +257,7 @@ class RunData:
         frame = pd.DataFrame(
             {
                 "name": rows["name"].astype(str).to_numpy(),
-                "t": window_starts(rows["t"].to_numpy(), self.start, width),
+                "t": window_starts(rows["t"].to_numpy(), 0, width),
                 "value": rows["value"].to_numpy(dtype=np.float64),
             }
         )
@@ -272,7 +272,7 @@ class RunData:
         rows = self.gauges[self.gauges["name"] == name]
         frame = pd.DataFrame(
             {
-                "t": window_starts(rows["t"].to_numpy(), self.start, width),
+                "t": window_starts(rows["t"].to_numpy(), 0, width),
                 "sum": rows["sum"].to_numpy(dtype=np.float64),
                 "count": rows["count"].to_numpy(dtype=np.float64),
                 "min": rows["min"].to_numpy(dtype=np.float64),
@@ -287,7 +287,10 @@ class RunData:
         return out
 
     def coarsened(self, width: int) -> RunData:
-        """The snapshot with one row per window of ``width`` seconds from :attr:`start`, not one per second.
+        """The snapshot with one row per window of ``width`` seconds, not one per second.
+
+        Windows start at whole multiples of ``width`` (unix time), as the store's per-minute roll-ups do, so
+        roll-ups nest in any window of whole minutes and a coarsened snapshot windows again exactly.
 
         Histograms merge exactly (each window's summary columns are recomputed from its merge), counters and
         gauge sums / counts add, gauge min / max stay extremes, server metrics keep each window's last
@@ -303,7 +306,7 @@ class RunData:
         for metric in self.metrics:
             group = self.metric_rows(metric)
             group = group[group["count"] > 0]
-            starts = window_starts(group["t"].to_numpy(), self.start, width)
+            starts = window_starts(group["t"].to_numpy(), 0, width)
             blobs = group["hist"].tolist()
             bounds = np.flatnonzero(np.diff(starts)) + 1
             try:
@@ -321,9 +324,9 @@ class RunData:
             except ValueError as exc:
                 raise ReportError(f"{self.label}: damaged histogram for {metric}: {exc}") from exc
         latency = pd.DataFrame(rows, columns=list(LATENCY_COLUMNS))
-        counters = self.counters.assign(t=window_starts(self.counters["t"].to_numpy(), self.start, width))
+        counters = self.counters.assign(t=window_starts(self.counters["t"].to_numpy(), 0, width))
         counters = counters.groupby(["name", "t"], sort=True, as_index=False)["value"].sum()
-        gauges = self.gauges.assign(t=window_starts(self.gauges["t"].to_numpy(), self.start, width))
+        gauges = self.gauges.assign(t=window_starts(self.gauges["t"].to_numpy(), 0, width))
         gauges = gauges.groupby(["name", "t"], sort=True, as_index=False).agg(
             sum=("sum", "sum"), count=("count", "sum"), min=("min", "min"), max=("max", "max")
         )
@@ -331,9 +334,7 @@ class RunData:
         gauges["mean"] = np.divide(
             gauges["sum"].to_numpy(dtype=np.float64), count, out=np.zeros_like(count), where=count > 0
         )
-        server = self.server_metrics.assign(
-            b=window_starts(self.server_metrics["t"].to_numpy(), self.start, width)
-        )
+        server = self.server_metrics.assign(b=window_starts(self.server_metrics["t"].to_numpy(), 0, width))
         server = server.sort_values(["name", "t"], kind="stable").drop_duplicates(["name", "b"], keep="last")
         return replace(
             self,

@@ -111,7 +111,7 @@ def _dense(
     data: RunData, width: int, t: np.ndarray, values: np.ndarray, fill: float
 ) -> tuple[np.ndarray, ...]:
     """Values on every window of the run (``fill`` where a window has no row: NaN leaves a gap)."""
-    grid = window_of(data.start, data.end, width)
+    grid = window_of(data.start // width * width, data.end, width)
     out = np.full(grid.size, fill, dtype=np.float64)
     index = np.searchsorted(grid, t)
     ok = (index < grid.size) & (grid[np.minimum(index, grid.size - 1)] == t)
@@ -470,7 +470,7 @@ def connections(runs: Sequence[LabelledRun]) -> go.Figure:
         if events.empty:
             continue
         seconds = np.floor(events["ts"].to_numpy(dtype=np.float64)).astype(np.int64)
-        starts = data.start + (seconds - data.start) // width * width
+        starts = seconds // width * width
         counts = pd.DataFrame({"t": starts, "kind": events["kind"].astype(str)}).groupby(["kind", "t"]).size()
         for kind in sorted(counts.index.get_level_values(0).unique()):
             series = counts.loc[kind]
@@ -504,7 +504,7 @@ def server_metrics(runs: Sequence[LabelledRun]) -> go.Figure:
     width = run_window(runs)
     divisor, axis_title = _axis(runs)
     derived = [
-        server_samples.derive(server_samples.bucket_samples(data.server_metrics, width, origin=data.start))
+        server_samples.derive(server_samples.bucket_samples(data.server_metrics, width, origin=0))
         for _, data in runs
     ]
     if all(data.server_metrics.empty for _, data in runs):
