@@ -168,7 +168,11 @@ _ROWS: Final = (
 
 
 def timeline_rows(*, server: bool, send_lag: bool) -> list[TimelineRow]:
-    """The rows to draw: server and send-lag rows only when the run has them."""
+    """The rows to draw: server and send-lag rows only when the run has them.
+
+    The server-gauge row is kept only while a gauge family is chosen (:func:`make_timeline` drops it
+    otherwise): gauges (users, bytes, seconds of lag) never share an axis with rates or percentiles.
+    """
     return [
         r
         for r in _ROWS
