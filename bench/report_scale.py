@@ -5,8 +5,8 @@ a second, counters, gauges, scraped server metrics, one spike; the 24-hour run r
 second of every ``--day-latency-every`` so that it builds in seconds, not minutes), cached in
 ``bench/out/``. Then builds each report ``--repeat`` times with this checkout and with the baseline, the
 ``reports`` package of another git revision (``--baseline main`` by default, exported with ``git archive``
-into a temporary directory), each in a fresh Python process, and prints size, median build time and the
-most points any trace has.
+into a temporary directory), each in a fresh Python process, the two sides taking turns, and prints size,
+median build time and the most points any trace has.
 
 Usage::
 
@@ -126,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         baseline = export(args.baseline, Path(tmp) / "baseline")
         for name, store in paths.items():
-            for side, code in (("baseline", baseline), ("this", REPO)):
-                runs = [build(code, store, Path(tmp) / f"{side}-{name}.html") for _ in range(args.repeat)]
+            builds: dict[str, list[dict[str, float]]] = {"baseline": [], "this": []}
+            for _ in range(args.repeat):  # interleaved: a busy moment of the machine hits both sides
+                for side, code in (("baseline", baseline), ("this", REPO)):
+                    builds[side].append(build(code, store, Path(tmp) / f"{side}-{name}.html"))
+            for side, runs in builds.items():
                 results.setdefault(name, {})[side] = {
                     "bytes": runs[-1]["bytes"],
                     "build_s": statistics.median(r["build_s"] for r in runs),

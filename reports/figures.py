@@ -491,7 +491,7 @@ def connections(runs: Sequence[LabelledRun]) -> go.Figure:
 
 _SERVER_ROWS = (
     ("rate", "counters (per second)"),
-    ("quantile", "histograms (p50 dotted, p99)"),
+    ("quantile", "histogram percentiles (p50 dotted, p99; *_seconds in ms)"),
     ("gauge", "gauges"),
 )
 
@@ -562,7 +562,9 @@ def server_metrics(runs: Sequence[LabelledRun]) -> go.Figure:
             "x": 1.02, "y": top, "xanchor": "left", "yanchor": "top", "font": {"size": 10},
             "orientation": "v", "tracegroupgap": 0,
         }  # fmt: skip
-        figure.update_yaxes(title_text={"rate": "/ s", "quantile": "ms", "gauge": ""}[kind], row=row, col=1)
+        units = {str(u) for f in derived for u in f.loc[f["kind"] == kind, "unit"].unique()}
+        title = {"rate": "/ s", "quantile": "ms", "gauge": "ms"}[kind] if units <= {"/s", "ms"} else ""
+        figure.update_yaxes(title_text=title, row=row, col=1)
     figure.update_layout(margin={"r": 230}, **legends)
     return figure
 

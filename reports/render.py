@@ -129,8 +129,9 @@ _VERDICT_WORDS = {"pass": "healthy", "regression": "unhealthy"}
 
 
 def _count(value: int) -> str:
-    for factor, suffix in ((1e9, " G"), (1e6, " M"), (1e4, " k")):
-        if value >= factor:
+    """``9,500``, ``14.4 k``, ``3.46 M``: exact below 10,000, three digits above."""
+    for factor, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if value >= max(factor, 1e4):
             return f"{value / factor:.3g}{suffix}"
     return f"{value:,}"
 
