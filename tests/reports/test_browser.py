@@ -83,6 +83,9 @@ def test_comparison_charts_render_offline(browser, runs: Runs, tmp_path: Path) -
         ]
     )
     assert code == 1
+    page = diff.read_text()
+    assert page.count('<section class="headline"') == 2  # both runs at a glance, before any chart
+    assert page.rindex('<section class="headline"') < page.index("Plotly.newPlot")
     figures = _rendered(browser, diff)
     assert "fig-latency-spectrum" in figures
     # Both runs overlaid: twice the traces of one run's spectrum.
