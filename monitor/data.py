@@ -14,7 +14,7 @@ Time series frames are *long*: one row per point, columns :data:`SERIES_COLUMNS`
 
 ========== ====================================================================================
 family     ``latency``, ``throughput``, ``errors``, ``queue``, ``connections``, ``events``,
-           ``server``, ``send_lag``
+           ``server`` (rates, percentiles), ``server_gauge``, ``send_lag``
 name       metric, message type, ``type.code``, state, event kind or server series
 stat       ``p50`` / ``p95`` / ``p99`` / ``max`` (latency), ``sent`` / ``recv``, ``rate``, ``mean``, ...
 t          unix seconds (the middle of the bucket), shifted for a compared run
@@ -37,6 +37,8 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from charts import server as server_samples
+from charts.spectrum import spectrum_of
 from monitor.downsample import choose_bucket, insert_gaps, minmax
 from runstore import histogram as hdr
 from runstore.names import (
@@ -46,9 +48,8 @@ from runstore.names import (
     COUNTER_SENT,
     GAUGE_QUEUE_SIZE,
     METRIC_ACK_PREFIX,
-    METRIC_CONNECT,
-    METRIC_PONG,
     METRIC_SEND_LAG,
+    request_type,
     state_gauge,
 )
 from runstore.store import RunRecord, RunStore, StoreCorrupt, StoreError
@@ -57,7 +58,6 @@ __all__ = [
     "FINE_MAX_BUCKET",
     "MAX_BUCKETS",
     "SERIES_COLUMNS",
-    "SPECTRUM_PERCENTILES",
     "TABLE_PERCENTILES",
     "TIMELINE_PERCENTILES",
     "RangeStats",
@@ -65,7 +65,6 @@ __all__ = [
     "RunRow",
     "Window",
     "describe_error",
-    "error_type",
     "format_ms",
     "list_runs",
     "open_store",
@@ -96,11 +95,6 @@ TIMELINE_PERCENTILES: Final[dict[str, str]] = {
 }
 """Latency statistics the timeline can draw, and the store column each comes from."""
 TABLE_PERCENTILES: Final = (50.0, 90.0, 99.0, 99.9)
-SPECTRUM_PERCENTILES: Final = tuple(
-    [round(100.0 * (1.0 - 10.0 ** (-k / 20.0)), 6) for k in range(0, 121)] + [100.0]
-)
-"""0 % ... 99.9999 %, evenly spaced on the ``1 / (1 - p)`` log axis HdrHistogram plots use, then the max."""
-
 SERIES_COLUMNS: Final = ("family", "name", "stat", "t", "value")
 _EMPTY_SERIES = pd.DataFrame(
     {c: pd.Series(dtype=object if c in ("family", "name", "stat") else np.float64) for c in SERIES_COLUMNS}
@@ -258,18 +252,10 @@ def overview(store: RunStore, run_id: int, now: float | None = None) -> RunOverv
 def server_families(names: Sequence[str]) -> list[str]:
     """Group scraped Prometheus sample names into chartable families (``wsgauge_frames_in_total``).
 
-    Histogram buckets and ``_created`` samples are left out; a histogram's ``_sum``/``_count`` pair becomes
-    one family named after the histogram (charted as the mean observation).
+    A counter (``*_total``) is one family drawn as a rate, a histogram (``*_bucket``, ``*_sum``,
+    ``*_count``) one family drawn as p50 / p99, a gauge one family (:func:`charts.server.families`).
     """
-    families: set[str] = set()
-    for name in names:
-        base = name.split("{", 1)[0]
-        if base.endswith(("_bucket", "_created")):
-            continue
-        if base.endswith(("_sum", "_count")):
-            base = base.rsplit("_", 1)[0]
-        families.add(base)
-    return sorted(families)
+    return sorted(server_samples.families(names))
 
 
 # --- windows ------------------------------------------------------------------------------------------------
@@ -500,64 +486,40 @@ def _server_series(
     families: Sequence[str],
     names: Sequence[str],
 ) -> list[pd.DataFrame]:
-    """Counters (``_total``) as rates, histograms (``_sum``/``_count``) as mean observation, gauges as is."""
-    wanted: dict[str, str] = {}
-    for name in names:
-        base = name.split("{", 1)[0]
-        for family in families:
-            if base in (family, f"{family}_sum", f"{family}_count"):
-                wanted[name] = family
+    """Counters as rates, histograms as p50 / p99 from their buckets, gauges as is (:mod:`charts.server`).
+
+    Gauges go to the ``server_gauge`` family (a row of their own: users and bytes do not share an axis
+    with frames per second); ``name`` is the family, ``stat`` the series (``ping``, ``p99``).
+    """
+    chosen = set(families)
+    wanted = [n for n in names if _server_family(n, chosen) is not None]
     if not wanted:
         return []
     # One bucket of look-behind, so that the first bucket of a counter has a previous value to differ from.
     rows = store.server_metrics_bucketed(run_id, width, sorted(wanted), start=lo - width, end=hi)
-    by_name = {str(n): g for n, g in rows.groupby("name", sort=True)}
+    derived = server_samples.derive(rows)
     out: list[pd.DataFrame] = []
-    for name, group in by_name.items():
-        base = name.split("{", 1)[0]
-        labels = name[len(base) :]
-        family = wanted[name]
+    for (family, series, kind), group in derived.groupby(["family", "series", "kind"], sort=True):
         t = group["t"].to_numpy(dtype=np.float64) + width / 2
-        if base == f"{family}_count" and f"{family}_sum{labels}" in by_name:
-            continue  # drawn with its _sum
-        if base == f"{family}_sum":
-            counts = by_name.get(f"{family}_count{labels}")
-            if counts is None:
-                continue
-            both = pd.merge(group, counts, on="t", suffixes=("_s", "_c"))
-            t = both["t"].to_numpy(dtype=np.float64)[1:] + width / 2
-            ds = np.diff(both["last_s"].to_numpy(dtype=np.float64))
-            dc = np.diff(both["last_c"].to_numpy(dtype=np.float64))
-            value = np.divide(ds, dc, out=np.full_like(ds, np.nan), where=dc > 0)
-            stat = f"{labels} mean".strip()
-        elif base.endswith(("_total", "_count")):
-            dt = np.diff(group["last_t"].to_numpy(dtype=np.float64))
-            dv = np.diff(group["last"].to_numpy(dtype=np.float64))
-            value = np.divide(dv, dt, out=np.full_like(dv, np.nan), where=dt > 0)
-            value[value < 0] = np.nan  # a counter reset: the server restarted
-            t = t[1:]
-            stat = labels or "rate"
-        else:
-            value = group["mean"].to_numpy(dtype=np.float64)
-            stat = labels or "value"
         keep = t >= lo
-        x, y = insert_gaps(t[keep], value[keep], max_step=3 * width)
-        out.append(_frame("server", family, stat, x, y))
+        x, y = insert_gaps(t[keep], group["value"].to_numpy(dtype=np.float64)[keep], max_step=3 * width)
+        row = "server_gauge" if kind == "gauge" else "server"
+        out.append(_frame(row, str(family), str(series) or str(kind), x, y))
     return out
 
 
-# --- range statistics ---------------------------------------------------------------------------------------
-
-
-def error_type(metric: Metric) -> str | None:
-    """The message type whose ``errors.<type>.*`` counters are failures of ``metric`` (``None``: none)."""
-    if metric.startswith(METRIC_ACK_PREFIX):
-        return metric[len(METRIC_ACK_PREFIX) :]
-    if metric == METRIC_PONG:
-        return "ping"
-    if metric == METRIC_CONNECT:
-        return "connect"
+def _server_family(name: str, chosen: set[str]) -> str | None:
+    """The chosen family a scraped sample belongs to (``..._bucket{le="0.1"}`` -> its histogram), if any."""
+    base = server_samples.split_name(name)[0]
+    if base in chosen:
+        return base
+    for suffix in ("_bucket", "_count", "_sum"):
+        if base.endswith(suffix) and base[: -len(suffix)] in chosen:
+            return base[: -len(suffix)]
     return None
+
+
+# --- range statistics ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -570,7 +532,7 @@ class RangeStats:
     """One row per metric: ``metric, count, rate, p50, p90, p99, p99.9, max, mean`` (ms), ``errors``,
     ``error_rate`` (errors / (successes + errors), NaN when the metric has no error counters)."""
     spectrum: pd.DataFrame = field(repr=False)
-    """``metric, percentile, value`` (ms), at :data:`SPECTRUM_PERCENTILES` up to what the count resolves."""
+    """``metric, percentile, value`` (ms) on the :mod:`charts.spectrum` grid, as far as the count resolves."""
 
 
 _TABLE_COLUMNS = [
@@ -607,7 +569,7 @@ def range_stats(
         summary = hdr.summarize(histogram)
         count = int(summary["count"])
         pcts = hdr.percentiles(histogram, TABLE_PERCENTILES)
-        kind = error_type(metric)
+        kind = request_type(metric)
         n_errors = by_type.get(kind, 0) if kind is not None else 0
         attempts = count + n_errors
         table_rows.append(
@@ -626,15 +588,10 @@ def range_stats(
             }
         )
         if count:
-            resolvable = [p for p in SPECTRUM_PERCENTILES if p == 100.0 or 1.0 / (1.0 - p / 100.0) <= count]
-            values = hdr.percentiles(histogram, resolvable)
+            points = spectrum_of(histogram)
             spectra.append(
                 pd.DataFrame(
-                    {
-                        "metric": metric,
-                        "percentile": np.asarray(resolvable, dtype=np.float64),
-                        "value": np.asarray([values[p] for p in resolvable], dtype=np.float64) / 1000,
-                    }
+                    {"metric": metric, "percentile": points.percentile, "value": points.value_us / 1000}
                 )
             )
     table = pd.DataFrame(table_rows, columns=_TABLE_COLUMNS)

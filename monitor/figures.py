@@ -6,15 +6,15 @@ errors, queue, connections, server, send lag), so zoom is linked by construction
 legend beside it. Every trace carries its series key in ``meta`` (:func:`series_key`, :func:`trace_key`),
 which is how live updates find the trace to extend (:func:`extend_points`).
 
-Colours are fixed per message type (:func:`type_colour`), so ``chat_message`` is the same blue in latency,
-throughput and errors, and in every run; a compared run is drawn in the same colours, fainter and dotted.
+Colours are fixed per message type (:func:`charts.palette.type_colour`, shared with the reports), so
+``chat_message`` is the same blue in latency, throughput and errors, and in every run; a compared run is
+drawn in the same colours, fainter and dotted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -22,6 +22,10 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from charts.palette import STATE_COLOURS, error_colour, type_colour
+from charts.server import display_name
+from charts.spectrum import axis_ticks, inverse_tail
 
 __all__ = [
     "COMPARE_PREFIX",
@@ -50,29 +54,6 @@ _GRID: Final = "#eef0f3"
 COMPARE_PREFIX: Final = "B:"
 """Series keys of a compared run start with this."""
 
-_TYPE_COLOURS: Final[dict[str, str]] = {
-    "chat_message": "#2563eb",
-    "new_message": "#2563eb",
-    "chat": "#2563eb",
-    "ping": "#0d9488",
-    "pong": "#0d9488",
-    "notification_read": "#d97706",
-    "notification_update": "#d97706",
-    "notification": "#d97706",
-    "notification_create": "#b45309",
-    "progress_update": "#7c3aed",
-    "progress_sync": "#7c3aed",
-    "progress": "#7c3aed",
-    "batch": "#db2777",
-    "connect": "#475569",
-    "send_lag": "#64748b",
-}
-_FALLBACK: Final = ("#0891b2", "#65a30d", "#c026d3", "#ea580c", "#4f46e5", "#be123c", "#0f766e", "#a16207")
-STATE_COLOURS: Final[dict[str, str]] = {
-    "connected": "#16a34a",
-    "reconnecting": "#f59e0b",
-    "disconnected": "#dc2626",
-}
 _EVENT_STYLE: Final[dict[str, tuple[str, str]]] = {
     "connected": ("triangle-up", "#16a34a"),
     "reconnecting": ("diamond", "#f59e0b"),
@@ -80,7 +61,6 @@ _EVENT_STYLE: Final[dict[str, tuple[str, str]]] = {
     "connect_failed": ("x", "#b91c1c"),
     "gave_up": ("x-thin-open", "#111827"),
 }
-_ERROR_COLOURS: Final = ("#dc2626", "#f97316", "#b91c1c", "#fb7185", "#9a3412", "#e11d48", "#f59e0b")
 _STAT_STYLE: Final[dict[str, dict[str, Any]]] = {
     "p50": {"width": 1.2, "dash": "solid"},
     "p90": {"width": 1.3, "dash": "dashdot"},
@@ -89,24 +69,6 @@ _STAT_STYLE: Final[dict[str, dict[str, Any]]] = {
     "p99.9": {"width": 1.5, "dash": "longdash"},
     "max": {"width": 1.0, "dash": "dot"},
 }
-
-
-def type_colour(name: str) -> str:
-    """The colour of a message type, metric or counter name; the same everywhere in the monitor."""
-    for candidate in (name, name.split(":", 1)[-1], name.split(".", 1)[0]):
-        if candidate in _TYPE_COLOURS:
-            return _TYPE_COLOURS[candidate]
-    digest = hashlib.sha1(name.encode()).digest()
-    return _FALLBACK[digest[0] % len(_FALLBACK)]
-
-
-def _shade(colour: str, name: str) -> str:
-    """Second metrics of a type (delivery, push, sync) in a lighter shade of the type's colour."""
-    if not name.startswith(("delivery:", "push:", "sync:", "http:")):
-        return colour
-    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    r, g, b = (round(c + (255 - c) * 0.45) for c in (r, g, b))
-    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def series_key(family: str, name: str, stat: str, compare: bool = False) -> str:
@@ -227,14 +189,23 @@ _ROWS: Final = (
     TimelineRow("errors", "Errors by code (/s)", 1.3),
     TimelineRow("queue", "Client outbound queue (messages per user)", 1.3),
     TimelineRow("connections", "Connection state (users) and events", 1.8),
-    TimelineRow("server", "Server metrics", 1.6),
+    TimelineRow("server", "Server metrics (rates /s, percentiles ms)", 1.6),
+    TimelineRow("server_gauge", "Server gauges", 1.2),
     TimelineRow("send_lag", "Open-model send lag (ms)", 1.3),
 )
 
 
 def timeline_rows(*, server: bool, send_lag: bool) -> list[TimelineRow]:
-    """The rows to draw: server and send-lag rows only when the run has them."""
-    return [r for r in _ROWS if (r.family != "server" or server) and (r.family != "send_lag" or send_lag)]
+    """The rows to draw: server and send-lag rows only when the run has them.
+
+    The server-gauge row is kept only while a gauge family is chosen (:func:`make_timeline` drops it
+    otherwise): gauges (users, bytes, seconds of lag) never share an axis with rates or percentiles.
+    """
+    return [
+        r
+        for r in _ROWS
+        if (not r.family.startswith("server") or server) and (r.family != "send_lag" or send_lag)
+    ]
 
 
 def _axis_name(index: int) -> str:
@@ -259,12 +230,6 @@ def _domains(rows: Sequence[TimelineRow], gap: float = 0.035) -> list[tuple[floa
         domains.append((max(0.0, top - height), top))
         top -= height + gap
     return domains
-
-
-def _label_values(stat: str) -> str:
-    """``{type="chat_message"}`` → ``chat_message`` (the label values of a Prometheus sample)."""
-    values = re.findall(r'="((?:[^"\\]|\\.)*)"', stat)
-    return ",".join(values)
 
 
 def _trace_for(
@@ -296,7 +261,7 @@ def _trace_for(
         "meta": [key],
     }
     if family in ("latency", "send_lag"):
-        colour = _shade(type_colour(name), name)
+        colour = type_colour(name)
         style = dict(_STAT_STYLE.get(stat, {"width": 1.4, "dash": "solid"}))
         if compare:
             style["dash"] = "dot"
@@ -318,8 +283,7 @@ def _trace_for(
             **common,
         )
     if family == "errors":
-        digest = hashlib.sha1(name.split(".", 1)[-1].encode()).digest()
-        colour = _ERROR_COLOURS[digest[0] % len(_ERROR_COLOURS)]
+        colour = error_colour(name.split(".", 1)[-1])
         return go.Bar(
             name=f"{label_prefix}{name}",
             marker={"color": colour, "line": {"width": 0}},
@@ -376,15 +340,18 @@ def _trace_for(
             hovertemplate="%{customdata} " + f"{name}<extra>{label_prefix}events</extra>",
             **common,
         )
-    # server
-    labels = _label_values(stat)
-    colour = type_colour(labels) if labels else "#0f766e"
+    # server (rates and percentiles) and server_gauge: one derived series each (charts.server)
+    if stat in ("p50", "p99") or stat.startswith(("p50 ", "p99 ")):
+        colour, dash = "#0f766e", "dot" if stat.startswith("p50") else "solid"
+    else:
+        colour, dash = (type_colour(stat) if family == "server" else "#0f766e"), "solid"
+    label = display_name(name, "" if stat in ("rate", "gauge") else stat)
     return go.Scatter(
-        name=f"{name.removeprefix('wsgauge_')} {labels or stat}".strip(),
+        name=f"{label_prefix}{label}",
         mode="lines" if len(x) >= _SPARSE else "lines+markers",
         marker={"size": 4},
-        line={"color": colour, "width": 1.4, "dash": "dot" if compare else "solid"},
-        hovertemplate="%{y:.4~g}<extra>" + f"{label_prefix}{name} {stat}</extra>",
+        line={"color": colour, "width": 1.4, "dash": "dot" if compare else dash},
+        hovertemplate="%{y:.4~g}<extra>" + f"{label_prefix}{label}</extra>",
         **common,
     )
 
@@ -417,6 +384,10 @@ def make_timeline(
         uirevision: kept by Plotly across updates while unchanged, so a new figure keeps the user's zoom.
     """
     fig = go.Figure()
+    drawn = {str(f) for frame in (series, compare) if frame is not None for f in frame["family"].unique()}
+    rows = [
+        r for r in rows if r.family != "server_gauge" or r.family in drawn
+    ]  # gauges chosen: their own axis
     domains = _domains(rows)
     row_index = {row.family: i for i, row in enumerate(rows)}
     events_axis = f"y{len(rows) + 1}"
@@ -597,15 +568,6 @@ def extend_points(
 
 # --- percentile spectrum ------------------------------------------------------------------------------------
 
-_SPECTRUM_TICKS: Final = (0.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
-
-
-def _inverse_tail(percentile: np.ndarray) -> np.ndarray:
-    """``1 / (1 - p)``, the x of HdrHistogram's percentile plots (NaN for 100 %)."""
-    p = np.asarray(percentile, dtype=np.float64) / 100.0
-    with np.errstate(divide="ignore"):
-        return np.where(p < 1.0, 1.0 / (1.0 - p), np.nan)
-
 
 def make_spectrum(
     spectrum: pd.DataFrame, compare: pd.DataFrame | None = None, title: str = "Latency by percentile"
@@ -625,7 +587,7 @@ def make_spectrum(
             group = group.sort_values("percentile")
             pct = group["percentile"].to_numpy(dtype=np.float64)
             values = group["value"].to_numpy(dtype=np.float64)
-            x = _inverse_tail(pct)
+            x = inverse_tail(pct)
             finite = np.isfinite(x)
             # The max is drawn at the next decade past the last finite percentile.
             if (~finite).any() and finite.any():
@@ -641,7 +603,7 @@ def make_spectrum(
                     meta=[series_key("spectrum", metric, "", is_compare)],
                     mode="lines",
                     line={
-                        "color": _shade(type_colour(metric), metric),
+                        "color": type_colour(metric),
                         "width": 2.0,
                         "dash": "dot" if is_compare else "solid",
                         "shape": "hv",
@@ -653,8 +615,7 @@ def make_spectrum(
                     hovertemplate="%{customdata}: %{y:.4~g} ms<extra>" + f"{prefix}{metric}</extra>",
                 )
             )
-    tickvals = [float(_inverse_tail(np.array([p]))[0]) for p in _SPECTRUM_TICKS]
-    ticktext = [f"{p:g}%" for p in _SPECTRUM_TICKS]
+    tickvals, ticktext = axis_ticks()
     fig.update_layout(
         template="none",
         font={"family": FONT, "size": 12, "color": _INK},

@@ -11,10 +11,10 @@ from pathlib import Path
 from reports.data import RunData, load_run
 from reports.embed import run_to_block
 from reports.errors import ReportError
-from reports.figures import report_figures
+from reports.figures import report_figures, run_window
 from reports.render import report_html
 
-__all__ = ["build_report", "default_output", "write_atomically", "write_report"]
+__all__ = ["build_report", "default_output", "report_data", "write_atomically", "write_report"]
 
 
 def default_output(store_path: str | os.PathLike[str], run_id: int) -> Path:
@@ -38,10 +38,20 @@ def write_atomically(path: Path, text: str) -> Path:
     return path
 
 
+def report_data(data: RunData) -> RunData:
+    """What a report shows and embeds: the run at its charts' window (:func:`reports.figures.run_window`).
+
+    Runs up to 10 minutes keep every second; longer ones one row per window (10 s for an hour, 3 min for a
+    day), merged exactly, so that a day's report stays a few megabytes and builds in seconds.
+    """
+    return data.coarsened(run_window([("run", data)]))
+
+
 def write_report(data: RunData, output: str | os.PathLike[str]) -> Path:
     """Render a run's report into ``output`` and return its path."""
-    figures = report_figures([(f"run {data.run.get('id')}", data)])
-    return write_atomically(Path(output), report_html(data, figures, run_to_block(data)))
+    shown = report_data(data)
+    figures = report_figures([(f"run {data.run.get('id')}", shown)])
+    return write_atomically(Path(output), report_html(shown, figures, run_to_block(shown)))
 
 
 def build_report(store_path: str | os.PathLike[str], run_id: int | None, output: Path) -> Path:

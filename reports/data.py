@@ -15,23 +15,22 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
+from charts.windows import window_starts
 from reports.errors import ReportError
 from runstore import histogram as hdr
 from runstore.names import (
     COUNTER_ERRORS,
     COUNTER_RECEIVED,
     COUNTER_SENT,
-    METRIC_ACK_PREFIX,
     METRIC_CONNECT,
-    METRIC_PONG,
-    METRIC_SYNC_PROGRESS,
+    request_type,
 )
 from runstore.store import ROLLUP_SECONDS, RunStore, StoreError
 
@@ -89,19 +88,6 @@ SUMMARY_PERCENTILES: Mapping[str, float] = {
 }
 """Percentiles every summary reports, by the name thresholds use."""
 
-_REQUEST_OF_METRIC = {METRIC_PONG: "ping", METRIC_CONNECT: "connect", METRIC_SYNC_PROGRESS: "progress_update"}
-
-
-def request_type(metric: Metric) -> RequestType | None:
-    """Return the client frame whose errors and sends belong to ``metric`` (``ack:batch`` -> ``batch``).
-
-    ``pong`` answers ``ping``, ``sync:progress`` answers ``progress_update``; metrics that answer no request
-    of their own (``delivery:chat``, ``push:notification``, ``send_lag`` ...) give ``None``.
-    """
-    if metric.startswith(METRIC_ACK_PREFIX):
-        return metric[len(METRIC_ACK_PREFIX) :]
-    return _REQUEST_OF_METRIC.get(metric)
-
 
 @dataclass(frozen=True)
 class RunData:
@@ -125,6 +111,9 @@ class RunData:
     server_metrics: pd.DataFrame
     excluded: frozenset[int] = frozenset()
     """Seconds dropped inside ``start <= t < end`` (:meth:`without_seconds`: the load generator stalled)."""
+    _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    """Merged histograms and windows already computed: decoding every second's histogram is the slow part of
+    a report, and every table and chart of it reads the same merges (never carried over by ``replace``)."""
 
     @property
     def duration_s(self) -> int:
@@ -211,10 +200,150 @@ class RunData:
         Raises:
             ReportError: if a stored histogram cannot be decoded.
         """
-        try:
-            return hdr.merge_encoded(self.metric_rows(metric)["hist"].tolist())
-        except ValueError as exc:
-            raise ReportError(f"{self.label}: damaged histogram for {metric}: {exc}") from exc
+        key = ("merged", metric)
+        if key not in self._cache:
+            try:
+                self._cache[key] = hdr.merge_encoded(self.metric_rows(metric)["hist"].tolist())
+            except ValueError as exc:
+                raise ReportError(f"{self.label}: damaged histogram for {metric}: {exc}") from exc
+        return self._cache[key]
+
+    def latency_windows(self, metric: Metric, width: int) -> pd.DataFrame:
+        """``metric`` per window of ``width`` seconds (whole multiples of ``width``), off merged histograms.
+
+        Returns:
+            ``t`` (window start), ``count``, ``p50_us``, ``p99_us``, ``max_us`` for every window with samples:
+            each window's percentiles come from the exact merge of its histograms, never an average of
+            per-second percentiles.
+
+        Raises:
+            ReportError: if a stored histogram cannot be decoded.
+        """
+        key = ("windows", metric, width)
+        if key in self._cache:
+            return self._cache[key]
+        rows = self.metric_rows(metric)
+        rows = rows[rows["count"] > 0]
+        columns = ["t", "count", "p50_us", "p99_us", "max_us"]
+        if width <= self.resolution:
+            frame = rows.loc[:, columns].reset_index(drop=True)  # one row per window: the store's own figures
+        else:
+            starts = window_starts(rows["t"].to_numpy(), 0, width)
+            out: list[tuple[int, int, int, int, int]] = []
+            blobs = rows["hist"].tolist()
+            bounds = np.flatnonzero(np.diff(starts)) + 1
+            try:
+                for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(blobs)], strict=True):
+                    merged = hdr.merge_encoded(blobs[lo:hi])
+                    summary = hdr.summarize(merged)
+                    out.append(
+                        (
+                            int(starts[lo]),
+                            summary["count"],
+                            summary["p50_us"],
+                            summary["p99_us"],
+                            summary["max_us"],
+                        )
+                    )
+            except ValueError as exc:
+                raise ReportError(f"{self.label}: damaged histogram for {metric}: {exc}") from exc
+            frame = pd.DataFrame(out, columns=columns)
+        self._cache[key] = frame
+        return frame
+
+    def counter_windows(self, prefixes: Sequence[str], width: int) -> pd.DataFrame:
+        """Counters whose names start with one of ``prefixes``, summed per window: ``name, t, value``."""
+        rows = self.counters[self.counters["name"].astype(str).str.startswith(tuple(prefixes))]
+        frame = pd.DataFrame(
+            {
+                "name": rows["name"].astype(str).to_numpy(),
+                "t": window_starts(rows["t"].to_numpy(), 0, width),
+                "value": rows["value"].to_numpy(dtype=np.float64),
+            }
+        )
+        return frame.groupby(["name", "t"], sort=True, as_index=False)["value"].sum()
+
+    def gauge_windows(self, name: str, width: int) -> pd.DataFrame:
+        """One gauge per window: ``t, sum, count, min, max, seconds`` (sums and counts add exactly).
+
+        ``sum / seconds`` is the mean per-second total (users in a state); ``sum / count`` the mean
+        observation (queue per user).
+        """
+        rows = self.gauges[self.gauges["name"] == name]
+        frame = pd.DataFrame(
+            {
+                "t": window_starts(rows["t"].to_numpy(), 0, width),
+                "sum": rows["sum"].to_numpy(dtype=np.float64),
+                "count": rows["count"].to_numpy(dtype=np.float64),
+                "min": rows["min"].to_numpy(dtype=np.float64),
+                "max": rows["max"].to_numpy(dtype=np.float64),
+            }
+        )
+        out = frame.groupby("t", sort=True, as_index=False).agg(
+            sum=("sum", "sum"), count=("count", "sum"), min=("min", "min"), max=("max", "max"),
+            seconds=("sum", "size"),
+        )  # fmt: skip
+        out["seconds"] = out["seconds"] * self.resolution  # a coarsened row stands for its window's seconds
+        return out
+
+    def coarsened(self, width: int) -> RunData:
+        """The snapshot with one row per window of ``width`` seconds, not one per second.
+
+        Windows start at whole multiples of ``width`` (unix time), as the store's per-minute roll-ups do, so
+        roll-ups nest in any window of whole minutes and a coarsened snapshot windows again exactly.
+
+        Histograms merge exactly (each window's summary columns are recomputed from its merge), counters and
+        gauge sums / counts add, gauge min / max stay extremes, server metrics keep each window's last
+        scrape (counters are cumulative: rates over windows are unchanged). Events are kept whole. A report
+        of a long run embeds this: its size then grows with the number of windows, not of seconds.
+
+        Raises:
+            ReportError: if a stored histogram cannot be decoded.
+        """
+        if width <= self.resolution:
+            return self
+        rows: list[dict[str, Any]] = []
+        for metric in self.metrics:
+            group = self.metric_rows(metric)
+            group = group[group["count"] > 0]
+            starts = window_starts(group["t"].to_numpy(), 0, width)
+            blobs = group["hist"].tolist()
+            bounds = np.flatnonzero(np.diff(starts)) + 1
+            try:
+                for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(blobs)], strict=True):
+                    merged = hdr.merge_encoded(blobs[lo:hi])
+                    summary = hdr.summarize(merged)
+                    rows.append(
+                        {
+                            "metric": metric,
+                            "t": int(starts[lo]),
+                            **{c: summary[c] for c in LATENCY_COLUMNS[2:-1]},
+                            "hist": hdr.encode(merged).decode("ascii"),
+                        }
+                    )
+            except ValueError as exc:
+                raise ReportError(f"{self.label}: damaged histogram for {metric}: {exc}") from exc
+        latency = pd.DataFrame(rows, columns=list(LATENCY_COLUMNS))
+        counters = self.counters.assign(t=window_starts(self.counters["t"].to_numpy(), 0, width))
+        counters = counters.groupby(["name", "t"], sort=True, as_index=False)["value"].sum()
+        gauges = self.gauges.assign(t=window_starts(self.gauges["t"].to_numpy(), 0, width))
+        gauges = gauges.groupby(["name", "t"], sort=True, as_index=False).agg(
+            sum=("sum", "sum"), count=("count", "sum"), min=("min", "min"), max=("max", "max")
+        )
+        count = gauges["count"].to_numpy(dtype=np.float64)
+        gauges["mean"] = np.divide(
+            gauges["sum"].to_numpy(dtype=np.float64), count, out=np.zeros_like(count), where=count > 0
+        )
+        server = self.server_metrics.assign(b=window_starts(self.server_metrics["t"].to_numpy(), 0, width))
+        server = server.sort_values(["name", "t"], kind="stable").drop_duplicates(["name", "b"], keep="last")
+        return replace(
+            self,
+            resolution=int(width),
+            latency=latency,
+            counters=_frame(counters, COUNTER_COLUMNS),
+            gauges=_frame(gauges, GAUGE_COLUMNS),
+            server_metrics=_frame(server, SERVER_COLUMNS),
+        )
 
     def counter_total(self, name: str) -> int:
         """Sum of one counter over the snapshot."""

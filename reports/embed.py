@@ -12,6 +12,11 @@ Block layout (``schema_version`` 1)::
      "latency": {"metric": [...], "t": [...], ..., "hist": [...]},      # one list per column
      "counters": {...}, "gauges": {...}, "events": {...}, "server_metrics": {...}}
 
+``resolution`` is the seconds each row stands for: 1 (every second) for runs up to 10 minutes; beyond, the
+report's chart window (:func:`reports.build.report_data`: 10 s for an hour, 3 min for a day), each row the
+exact merge of its window (histograms added, counters summed, gauge sums and counts added, the last server
+scrape of the window), so a day's block is a few megabytes. ``start`` / ``end`` stay the run's own seconds.
+
 Readers refuse a newer ``schema_version`` and validate the shape before use: every problem is a
 :class:`~reports.errors.ReportError` that names it.
 """

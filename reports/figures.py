@@ -1,21 +1,31 @@
 """Pure figure builders: one or two runs in, a plotly figure out.
 
 Every builder takes ``runs``, a sequence of ``(label, RunData)``: a report passes one run, the comparison
-passes the baseline and the candidate, and each chart overlays them (colour by metric or series, line dash by
-run). Time axes are seconds since each run's first sample, so two runs line up. Builders do no I/O and keep
-no state.
+passes the baseline and the candidate, and each chart overlays them (colour by message type from
+:mod:`charts.palette`, line dash by run). Time axes are time since each run's first sample, so two runs line
+up. Builders do no I/O and keep no state.
+
+Every time series is windowed by run length (:mod:`charts.windows`): at most
+:data:`~charts.windows.MAX_POINTS` points per trace whatever the duration, the window printed in the chart's
+title. Latency per window is read off the window's merged histograms (exact), drawn as a p50-p99 band with
+the window's max above it, so a one-second spike still shows in a 3-minute window. A chart with nothing to
+draw says so in words.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from charts import server as server_samples
+from charts.palette import EVENT_COLOURS, STATE_COLOURS, error_colour, type_colour
+from charts.spectrum import axis_ticks, spectrum_of
+from charts.windows import time_axis, window_label, window_of, window_width
 from reports.data import RunData
 from reports.gate import GateResult
 from runstore import histogram as hdr
@@ -24,6 +34,7 @@ from runstore.names import (
     COUNTER_RECEIVED,
     COUNTER_SENT,
     GAUGE_QUEUE_SIZE,
+    METRIC_ACK_PREFIX,
     METRIC_SEND_LAG,
     state_gauge,
 )
@@ -38,6 +49,7 @@ __all__ = [
     "latency_spectrum",
     "queue_size",
     "report_figures",
+    "run_window",
     "runs_figure",
     "send_lag",
     "server_metrics",
@@ -47,7 +59,7 @@ __all__ = [
 LabelledRun = tuple[str, RunData]
 
 FIGURE_TITLES = {
-    "fig-latency-time": "Latency percentiles over time",
+    "fig-latency-time": "Latency over time, one panel per message type",
     "fig-latency-spectrum": "Latency distribution (percentile spectrum)",
     "fig-latency-distribution": "Latency histograms",
     "fig-throughput": "Throughput",
@@ -60,14 +72,12 @@ FIGURE_TITLES = {
 }
 """Figure ids (the HTML ``div`` ids) and titles, in page order."""
 
-_COLORS = qualitative.D3 + qualitative.Set2
-_DASHES = ("solid", "dot", "dash", "dashdot")
+_DASHES = ("solid", "dash", "dot", "dashdot")
 _STATES = ("connected", "reconnecting", "disconnected")
-_SPECTRUM_PCTS = np.concatenate([100.0 * (1.0 - 10.0 ** (-np.arange(0, 51) / 10.0)), [100.0]])
-
-
-def _color(index: int) -> str:
-    return _COLORS[index % len(_COLORS)]
+_MUTED = "#616e7c"
+_PANEL_PX = 170
+_SPARSE = 30
+"""Traces with fewer windows than this get markers too: a lone window is a visible point, not nothing."""
 
 
 def _dash(run_index: int) -> str:
@@ -78,101 +88,206 @@ def _name(label: str, series: str, runs: Sequence[LabelledRun]) -> str:
     return series if len(runs) == 1 else f"{series} · {label}"
 
 
-def _style(figure: go.Figure, title: str, *, height: int = 380) -> go.Figure:
+def _rgba(colour: str, alpha: float) -> str:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def run_window(runs: Sequence[LabelledRun]) -> int:
+    """The window width of these runs' time series: from the longest run, never finer than its rows."""
+    duration = max(data.end - data.start for _, data in runs)
+    return window_width(duration, minimum=max(data.resolution for _, data in runs))
+
+
+def _axis(runs: Sequence[LabelledRun]) -> tuple[float, str]:
+    return time_axis(max(data.end - data.start for _, data in runs))
+
+
+def _x(t: np.ndarray, data: RunData, divisor: float) -> np.ndarray:
+    return (np.asarray(t, dtype=np.float64) - data.start) / divisor
+
+
+def _dense(
+    data: RunData, width: int, t: np.ndarray, values: np.ndarray, fill: float
+) -> tuple[np.ndarray, ...]:
+    """Values on every window of the run (``fill`` where a window has no row: NaN leaves a gap)."""
+    grid = window_of(data.start // width * width, data.end, width)
+    out = np.full(grid.size, fill, dtype=np.float64)
+    index = np.searchsorted(grid, t)
+    ok = (index < grid.size) & (grid[np.minimum(index, grid.size - 1)] == t)
+    out[index[ok]] = np.asarray(values, dtype=np.float64)[ok]
+    return grid, out
+
+
+def _band(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A filled band between ``low`` and ``high``: one closed outline per run of windows with data.
+
+    Plotly's ``fill="toself"`` closes each NaN-separated segment on its own, so an outage stays a gap
+    instead of a wedge (``tonexty`` fills across gaps).
+    """
+    ok = np.isfinite(low) & np.isfinite(high)
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(np.int8), 0]))
+    for lo, hi in zip(edges[::2], edges[1::2], strict=True):
+        xs += [x[lo:hi], x[lo:hi][::-1], [np.nan]]
+        ys += [high[lo:hi], low[lo:hi][::-1], [np.nan]]
+    if not xs:
+        return np.array([]), np.array([])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _log_ticks(figure: go.Figure) -> go.Figure:
+    """Readable ticks on every log y axis: 0.5, 1, 2, 5, 10 ms ... instead of digits between decades."""
+    ranges: dict[str, list[float]] = {}
+    for trace in figure.data:
+        y = np.asarray(trace.y if trace.y is not None else [], dtype=np.float64)
+        y = y[np.isfinite(y) & (y > 0)]
+        if y.size:
+            ranges.setdefault(trace.yaxis or "y", []).extend([float(y.min()), float(y.max())])
+    for axis, values in ranges.items():
+        lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+        steps = (1, 2, 5) if hi - lo <= 3 else (1,)
+        ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in steps]
+        ticks = [t for t in ticks if min(values) / 1.5 <= t <= max(values) * 1.5] or ticks
+        name = "yaxis" + axis[1:]
+        figure.layout[name].update(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+    return figure
+
+
+def _style(figure: go.Figure, title: str, *, height: int = 380, subtitle: str = "") -> go.Figure:
+    heading: dict[str, object] = {"text": title, "x": 0.01}
+    if subtitle:
+        heading["subtitle"] = {"text": subtitle, "font": {"size": 12, "color": _MUTED}}
     figure.update_layout(
-        title={"text": title, "x": 0.01},
+        title=heading,
         template="plotly_white",
         height=height,
-        margin={"l": 60, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.15},
+        margin={"l": 64, "r": 20, "t": 76 if subtitle else 56, "b": 40},
+        legend={"orientation": "h", "y": -0.12, "yanchor": "top", "font": {"size": 11}},
         hovermode="x unified",
     )
     return figure
 
 
 def _empty(figure: go.Figure, text: str) -> go.Figure:
-    figure.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    """The empty state: the reason in words instead of an empty or a lone-dot chart."""
+    figure.add_annotation(
+        text=text,
+        showarrow=False,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        font={"size": 14, "color": _MUTED},
+    )
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
+    figure.update_layout(height=160, showlegend=False)
     return figure
 
 
+def _titled(key: str, width: int) -> str:
+    return f"{FIGURE_TITLES[key]} · {window_label(width)}"
+
+
+def _seconds(runs: Sequence[LabelledRun]) -> str:
+    return " / ".join(f"{data.duration_s:,} s" for _, data in runs)
+
+
 def _latency_metrics(runs: Sequence[LabelledRun]) -> list[str]:
+    """Metrics in reading order: acks first, then the other legs, ``connect`` last (``send_lag`` apart)."""
     names: set[str] = set()
     for _, data in runs:
         names.update(data.metrics)
     names.discard(METRIC_SEND_LAG)
-    return sorted(names)
+    return sorted(names, key=lambda m: (not m.startswith(METRIC_ACK_PREFIX), m == "connect", m))
 
 
 def latency_over_time(runs: Sequence[LabelledRun]) -> go.Figure:
-    """p50, p95 and p99 per second (one row each), a line per metric and run."""
-    rows = (("p50_us", "p50"), ("p95_us", "p95"), ("p99_us", "p99"))
-    figure = make_subplots(
-        rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05, subplot_titles=[r[1] for r in rows]
-    )
+    """Small multiples: one panel per metric, each window's p50-p99 band and max, from merged histograms."""
     metrics = _latency_metrics(runs)
+    width = run_window(runs)
+    divisor, axis_title = _axis(runs)
+    figure = make_subplots(
+        rows=len(metrics), cols=1, shared_xaxes=True, vertical_spacing=0.22 / max(len(metrics), 1),
+        subplot_titles=metrics,
+    )  # fmt: skip
     for run_index, (label, data) in enumerate(runs):
-        for metric_index, metric in enumerate(metrics):
-            frame = data.metric_rows(metric)
-            frame = frame[frame["count"] > 0]
-            if frame.empty:
+        for row, metric in enumerate(metrics, start=1):
+            if metric not in data.metrics:
                 continue
-            # Seconds without samples (an outage) stay gaps instead of straight lines across them.
-            step = data.resolution
-            seconds = np.arange(int(frame["t"].min()), int(frame["t"].max()) + step, step)
-            frame = frame.set_index("t").reindex(seconds)
-            x = seconds - data.start
-            for row, (column, _) in enumerate(rows, start=1):
+            windows = data.latency_windows(metric, width)
+            grid, p50 = _dense(data, width, windows["t"].to_numpy(), windows["p50_us"].to_numpy(), np.nan)
+            _, p99 = _dense(data, width, windows["t"].to_numpy(), windows["p99_us"].to_numpy(), np.nan)
+            _, peak = _dense(data, width, windows["t"].to_numpy(), windows["max_us"].to_numpy(), np.nan)
+            x = _x(grid, data, divisor)
+            colour = type_colour(metric)
+            group = f"{metric}-{run_index}"
+            sparse = int(np.isfinite(p99).sum()) < _SPARSE
+            mode = "lines+markers" if sparse else "lines"
+            if run_index == 0:
+                bx, by = _band(x, p50 / 1000.0, p99 / 1000.0)
                 figure.add_trace(
                     go.Scatter(
-                        x=x,
-                        y=frame[column].to_numpy(dtype=np.float64) / 1000.0,
-                        connectgaps=False,
-                        mode="lines",
-                        name=_name(label, metric, runs),
-                        legendgroup=f"{metric}-{run_index}",
-                        showlegend=row == 1,
-                        line={"color": _color(metric_index), "dash": _dash(run_index), "width": 1.5},
+                        x=bx, y=by, mode="lines", fill="toself", fillcolor=_rgba(colour, 0.22),
+                        line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=group,
+                        name=_name(label, f"{metric} p50-p99", runs),
                     ),
-                    row=row,
-                    col=1,
-                )
-    figure.update_yaxes(title_text="ms")
-    figure.update_xaxes(title_text="seconds since start", row=3, col=1)
-    return _style(figure, FIGURE_TITLES["fig-latency-time"], height=720)
+                    row=row, col=1,
+                )  # fmt: skip
+            for column, values, style in (
+                ("p50", p50, {"width": 1.0}),
+                ("p99", p99, {"width": 1.6}),
+                ("max", peak, {"width": 0.8, "dash": "dot"}),
+            ):
+                figure.add_trace(
+                    go.Scatter(
+                        x=x, y=values / 1000.0, mode=mode, connectgaps=False, legendgroup=group,
+                        name=_name(label, f"{metric} {column}", runs),
+                        showlegend=row == 1 and column == "p99",
+                        marker={"size": 4},
+                        line={"color": colour if column != "max" else _rgba(colour, 0.75),
+                              "dash": style.get("dash", _dash(run_index)), "width": style["width"]},
+                        hovertemplate=f"{column} %{{y:.3f}} ms",
+                    ),
+                    row=row, col=1,
+                )  # fmt: skip
+    figure.update_yaxes(type="log", title_text="ms", title_font={"size": 11})
+    _log_ticks(figure)
+    figure.update_xaxes(title_text=axis_title, row=len(metrics), col=1)
+    subtitle = "band: p50 to p99 of each window's merged histograms; dotted: the window's max"
+    _style(
+        figure, _titled("fig-latency-time", width), height=100 + _PANEL_PX * len(metrics), subtitle=subtitle
+    )
+    figure.update_layout(showlegend=len(runs) > 1)
+    return figure
 
 
 def latency_spectrum(runs: Sequence[LabelledRun]) -> go.Figure:
     """Latency by percentile over the whole run, HdrHistogram style (log axis of 1 / (1 - p))."""
     figure = go.Figure()
-    metrics = _latency_metrics(runs)
-    x = 1.0 / np.maximum(1.0 - _SPECTRUM_PCTS / 100.0, 1e-6)
     for run_index, (label, data) in enumerate(runs):
-        for metric_index, metric in enumerate(metrics):
+        for metric in _latency_metrics(runs):
             if metric not in data.metrics:
                 continue
-            values = hdr.percentiles(data.merged(metric), _SPECTRUM_PCTS.tolist())
+            points = spectrum_of(data.merged(metric))
             figure.add_trace(
                 go.Scatter(
-                    x=x,
-                    y=np.array([values[p] for p in _SPECTRUM_PCTS.tolist()]) / 1000.0,
-                    customdata=_SPECTRUM_PCTS,
-                    hovertemplate="p%{customdata:.4g}: %{y:.3f} ms",
+                    x=points.x,
+                    y=points.value_us / 1000.0,
+                    customdata=points.labels,
+                    hovertemplate="%{customdata}: %{y:.3f} ms",
                     mode="lines",
                     name=_name(label, metric, runs),
-                    line={"color": _color(metric_index), "dash": _dash(run_index)},
+                    line={"color": type_colour(metric), "dash": _dash(run_index), "shape": "hv"},
                 )
             )
-    ticks = [1, 2, 10, 100, 1000, 10000, 100000, 1e6]
-    figure.update_xaxes(
-        type="log",
-        title_text="percentile",
-        tickvals=ticks,
-        ticktext=["0%", "50%", "90%", "99%", "99.9%", "99.99%", "99.999%", "max"],
-    )
-    figure.update_yaxes(title_text="ms")
-    _style(figure, FIGURE_TITLES["fig-latency-spectrum"])
+    tickvals, ticktext = axis_ticks()
+    figure.update_xaxes(type="log", title_text="percentile", tickvals=tickvals, ticktext=ticktext)
+    figure.update_yaxes(type="log", title_text="ms")
+    _log_ticks(figure)
+    _style(figure, FIGURE_TITLES["fig-latency-spectrum"] + " · whole run")
     figure.update_layout(hovermode="closest")
     return figure
 
@@ -201,7 +316,7 @@ def latency_distribution(runs: Sequence[LabelledRun]) -> go.Figure:
     edges = np.geomspace(max(every.min(), 1e-3) * 0.99, every.max() * 1.01 + 1e-3, 61)
     centres = np.sqrt(edges[:-1] * edges[1:])
     for run_index, (label, _) in enumerate(runs):
-        for metric_index, metric in enumerate(metrics):
+        for metric in metrics:
             if (run_index, metric) not in binned:
                 continue
             values, counts = binned[(run_index, metric)]
@@ -211,7 +326,7 @@ def latency_distribution(runs: Sequence[LabelledRun]) -> go.Figure:
                     x=centres,
                     y=share * 100.0,
                     mode="lines",
-                    line={"shape": "hvh", "color": _color(metric_index)},
+                    line={"shape": "hvh", "color": type_colour(metric)},
                     name=_name(label, metric, runs),
                     legendgroup=metric,
                 ),
@@ -220,229 +335,274 @@ def latency_distribution(runs: Sequence[LabelledRun]) -> go.Figure:
             )
     figure.update_xaxes(type="log", title_text="ms")
     figure.update_yaxes(title_text="% of samples", col=1)
-    _style(figure, FIGURE_TITLES["fig-latency-distribution"])
+    _style(figure, FIGURE_TITLES["fig-latency-distribution"] + " · whole run")
     figure.update_layout(hovermode="closest")
     return figure
 
 
-def _counter_lines(
-    figure: go.Figure, runs: Sequence[LabelledRun], prefixes: Sequence[str], *, row: int | None = None
-) -> int:
-    names = sorted(
-        {
-            str(n)
-            for _, data in runs
-            for n in data.counters["name"].unique()
-            if str(n).startswith(tuple(prefixes))
-        }
-    )
-    for run_index, (label, data) in enumerate(runs):
-        for name_index, name in enumerate(names):
-            frame = data.counters[data.counters["name"] == name]
-            if frame.empty:
-                continue
-            seconds = np.arange(data.start, data.end)
-            series = frame.groupby("t")["value"].sum().reindex(seconds, fill_value=0)
-            trace = go.Scatter(
-                x=seconds - data.start,
-                y=series.to_numpy(),
-                mode="lines",
-                name=_name(label, name, runs),
-                line={"color": _color(name_index), "dash": _dash(run_index)},
-            )
-            if row is None:
-                figure.add_trace(trace)
-            else:
-                figure.add_trace(trace, row=row, col=1)
-    return len(names)
-
-
 def throughput(runs: Sequence[LabelledRun]) -> go.Figure:
-    """Frames sent and received per second, by type."""
+    """Frames sent (solid) and received (dotted) per second, by type, averaged over each window."""
     figure = go.Figure()
-    if not _counter_lines(figure, runs, (COUNTER_SENT, COUNTER_RECEIVED)):
-        _empty(figure, "no frames counted")
-    figure.update_xaxes(title_text="seconds since start")
-    figure.update_yaxes(title_text="frames / s")
-    return _style(figure, FIGURE_TITLES["fig-throughput"])
+    width = run_window(runs)
+    divisor, axis_title = _axis(runs)
+    drawn = 0
+    for run_index, (label, data) in enumerate(runs):
+        sums = data.counter_windows((COUNTER_SENT, COUNTER_RECEIVED), width)
+        for name, group in sums.groupby("name", sort=True):
+            name = str(name)
+            grid, total = _dense(data, width, group["t"].to_numpy(), group["value"].to_numpy(), 0.0)
+            seconds = np.clip(np.minimum(grid + width, data.end) - grid, 1, width)
+            received = name.startswith(COUNTER_RECEIVED)
+            figure.add_trace(
+                go.Scatter(
+                    x=_x(grid, data, divisor), y=total / seconds, mode="lines",
+                    name=_name(label, name, runs),
+                    line={"color": type_colour(name), "dash": "dot" if received else _dash(run_index),
+                          "width": 1.5},
+                    opacity=1.0 if run_index == 0 else 0.6,
+                )
+            )  # fmt: skip
+            drawn += 1
+    if not drawn:
+        return _empty(_style(figure, FIGURE_TITLES["fig-throughput"]), "no frames were counted in this run")
+    figure.update_xaxes(title_text=axis_title)
+    figure.update_yaxes(title_text="frames / s", rangemode="tozero")
+    return _style(figure, _titled("fig-throughput", width), subtitle="solid: sent, dotted: received")
 
 
 def errors_by_code(runs: Sequence[LabelledRun]) -> go.Figure:
-    """Errors per second by ``errors.<type>.<code>``, stacked bars, one row per run."""
-    figure = make_subplots(
-        rows=len(runs), cols=1, shared_xaxes=True, subplot_titles=[label for label, _ in runs]
-    )
+    """Errors per window by ``errors.<type>.<code>``, stacked bars, one row per run; no errors: in words."""
+    width = run_window(runs)
     names = sorted(
         {str(n) for _, d in runs for n in d.counters["name"].unique() if str(n).startswith(COUNTER_ERRORS)}
     )
+    if not names:
+        text = f"no errors in {_seconds(runs)}"
+        return _empty(_style(go.Figure(), FIGURE_TITLES["fig-errors"]), text)
+    divisor, axis_title = _axis(runs)
+    figure = make_subplots(
+        rows=len(runs), cols=1, shared_xaxes=True, subplot_titles=[label for label, _ in runs]
+    )
     for run_index, (_label, data) in enumerate(runs):
-        for name_index, name in enumerate(names):
-            frame = data.counters[data.counters["name"] == name]
-            if frame.empty:
-                continue
-            series = frame.groupby("t")["value"].sum()
+        sums = data.counter_windows((COUNTER_ERRORS,), width)
+        sums = sums[sums["value"] > 0]
+        if sums.empty:
+            figure.add_annotation(
+                text=f"no errors in {data.duration_s:,} s", showarrow=False, x=0.5, y=0.5,
+                xref="x domain" if run_index == 0 else f"x{run_index + 1} domain",
+                yref="y domain" if run_index == 0 else f"y{run_index + 1} domain", font={"color": _MUTED},
+            )  # fmt: skip
+        for name, group in sums.groupby("name", sort=True):
+            name = str(name)
+            short = name[len(COUNTER_ERRORS) :]
             figure.add_trace(
                 go.Bar(
-                    x=series.index.to_numpy() - data.start,
-                    y=series.to_numpy(),
-                    name=name[len(COUNTER_ERRORS) :],
-                    legendgroup=name,
-                    showlegend=run_index == 0,
-                    marker={"color": _color(name_index)},
+                    x=_x(group["t"].to_numpy() + width / 2, data, divisor), y=group["value"].to_numpy(),
+                    width=0.9 * width / divisor, name=short,
+                    legendgroup=name, showlegend=run_index == 0,
+                    marker={"color": error_colour(short), "line": {"width": 0}},
+                    hovertemplate=f"%{{y}} {short}<extra></extra>",
                 ),
-                row=run_index + 1,
-                col=1,
-            )
-    if not names:
-        figure.add_annotation(text="no errors", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    figure.update_layout(barmode="stack")
-    figure.update_yaxes(title_text="errors / s")
-    figure.update_xaxes(title_text="seconds since start", row=len(runs), col=1)
-    return _style(figure, FIGURE_TITLES["fig-errors"], height=300 + 120 * len(runs))
+                row=run_index + 1, col=1,
+            )  # fmt: skip
+    figure.update_layout(barmode="stack", bargap=0.1)
+    unit = "second" if width == 1 else window_label(width).removesuffix("s")
+    figure.update_yaxes(title_text=f"errors per {unit}", rangemode="tozero")
+    figure.update_xaxes(title_text=axis_title, row=len(runs), col=1)
+    return _style(figure, _titled("fig-errors", width), height=260 + 120 * len(runs))
 
 
 def queue_size(runs: Sequence[LabelledRun]) -> go.Figure:
-    """Client-side outbound queue per user: mean and max per second."""
+    """Client-side outbound queue per user: mean and max over each window."""
     figure = go.Figure()
+    width = run_window(runs)
+    divisor, axis_title = _axis(runs)
     shown = False
     for run_index, (label, data) in enumerate(runs):
-        frame = data.gauges[data.gauges["name"] == GAUGE_QUEUE_SIZE]
-        if frame.empty:
+        windows = data.gauge_windows(GAUGE_QUEUE_SIZE, width)
+        if windows.empty:
             continue
         shown = True
-        x = frame["t"].to_numpy() - data.start
-        for index, column in enumerate(("mean", "max")):
+        t = windows["t"].to_numpy()
+        count = windows["count"].to_numpy(dtype=np.float64)
+        mean = np.divide(windows["sum"].to_numpy(), count, out=np.full(count.shape, np.nan), where=count > 0)
+        for stat, values, colour in (
+            ("mean", mean, "#4f46e5"),
+            ("max", windows["max"].to_numpy(), "#a5b4fc"),
+        ):
+            grid, y = _dense(data, width, t, values, np.nan)
             figure.add_trace(
                 go.Scatter(
-                    x=x,
-                    y=frame[column].to_numpy(dtype=np.float64),
-                    mode="lines",
-                    name=_name(label, f"queue {column}", runs),
-                    line={"color": _color(index), "dash": _dash(run_index)},
+                    x=_x(grid, data, divisor), y=y, mode="lines", name=_name(label, f"queue {stat}", runs),
+                    line={"color": colour, "dash": _dash(run_index)},
                 )
-            )
+            )  # fmt: skip
     if not shown:
-        _empty(figure, "no queue-size gauge in this run")
-    figure.update_xaxes(title_text="seconds since start")
-    figure.update_yaxes(title_text="messages per user")
-    return _style(figure, FIGURE_TITLES["fig-queue"])
+        return _empty(_style(figure, FIGURE_TITLES["fig-queue"]), "no queue-size gauge in this run")
+    figure.update_xaxes(title_text=axis_title)
+    figure.update_yaxes(title_text="messages per user", rangemode="tozero")
+    return _style(figure, _titled("fig-queue", width))
 
 
 def connections(runs: Sequence[LabelledRun]) -> go.Figure:
-    """Users per connection state (top) and connection events per second by kind (bottom)."""
+    """Users per connection state (mean per window, top) and connection events per window (bottom)."""
+    width = run_window(runs)
+    divisor, axis_title = _axis(runs)
     figure = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.08,
-        row_heights=[0.65, 0.35],
-        subplot_titles=["users by state", "connection events per second"],
-    )
+        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, row_heights=[0.65, 0.35],
+        subplot_titles=["users by state", f"connection events per {window_label(width).removesuffix('s')}"],
+    )  # fmt: skip
     for run_index, (label, data) in enumerate(runs):
-        for state_index, state in enumerate(_STATES):
-            frame = data.gauges[data.gauges["name"] == state_gauge(state)]
-            if frame.empty:
+        for state in _STATES:
+            windows = data.gauge_windows(state_gauge(state), width)
+            if windows.empty:
                 continue
+            users = windows["sum"].to_numpy() / windows["seconds"].to_numpy()
+            grid, y = _dense(data, width, windows["t"].to_numpy(), users, np.nan)
             figure.add_trace(
                 go.Scatter(
-                    x=frame["t"].to_numpy() - data.start,
-                    y=frame["sum"].to_numpy(dtype=np.float64),
-                    mode="lines",
-                    name=_name(label, state, runs),
-                    line={"color": _color(state_index), "dash": _dash(run_index)},
+                    x=_x(grid, data, divisor), y=y, mode="lines", name=_name(label, state, runs),
+                    line={"color": STATE_COLOURS[state], "dash": _dash(run_index)},
                 ),
-                row=1,
-                col=1,
-            )
+                row=1, col=1,
+            )  # fmt: skip
         events = data.events
-        if not events.empty:
-            seconds = np.floor(events["ts"].to_numpy(dtype=np.float64)).astype(np.int64) - data.start
-            counts = (
-                pd.DataFrame({"t": seconds, "kind": events["kind"].astype(str)}).groupby(["kind", "t"]).size()
-            )
-            for kind_index, kind in enumerate(sorted(counts.index.get_level_values(0).unique())):
-                series = counts.loc[kind]
-                figure.add_trace(
-                    go.Bar(
-                        x=series.index.to_numpy(),
-                        y=series.to_numpy(),
-                        name=_name(label, f"event {kind}", runs),
-                        marker={"color": _color(3 + kind_index), "opacity": 1.0 if run_index == 0 else 0.55},
-                    ),
-                    row=2,
-                    col=1,
-                )
-    figure.update_yaxes(title_text="users", row=1, col=1)
-    figure.update_yaxes(title_text="events", row=2, col=1)
-    figure.update_xaxes(title_text="seconds since start", row=2, col=1)
-    return _style(figure, FIGURE_TITLES["fig-connections"], height=520)
-
-
-def _is_cumulative(name: str) -> bool:
-    base = name.split("{", 1)[0]
-    return base.endswith(("_total", "_count", "_sum"))
-
-
-def server_metrics(runs: Sequence[LabelledRun]) -> go.Figure | None:
-    """The target's scraped metrics (cumulative counters as per-second differences); ``None`` if absent."""
-    names = sorted({str(n) for _, d in runs for n in d.server_metrics["name"].unique()})
-    if not names:
-        return None
-    figure = go.Figure()
-    for run_index, (label, data) in enumerate(runs):
-        for name_index, name in enumerate(names):
-            frame = data.server_metrics[data.server_metrics["name"] == name]
-            if frame.empty:
-                continue
-            t = frame["t"].to_numpy()
-            values = frame["value"].to_numpy(dtype=np.float64)
-            if _is_cumulative(name) and len(values) > 1:
-                dt = np.diff(t).astype(np.float64)
-                t, values = t[1:], np.diff(values) / np.where(dt > 0, dt, 1.0)
-                series = f"{name} /s"
-            else:
-                series = name
+        if events.empty:
+            continue
+        seconds = np.floor(events["ts"].to_numpy(dtype=np.float64)).astype(np.int64)
+        starts = seconds // width * width
+        counts = pd.DataFrame({"t": starts, "kind": events["kind"].astype(str)}).groupby(["kind", "t"]).size()
+        for kind in sorted(counts.index.get_level_values(0).unique()):
+            series = counts.loc[kind]
             figure.add_trace(
-                go.Scatter(
-                    x=t - data.start,
-                    y=values,
-                    mode="lines+markers" if len(values) < 3 else "lines",
-                    name=_name(label, series, runs),
-                    visible=True if name_index < 8 else "legendonly",
-                    line={"color": _color(name_index), "dash": _dash(run_index)},
+                go.Bar(
+                    x=_x(series.index.to_numpy() + width / 2, data, divisor), y=series.to_numpy(),
+                    width=0.9 * width / divisor,
+                    name=_name(label, f"event {kind}", runs),
+                    marker={"color": EVENT_COLOURS.get(kind, _MUTED), "opacity": 0.55 if run_index else 1.0},
+                ),
+                row=2, col=1,
+            )  # fmt: skip
+    figure.update_yaxes(title_text="users", rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(title_text="events", row=2, col=1)
+    figure.update_xaxes(title_text=axis_title, row=2, col=1)
+    return _style(figure, _titled("fig-connections", width), height=520)
+
+
+_SERVER_ROWS = (
+    ("rate", "counters (per second)"),
+    ("quantile", "histogram percentiles (p50 dotted, p99; *_seconds in ms)"),
+    ("gauge", "gauges"),
+)
+
+
+def server_metrics(runs: Sequence[LabelledRun]) -> go.Figure:
+    """The target's metrics as an operator reads them: counter rates, histogram p50/p99, gauges apart.
+
+    Each kind gets its own row and axis (:mod:`charts.server`); no scrape, or a single one, says so.
+    """
+    width = run_window(runs)
+    divisor, axis_title = _axis(runs)
+    derived = [
+        server_samples.derive(server_samples.bucket_samples(data.server_metrics, width, origin=0))
+        for _, data in runs
+    ]
+    if all(data.server_metrics.empty for _, data in runs):
+        text = "server metrics were not scraped (run with --scrape-metrics against a target with /metrics)"
+        return _empty(_style(go.Figure(), FIGURE_TITLES["fig-server"]), text)
+    if all(
+        frame.groupby(["family", "series"]).size().max() < 2 if not frame.empty else True for frame in derived
+    ):
+        scrapes = max(int(data.server_metrics["t"].nunique()) for _, data in runs)
+        last = runs[0][1].server_metrics.drop_duplicates("name", keep="last").head(3)
+        values = ", ".join(
+            f"{n.removeprefix('wsgauge_')} = {v:g}" for n, v in zip(last["name"], last["value"], strict=True)
+        )
+        times = "once" if scrapes == 1 else f"{scrapes} times"
+        text = f"server metrics were scraped {times}, too few for a line: {values}"
+        return _empty(_style(go.Figure(), FIGURE_TITLES["fig-server"]), text)
+    kinds = [(k, t) for k, t in _SERVER_ROWS if any((f["kind"] == k).any() for f in derived)]
+    figure = make_subplots(
+        rows=len(kinds), cols=1, shared_xaxes=True, vertical_spacing=0.12 / len(kinds),
+        subplot_titles=[t for _, t in kinds],
+    )  # fmt: skip
+    for run_index, ((label, data), frame) in enumerate(zip(runs, derived, strict=True)):
+        for row, (kind, _) in enumerate(kinds, start=1):
+            part = frame[frame["kind"] == kind]
+            for index, ((family, series), group) in enumerate(part.groupby(["family", "series"], sort=True)):
+                series = str(series)
+                if series.startswith(("p50", "p99")):
+                    colour = type_colour(str(family))
+                    dash = "dot" if series.startswith("p50") else _dash(run_index)
+                else:
+                    colour = type_colour(series) if kind == "rate" and series else _fallback(index)
+                    dash = _dash(run_index)
+                grid, y = _dense(
+                    data, width, group["t"].to_numpy(np.int64), group["value"].to_numpy(), np.nan
                 )
-            )
-    figure.update_xaxes(title_text="seconds since start")
-    return _style(figure, FIGURE_TITLES["fig-server"], height=460)
+                unit = str(group["unit"].iloc[0])
+                figure.add_trace(
+                    go.Scatter(
+                        x=_x(grid, data, divisor), y=y, mode="lines", connectgaps=False,
+                        name=_name(label, server_samples.display_name(str(family), series), runs),
+                        legend=f"legend{row}" if row > 1 else "legend",
+                        line={"color": colour, "dash": dash, "width": 1.4},
+                        hovertemplate=f"%{{y:.4~g}} {unit}",
+                    ),
+                    row=row, col=1,
+                )  # fmt: skip
+    figure.update_xaxes(title_text=axis_title, row=len(kinds), col=1)
+    height = 100 + 200 * len(kinds)
+    _style(figure, _titled("fig-server", width), height=height)
+    legends = {}
+    for row, (kind, _) in enumerate(kinds, start=1):
+        axis = figure.layout[f"yaxis{row}" if row > 1 else "yaxis"]
+        top = axis.domain[1]
+        legends["legend" if row == 1 else f"legend{row}"] = {
+            "x": 1.02, "y": top, "xanchor": "left", "yanchor": "top", "font": {"size": 10},
+            "orientation": "v", "tracegroupgap": 0,
+        }  # fmt: skip
+        units = {str(u) for f in derived for u in f.loc[f["kind"] == kind, "unit"].unique()}
+        title = {"rate": "/ s", "quantile": "ms", "gauge": "ms"}[kind] if units <= {"/s", "ms"} else ""
+        figure.update_yaxes(title_text=title, row=row, col=1)
+    figure.update_layout(margin={"r": 230}, **legends)
+    return figure
+
+
+def _fallback(index: int) -> str:
+    return ("#0f766e", "#7c3aed", "#b45309", "#0369a1", "#be185d", "#4d7c0f", "#57534e")[index % 7]
 
 
 def send_lag(runs: Sequence[LabelledRun]) -> go.Figure | None:
-    """Open model's send lag (actual minus scheduled send), p50 and p99 per second; ``None`` if absent."""
+    """Open model's send lag (actual minus scheduled send), p50 and p99 per window; ``None`` if absent."""
     if not any(METRIC_SEND_LAG in data.metrics for _, data in runs):
         return None
     figure = go.Figure()
+    width = run_window(runs)
+    divisor, axis_title = _axis(runs)
     for run_index, (label, data) in enumerate(runs):
-        frame = data.metric_rows(METRIC_SEND_LAG)
-        frame = frame[frame["count"] > 0]
-        for index, column in enumerate(("p50_us", "p99_us")):
+        if METRIC_SEND_LAG not in data.metrics:
+            continue
+        windows = data.latency_windows(METRIC_SEND_LAG, width)
+        for column, colour in (("p50_us", "#9ca3af"), ("p99_us", "#4b5563")):
+            grid, y = _dense(data, width, windows["t"].to_numpy(), windows[column].to_numpy(), np.nan)
             figure.add_trace(
                 go.Scatter(
-                    x=frame["t"].to_numpy() - data.start,
-                    y=frame[column].to_numpy() / 1000.0,
-                    mode="lines",
+                    x=_x(grid, data, divisor), y=y / 1000.0, mode="lines",
                     name=_name(label, f"send lag {column[:-3]}", runs),
-                    line={"color": _color(index), "dash": _dash(run_index)},
+                    line={"color": colour, "dash": _dash(run_index)},
                 )
-            )
-    figure.update_xaxes(title_text="seconds since start")
-    figure.update_yaxes(title_text="ms")
-    return _style(figure, FIGURE_TITLES["fig-send-lag"])
+            )  # fmt: skip
+    figure.update_xaxes(title_text=axis_title)
+    figure.update_yaxes(title_text="ms", rangemode="tozero")
+    return _style(figure, _titled("fig-send-lag", width))
 
 
 def report_figures(runs: Sequence[LabelledRun]) -> dict[str, go.Figure]:
     """Every chart of a report (one run) or a comparison (two), by figure id, in page order.
 
-    Server metrics and send lag appear only when some run has them.
+    Send lag appears only when some run has it (open model); every other chart is always there, in words
+    when it has nothing to draw.
     """
     figures: dict[str, go.Figure | None] = {
         "fig-latency-time": latency_over_time(runs),
@@ -471,7 +631,7 @@ def runs_figure(result: GateResult) -> go.Figure:
         if rule.baseline_runs and rule.candidate_runs and rule.stat != "error_rate" and rule.baseline
     ]
     figure = go.Figure()
-    sides = (("baseline", -0.15, "circle", _color(0)), ("candidate", 0.15, "diamond", _color(1)))
+    sides = (("baseline", -0.15, "circle", "#1f77b4"), ("candidate", 0.15, "diamond", "#ff7f0e"))
     for side, offset, symbol, color in sides:
         xs, ys, texts = [], [], []
         for row, rule in enumerate(rules):

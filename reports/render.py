@@ -20,8 +20,9 @@ from reports.data import RunData, error_rates, latency_summary, request_type, th
 from reports.embed import data_block
 from reports.figures import FIGURE_TITLES
 from reports.gate import GateResult, RuleResult
+from reports.headline import Headline, headline
 
-__all__ = ["comparison_html", "figure_fragment", "page", "report_html", "verdict_rows"]
+__all__ = ["comparison_html", "figure_fragment", "headline_html", "page", "report_html", "verdict_rows"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1280px;
@@ -36,6 +37,15 @@ table.meta td{text-align:left;white-space:normal}
 .unconfirmed{background:#b7791f}
 td.status span{padding:1px 6px;border-radius:3px;color:#fff;font-size:.85em}
 .figure{margin:8px 0 20px}.muted{color:#616e7c;font-size:.85em}
+.headlines{display:flex;gap:16px;flex-wrap:wrap}
+.headline{flex:1 1 560px;border:1px solid #d9e2ec;border-radius:6px;padding:10px 14px;margin:8px 0}
+.headline h3{margin:0 0 6px;font-size:1em}.headline .verdict{font-size:1.05em;margin-right:8px}
+.not-judged{background:#718096}.inconclusive{background:#b7791f}
+.tiles{display:flex;gap:10px;flex-wrap:wrap;margin:8px 0}
+.tile{background:#f5f7fa;border-radius:4px;padding:6px 12px;min-width:110px}
+.tile b{display:block;font-size:1.25em}.tile span{color:#616e7c;font-size:.8em}
+table.options td{text-align:left;white-space:normal;font-family:ui-monospace,monospace;font-size:.95em}
+ul.rules{margin:4px 0;padding-left:18px;font-size:.85em}
 """
 
 
@@ -77,27 +87,110 @@ def _ms(us: float) -> str:
     return f"{us / 1000:.3f}"
 
 
+def _value(value: Any) -> str:
+    """One option's value as text: scalars as they are, lists and tables as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _options_table(options: Mapping[str, Any]) -> str:
+    """The run's options, one row per key, sorted (the JSON itself stays in the data block)."""
+    if not options:
+        return "-"
+    rows = "".join(
+        f'<tr data-option="{html.escape(str(k))}"><th>{html.escape(str(k))}</th>'
+        f"<td>{html.escape(_value(v))}</td></tr>"
+        for k, v in sorted(options.items(), key=lambda kv: str(kv[0]))
+    )
+    return f'<table class="options">{rows}</table>'
+
+
 def _metadata_table(data: RunData) -> str:
     run = data.run
     options = run.get("options") or {}
     users = options.get("users", options.get("num_users", "-"))
     rows = [
-        ("run", f"{run.get('id')} · {run.get('name')} · {run.get('status')}"),
-        ("target", run.get("target")),
-        ("started", _stamp(run.get("started_at"))),
-        ("duration", f"{data.duration_s} s of samples"),
-        ("users", users),
-        ("git commit", run.get("git_commit") or "-"),
-        ("options", _json(options)),
+        ("run", html.escape(f"{run.get('id')} · {run.get('name')} · {run.get('status')}")),
+        ("target", html.escape(str(run.get("target")))),
+        ("started", html.escape(_stamp(run.get("started_at")))),
+        ("duration", html.escape(f"{data.duration_s:,} s of samples")),
+        ("users", html.escape(str(users))),
+        ("git commit", html.escape(str(run.get("git_commit") or "-"))),
+        ("options", _options_table(options)),
         ("versions", _json(run.get("versions"))),
         ("machine", _json(run.get("machine"))),
     ]
-    escaped = {"options", "versions", "machine"}  # already escaped JSON
-    body = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{v if k in escaped else html.escape(str(v))}</td></tr>"
-        for k, v in rows
-    )
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f'<table class="meta">{body}</table>'
+
+
+_VERDICT_WORDS = {"pass": "healthy", "regression": "unhealthy"}
+
+
+def _count(value: int) -> str:
+    """``9,500``, ``14.4 k``, ``3.46 M``: exact below 10,000, three digits above."""
+    for factor, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if value >= max(factor, 1e4):
+            return f"{value / factor:.3g}{suffix}"
+    return f"{value:,}"
+
+
+def _percent(fraction: float) -> str:
+    """``0 %``, ``0.0087 %``, ``1.25 %``: small rates keep their first digits."""
+    pct = fraction * 100.0
+    if pct == 0:
+        return "0 %"
+    return f"{pct:.2g} %" if pct < 0.01 else f"{pct:.3g} %"
+
+
+def _tile(value: str, what: str, key: str) -> str:
+    value, what = html.escape(value), html.escape(what)
+    return f'<div class="tile" data-tile="{key}"><b>{value}</b><span>{what}</span></div>'
+
+
+def headline_html(line: Headline, title: str | None = None) -> str:
+    """The five-second summary of a run: verdict of the built-in rules, key numbers, key message types."""
+    status = line.verdict.replace(" ", "-")
+    word = _VERDICT_WORDS.get(line.verdict, line.verdict)
+    broken = [r for r in line.rules if r.status not in ("pass", "improved")]
+    if line.note:
+        why = f"built-in rules not judged: {line.note}"
+    elif broken:
+        why = f"{len(broken)} of {len(line.rules)} built-in rules broken"
+    else:
+        why = f"all {len(line.rules)} built-in rules met (errors under 1 %, every p99 under 250 ms)"
+    tiles = "".join(
+        (
+            _tile("-" if line.peak_users is None else f"{line.peak_users:,}", "peak users", "peak-users"),
+            _tile(_count(line.sent), "messages sent", "sent"),
+            _tile(_count(line.received), "messages received", "received"),
+            _tile(_percent(line.error_rate), f"errors ({line.errors:,})", "error-rate"),
+            _tile(f"{line.duration_s:,} s", "of samples", "duration"),
+        )
+    )
+    rows = "".join(
+        f'<tr data-metric="{html.escape(t.metric)}" data-p50-us="{t.p50_us}" data-p99-us="{t.p99_us}">'
+        f"<td>{html.escape(t.metric)}</td><td>{_ms(t.p50_us)}</td><td>{_ms(t.p99_us)}</td>"
+        f"<td>{'-' if t.error_rate is None else f'{t.error_rate * 100:.3f} %'}</td><td>{t.count:,}</td></tr>"
+        for t in line.types
+    )
+    table = (
+        '<table class="headline-types"><tr><th>message type</th><th>p50 ms</th><th>p99 ms</th>'
+        f"<th>error rate</th><th>samples</th></tr>{rows}</table>"
+    )
+    rules = "".join(
+        f'<li data-status="{html.escape(r.status)}">{html.escape(r.rule)}: {html.escape(r.reason)}</li>'
+        for r in broken
+    )
+    return (
+        f'<section class="headline" data-verdict="{html.escape(line.verdict)}">'
+        + (f"<h3>{html.escape(title)}</h3>" if title else "")
+        + f'<p><span class="verdict {html.escape(status)}">{html.escape(word.upper())}</span>'
+        f'<span class="muted">{html.escape(why)}</span></p>'
+        + (f'<ul class="rules">{rules}</ul>' if rules else "")
+        + f"<div class='tiles'>{tiles}</div>{table}</section>"
+    )
 
 
 def _summary_table(data: RunData) -> str:
@@ -140,12 +233,13 @@ def _figures(figures: Mapping[str, go.Figure]) -> str:
 
 
 def report_html(data: RunData, figures: Mapping[str, go.Figure], block: Mapping[str, Any]) -> str:
-    """The report of one run: summary first, then per-type table, then every chart."""
+    """The report of one run: the headline first, then the run's details, the per-type tables, every chart."""
     title = f"wsgauge report · run {data.run.get('id')} · {data.run.get('name')}"
     body = (
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="muted">generated {_stamp(datetime.now(UTC).timestamp())} · figures: '
         f"{', '.join(FIGURE_TITLES[f] for f in figures)}</p>"
+        f"{headline_html(headline(data))}"
         f"<h2>Summary</h2>{_metadata_table(data)}"
         f"<h2>Per message type</h2>{_summary_table(data)}{_rates_table(data)}"
         f"<h2>Charts</h2>{_figures(figures)}"
@@ -235,6 +329,8 @@ def comparison_html(
         f"{result.warmup_s:g} s excluded · {html.escape(result.method_text)}</span></p>"
         f"{_verdict_table(result)}" + (f"<ul class='notes'>{notes}</ul>" if notes else "")
     )
+    headlines = "".join(headline_html(headline(data), label) for label, data in runs)
+    body += f"<h2>Both runs at a glance</h2><div class='headlines'>{headlines}</div>"
     for label, data in runs:
         body += f"<h2>{html.escape(label)}</h2>{_metadata_table(data)}{_summary_table(data)}"
     overlaid = "the first run of each side overlaid" if result.method == "runs" else "both runs overlaid"

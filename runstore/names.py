@@ -27,6 +27,7 @@ __all__ = [
     "ack_metric",
     "error_counter",
     "received_counter",
+    "request_type",
     "sent_counter",
     "state_gauge",
 ]
@@ -112,3 +113,23 @@ def state_gauge(state: str) -> str:
 
 # --- connection events (one row per transition) ------------------------------------------------------------
 CONNECTION_EVENTS: Final = ("connected", "disconnected", "reconnecting", "connect_failed", "gave_up")
+
+
+# --- which request a latency metric answers (one mapping for the monitor, the reports and the gate) -------
+_REQUEST_OF_METRIC: Final = {
+    METRIC_PONG: "ping",
+    METRIC_CONNECT: "connect",
+    METRIC_SYNC_PROGRESS: "progress_update",
+}
+
+
+def request_type(metric: str) -> str | None:
+    """The client frame whose ``sent.<type>`` and ``errors.<type>.*`` counters belong to ``metric``.
+
+    ``ack:batch`` -> ``batch``, ``pong`` -> ``ping``, ``sync:progress`` -> ``progress_update``, ``connect`` ->
+    ``connect``; metrics that answer no request of their own (``delivery:chat``, ``push:notification``,
+    ``send_lag`` ...) give ``None``.
+    """
+    if metric.startswith(METRIC_ACK_PREFIX):
+        return metric[len(METRIC_ACK_PREFIX) :]
+    return _REQUEST_OF_METRIC.get(metric)

@@ -151,6 +151,7 @@ def test_compare_is_aligned_at_start(stores: Stores) -> None:
 def test_server_series_turn_counters_into_rates() -> None:
     names = [
         'wsgauge_frames_in_total{type="ping"}',
+        "wsgauge_frames_in_created",
         "wsgauge_connections_open",
         'wsgauge_handling_seconds_bucket{le="0.1"}',
         "wsgauge_handling_seconds_sum",
@@ -163,7 +164,8 @@ def test_server_series_turn_counters_into_rates() -> None:
     ]
 
 
-def test_server_rates_from_a_store(tmp_path) -> None:
+def test_server_rates_percentiles_and_gauges_from_a_store(tmp_path) -> None:
+    """Counters become rates, histogram buckets p50 / p99 (ms), gauges a row of their own."""
     from runstore.store import RunStore
     from tests.synthetic_runs import write_synthetic_run
 
@@ -176,6 +178,9 @@ def test_server_rates_from_a_store(tmp_path) -> None:
                 run.start + i,
                 {
                     'wsgauge_frames_in_total{type="ping"}': 50.0 * i,
+                    'wsgauge_handling_seconds_bucket{le="0.001"}': 3.0 * i,  # 3 of 4 a second under 1 ms
+                    'wsgauge_handling_seconds_bucket{le="0.01"}': 4.0 * i,
+                    'wsgauge_handling_seconds_bucket{le="+Inf"}': 4.0 * i,
                     "wsgauge_handling_seconds_sum": 0.002 * i,
                     "wsgauge_handling_seconds_count": 4.0 * i,
                     "wsgauge_connections_open": 7.0,
@@ -194,11 +199,15 @@ def test_server_rates_from_a_store(tmp_path) -> None:
             server_names=names,
         )
     server = series[series["family"] == "server"]
-    rate = _series(server, "server", "wsgauge_frames_in_total", '{type="ping"}')["value"].dropna()
+    rate = _series(server, "server", "wsgauge_frames_in_total", "ping")["value"].dropna()
     assert len(rate) >= 25 and (rate == 50.0).all()
-    mean = _series(server, "server", "wsgauge_handling_seconds", "mean")["value"].dropna()
-    assert np.allclose(mean, 0.0005)
-    assert (_series(server, "server", "wsgauge_connections_open", "value")["value"] == 7.0).all()
+    p50 = _series(server, "server", "wsgauge_handling_seconds", "p50")["value"].dropna()
+    p99 = _series(server, "server", "wsgauge_handling_seconds", "p99")["value"].dropna()
+    assert len(p50) >= 25 and np.allclose(p50, 1000 * 0.001 * 2 / 3)  # rank 2 of 3 in [0, 1 ms]
+    assert np.allclose(p99, 1.0 + 9.0 * (3.96 - 3) / 1)  # rank 3.96: 96 % into the 1-10 ms bucket
+    assert set(server["name"]) == {"wsgauge_frames_in_total", "wsgauge_handling_seconds"}
+    gauges = series[series["family"] == "server_gauge"]
+    assert (_series(gauges, "server_gauge", "wsgauge_connections_open", "gauge")["value"] == 7.0).all()
 
 
 def test_bad_stores_raise_one_line_errors(stores: Stores) -> None:

@@ -60,6 +60,30 @@ def test_timeline_has_a_row_per_family_and_keys_per_trace() -> None:
     assert events.yaxis == f"y{len(rows) + 1}" and list(events.customdata) == [1]
 
 
+def test_every_latency_metric_has_its_own_colour() -> None:
+    """ack:chat_message and delivery:chat were both blue: one colour per metric, from charts.palette."""
+    from runstore.names import LATENCY_METRICS
+
+    series = _frame([("latency", m, "p99", [0.5, 1.5], [1.0, 2.0]) for m in LATENCY_METRICS])
+    fig = figures.make_timeline(series, rows=figures.timeline_rows(server=False, send_lag=True), bucket=1)
+    colours = {t.name: t.line.color for t in fig.data}
+    assert len(set(colours.values())) == len(LATENCY_METRICS), colours
+    assert colours["ack:chat_message"] != colours["delivery:chat"]
+
+
+def test_server_gauges_get_a_row_of_their_own() -> None:
+    rows = figures.timeline_rows(server=True, send_lag=False)
+    rates = _frame([("server", "wsgauge_frames_in_total", "ping", [0.5, 1.5], [10.0, 12.0])])
+    fig = figures.make_timeline(rates, rows=rows, bucket=1)
+    titles = " ".join(a.text for a in fig.layout.annotations)
+    assert "Server metrics" in titles and "Server gauges" not in titles  # no gauge chosen: no empty row
+    both = pd.concat([rates, _frame([("server_gauge", "wsgauge_connections_open", "gauge", [0.5], [7.0])])])
+    fig = figures.make_timeline(both, rows=rows, bucket=1)
+    axes = {t.name: t.yaxis for t in fig.data}
+    assert axes["frames_in ping"] != axes["connections_open"]
+    assert "Server gauges" in " ".join(a.text for a in fig.layout.annotations)
+
+
 def test_compare_run_is_overlaid_fainter() -> None:
     rows = figures.timeline_rows(server=False, send_lag=False)
     fig = figures.make_timeline(SERIES, rows=rows, bucket=1, compare=SERIES)

@@ -13,6 +13,7 @@ from reports.build import build_report
 from runstore.names import METRIC_CONNECT, METRIC_SEND_LAG, ack_metric
 from runstore.samples import SampleAggregator
 from runstore.store import RunStore
+from tests.scale_runs import ScaledRun, write_scaled_run
 from tests.synthetic_runs import DEFAULT_METRICS, SyntheticRun, write_synthetic_run
 
 REPORT_METRICS = (*DEFAULT_METRICS, METRIC_SEND_LAG)
@@ -67,3 +68,31 @@ def add_handshakes(store: Path, run: SyntheticRun, count: int, *, median_us: flo
 
 
 CHAT = ack_metric("chat_message")
+
+
+@dataclass(frozen=True)
+class ScaleReport:
+    """A run of some length written through the run-store API, and its report."""
+
+    store: Path
+    run: ScaledRun
+    report: Path
+
+
+@pytest.fixture(scope="session")
+def scale_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ScaleReport]:
+    """A one-minute run (3 errors), a one-hour run (error-free, latency every 5th second) and a one-day run
+    (latency one second a minute, an error burst, scraped once a minute), each with one 480 ms spike."""
+    directory = tmp_path_factory.mktemp("scale")
+    specs = {
+        "1 min": {"seconds": 60, "errors_at": (5, 17, 40), "scrape_every": 2},
+        "1 h": {"seconds": 3600, "latency_every": 5, "scrape_every": 10},  # 2 histograms a 10 s window
+        "24 h": {"seconds": 86_400, "latency_every": 60, "errors_at": (40_000, 40_001, 40_002),
+                 "scrape_every": 60},
+    }  # fmt: skip
+    out = {}
+    for name, spec in specs.items():
+        store = directory / f"{name.replace(' ', '')}.sqlite3"
+        run = write_scaled_run(store, name=f"scale-{name.replace(' ', '')}", **spec)
+        out[name] = ScaleReport(store, run, build_report(store, run.run_id, store.with_suffix(".html")))
+    return out

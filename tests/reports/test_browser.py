@@ -63,7 +63,7 @@ def test_report_charts_render_offline(browser, runs: Runs) -> None:
     assert set(figures) == set(FIGURE_TITLES) - {"fig-runs"}
     for figure_id, figure in figures.items():
         assert figure["svg"] >= 1, figure_id
-        if figure_id != "fig-errors" or figure["traces"]:
+        if figure_id != "fig-server":  # one scrape only: said in words (test_scale.py)
             assert figure["traces"] >= 1 and figure["drawn"] >= 1, figure
 
 
@@ -83,6 +83,9 @@ def test_comparison_charts_render_offline(browser, runs: Runs, tmp_path: Path) -
         ]
     )
     assert code == 1
+    page = diff.read_text()
+    assert page.count('<section class="headline"') == 2  # both runs at a glance, before any chart
+    assert page.rindex('<section class="headline"') < page.index("Plotly.newPlot")
     figures = _rendered(browser, diff)
     assert "fig-latency-spectrum" in figures
     # Both runs overlaid: twice the traces of one run's spectrum.
@@ -92,3 +95,27 @@ def test_comparison_charts_render_offline(browser, runs: Runs, tmp_path: Path) -
     assert main(["compare", *ids, "--results", str(runs.store), "-o", str(diff)]) in (0, 1)
     figures = _rendered(browser, diff)
     assert figures["fig-runs"]["traces"] == 2 and figures["fig-runs"]["drawn"] >= 1
+
+
+_HEADLINE = """
+var section = document.querySelector('section.headline');
+var first = document.querySelector('.js-plotly-plot');
+return {verdict: section.querySelector('.verdict').innerText,
+        above: section.getBoundingClientRect().bottom <= first.getBoundingClientRect().top,
+        texts: Array.from(document.querySelectorAll('.js-plotly-plot .annotation-text'))
+                    .map(e => e.textContent)};
+"""
+
+
+@pytest.mark.parametrize("length", ["1 min", "1 h", "24 h"])
+def test_reports_of_a_minute_an_hour_and_a_day_render(browser, scale_reports, length: str) -> None:
+    scale = scale_reports[length]
+    figures = _rendered(browser, scale.report)
+    assert set(figures) == set(FIGURE_TITLES) - {"fig-runs", "fig-send-lag"}
+    for figure_id, figure in figures.items():
+        if figure_id != "fig-errors" or length != "1 h":
+            assert figure["traces"] >= 1 and figure["drawn"] >= 1, (figure_id, figure)
+    page = browser.execute_script(_HEADLINE)
+    assert page["verdict"] == "HEALTHY" and page["above"]  # the verdict is read before any chart
+    if length == "1 h":
+        assert "no errors in 3,600 s" in page["texts"]
