@@ -119,3 +119,34 @@ def test_generator_bound_names_the_limits_reached(tmp_path: Path) -> None:
     assert frame["reasons"].tolist() == ["", "loop_lag_ms", "gc_max_pause_ms,cpu"]
     assert bucketed["bound"].tolist() == [True] and bucketed["loop_lag_ms"].tolist() == [12.0]
     assert legacy.empty and "bound" in legacy.columns
+
+
+def test_a_real_run_stores_its_generators_health(real_run_store: tuple[Path, int]) -> None:
+    store_path, run_id = real_run_store
+    with RunStore.open(store_path, readonly=True) as store:
+        gauges = store.gauges(run_id, list(GENERATOR_GAUGES))
+        counters = store.counters(run_id, prefix="generator.gc.")
+    assert set(gauges["name"]) == set(GENERATOR_GAUGES)
+    assert set(gauges["count"]) == {1}  # one process, one observation per second
+    lag = gauges[gauges["name"] == GAUGE_GENERATOR_LOOP_LAG]
+    assert len(lag) >= 5 and (lag["max"] >= 0).all()
+    cpu = gauges[gauges["name"] == GAUGE_GENERATOR_CPU]
+    assert (cpu["max"] > 0).any() and (cpu["max"] < 4).all()
+    assert set(counters["name"]) <= {generator_gc_counter(g) for g in range(3)}
+
+
+def test_workers_report_one_observation_each(tmp_path: Path) -> None:
+    from tests.loadtest.locust_runs import run_locust
+
+    run = run_locust(
+        tmp_path / "wsgauge.sqlite3",
+        *("--processes", "2", "-u", "4", "-r", "4", "-t", "5s", "--think-scale", "0.3"),
+        *("--run-name", "health-two-workers", "--report", "false"),
+        timeout=120,
+    )
+    assert run.returncode == 0, run.output
+    with RunStore.open(run.store_path, readonly=True) as store:
+        (record,) = store.list_runs()
+        lag = store.gauges(record.id, [GAUGE_GENERATOR_LOOP_LAG])
+    assert lag["count"].max() == 2  # both workers in a second: the worst is max, the mean sum / count
+    assert (lag["max"] >= lag["mean"]).all()
