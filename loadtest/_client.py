@@ -2,9 +2,10 @@
 
 The client speaks RFC 6455 itself (:mod:`loadtest._wire`, sans I/O) on a gevent socket (it works under
 Locust's monkeypatching and without it, so tests need not patch the test process). One receive greenlet per
-connection reads whatever the socket has, stamps **one receive time per read** (``perf_counter`` and
-``time.time``) before handling any frame of it -- two replies that arrived in one TCP segment get the same
-time -- and parses every text frame with orjson:
+connection reads whatever the socket has, stamps **one receive time per read** before handling any frame of
+it -- two replies that arrived in one TCP segment get the same time; on Linux the kernel's receive timestamp
+(``SO_TIMESTAMPNS``), so that a stall of this process between a reply's arrival and its read (GC, a busy hub,
+the GIL, a starved core) is not counted as the target's latency -- and parses every text frame with orjson:
 
 * ``ack`` / ``error`` are matched by ``requestId`` to a :class:`PendingRequest` (a NamedTuple, popped on
   reply, as locust's ``contrib/mqtt.py`` does): each request fires **exactly one** Locust ``request`` event
@@ -18,7 +19,7 @@ Every latency goes to the process's :class:`~runstore.samples.SampleAggregator` 
 of :mod:`runstore.names`) and to Locust as a ``request`` event (request type ``WS``, milliseconds as a float,
 stable names such as ``ack:chat_message``). Round trips are timed with ``time.perf_counter()``, from just
 before the frame's bytes are written (after serialising and framing; in the open model, from the scheduled
-time) to the read that brought the reply; cross-user latencies with ``time.time()`` (both ends on the same
+time) to the arrival of the reply; cross-user latencies with ``time.time()`` (both ends on the same
 machine's clock).
 
 A bad server frame never raises: it is counted (``errors.frame.malformed_frame``,
@@ -36,6 +37,8 @@ import itertools
 import logging
 import socket
 import ssl
+import struct
+import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -252,15 +255,52 @@ _SWEEPER = _Sweeper()
 # -- one open connection -----------------------------------------------------------------------------------
 
 
+_SO_TIMESTAMPNS = 35
+"""Linux ``SO_TIMESTAMPNS`` (= ``SCM_TIMESTAMPNS``; not in Python's ``socket`` module): the kernel stamps each
+received packet (``CLOCK_REALTIME``, ns) as it enters the network stack, and ``recvmsg`` returns the stamp of
+the last packet a read returned."""
+_STAMP_SPACE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+_STAMP = struct.Struct("qq")
+
+
+def _enable_stamps(sock: Any) -> bool:
+    """Ask the kernel for receive timestamps on a plain TCP socket; ``False`` where it cannot."""
+    if not _STAMP_SPACE or not sys.platform.startswith("linux"):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _kernel_stamp(ancdata: list[tuple[int, int, bytes]]) -> float | None:
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = _STAMP.unpack_from(data)
+            return sec + nsec * 1e-9
+    return None
+
+
+def _recv_stamped(sock: Any, size: int) -> tuple[bytes, float | None]:
+    """One ``recv`` with the kernel's receive time of what it returned (unix seconds), if stamped."""
+    data, ancdata, _, _ = sock.recvmsg(size, _STAMP_SPACE)
+    return data, _kernel_stamp(ancdata)
+
+
 class _Connection:
     """An open WebSocket: its socket, its send lock, its frame decoder."""
 
-    __slots__ = ("decoder", "early", "lock", "sock")
+    __slots__ = ("decoder", "early", "early_at", "lock", "sock", "stamped")
 
-    def __init__(self, sock: Any, early: bytes) -> None:
+    def __init__(self, sock: Any, early: bytes, early_at: float, stamped: bool) -> None:
         self.sock = sock
         self.early = early
-        """Bytes that arrived with the handshake response (the server may push at once)."""
+        """Bytes that arrived with the handshake response (the server may push at once)..."""
+        self.early_at = early_at
+        """... and when they arrived (unix seconds): the handshake's end."""
+        self.stamped = stamped
+        """The kernel stamps what this socket receives (plain TCP on Linux; not TLS)."""
         self.lock = gevent.lock.Semaphore()
         self.decoder = FrameDecoder()
 
@@ -290,13 +330,18 @@ def _open_connection(url: str, cookie: str | None, connect_timeout: float, io_ti
     sock = gevent.socket.create_connection((host, port), timeout=connect_timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stamped = not secure and _enable_stamps(sock)
         if secure:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
         key = new_key()
         sock.sendall(handshake_request(host, port, path, key, secure=secure, cookie=cookie))
         received = b""
         while (end := received.find(b"\r\n\r\n")) < 0:
-            chunk = sock.recv(4096)
+            if stamped:
+                chunk, at = _recv_stamped(sock, 4096)
+            else:
+                chunk, at = sock.recv(4096), None
+            arrived = time.time() if at is None else at
             if not chunk:
                 raise HandshakeFailed("connection closed during the handshake")
             received += chunk
@@ -308,7 +353,7 @@ def _open_connection(url: str, cookie: str | None, connect_timeout: float, io_ti
         raise
     # Sends that stall this long count as a lost connection; reads just wake up and wait again.
     sock.settimeout(io_timeout)
-    return _Connection(sock, received[end + 4 :])
+    return _Connection(sock, received[end + 4 :], arrived, stamped)
 
 
 # -- the client --------------------------------------------------------------------------------------------
@@ -413,7 +458,9 @@ class WsClient:
             code, detail = _connect_error(exc)
             self._incr(error_counter("connect", code))
             failure = ConnectFailed(code, detail)
-        elapsed = time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+        else:  # to the kernel's receive time of the 101 response, mapped onto perf_counter
+            elapsed = time.perf_counter() - (time.time() - ws.early_at) - start
         if failure is None:
             self._record(METRIC_CONNECT, elapsed * 1e6)
         self._fire(
@@ -582,24 +629,34 @@ class WsClient:
 
     def _read_loop(self, ws: _Connection) -> None:
         reason = "connection closed"
-        recv = ws.sock.recv
+        sock = ws.sock
+        stamped = ws.stamped
         feed = ws.decoder.feed
         handle = self._handle
         perf = time.perf_counter
         wall = time.time
         data, ws.early = ws.early, b""
+        at: float | None = ws.early_at
         try:
             while True:
                 if not data:
                     try:
-                        data = recv(_READ_SIZE)
+                        if stamped:
+                            data, at = _recv_stamped(sock, _READ_SIZE)
+                        else:
+                            data, at = sock.recv(_READ_SIZE), None
                     except TimeoutError:
                         continue  # no bytes for a while: keep waiting (the decoder keeps partial frames)
                     if not data:
                         break
-                # One receive time per read, before any of its frames is handled.
-                self._rx_perf = perf()
-                self._rx_wall = wall()
+                # One receive time per read, before any of its frames is handled: the kernel's, when it
+                # stamps (a stall of this process between the arrival and the read is not the target's).
+                now_perf = perf()
+                now_wall = wall()
+                if at is None or at > now_wall:
+                    self._rx_perf, self._rx_wall = now_perf, now_wall
+                else:
+                    self._rx_perf, self._rx_wall = now_perf - (now_wall - at), at
                 frames = feed(data)
                 data = b""
                 for opcode, payload in frames:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -570,3 +571,15 @@ def test_frames_of_one_read_share_its_receive_time() -> None:
     hists = totals.latency
     assert hists["ack:progress_update"].get_max_value() == hists["sync:progress"].get_max_value()
     assert not any(k.startswith("errors.") for k in totals.counters)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel receive timestamps: Linux")
+def test_a_stall_of_the_generator_is_not_the_targets_latency(harness: Harness) -> None:
+    c = harness.client("c-stalled")
+    c.connect()
+    c.ping()
+    time.sleep(1.0)  # blocks the whole hub: the pong waits in the socket buffer, stamped on arrival
+    wait_for(lambda: harness.env.named("pong"))
+    (pong,) = harness.env.named("pong")
+    assert pong["response_time"] < 500.0  # ms: the round trip, not the round trip plus the 1 s stall
+    assert harness.totals().latency["pong"].get_max_value() < 500_000
