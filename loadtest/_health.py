@@ -1,8 +1,9 @@
 """The load generator's own health, per second: event-loop lag, garbage-collection pauses, CPU share.
 
 No tuning removes every stall of a Python load generator, so each generating process says, second by second,
-how much of what it measured may be its own: a stalled gevent hub delays every reply it reads by as long as
-the stall, whatever the target did. :class:`GeneratorHealth` collects, in the process that measures:
+how much of what it measured may be its own: a stalled gevent hub sends late (in the open model, every
+latency counts from the schedule) and, where the kernel does not stamp arrivals, reads replies late.
+:class:`GeneratorHealth` collects, in the process that measures:
 
 * **loop lag**: a probe greenlet asks to wake every :attr:`GeneratorHealth.probe_interval` seconds and
   records how late it woke (the worst per second). An idle hub wakes 0-1 ms late (``epoll_wait``'s timeout

@@ -1,9 +1,10 @@
 """Which seconds of a run the load generator, not the target, limited: one pure function over stored gauges.
 
-A stalled generator delays every reply it reads by as long as the stall, so latency measured in such a second
-is partly the generator's own. The generating processes store their health per second
-(``generator.*`` gauges of :mod:`runstore.names`, one observation per process); a second is *generator-bound*
-when its worst process crossed any of these limits:
+A stalled generator sends late (in the open model every latency counts from the schedule, so the stall is in
+it), offers less load than asked (closed model), and -- where the kernel does not stamp arrivals (TLS, not
+Linux) -- reads replies late: what it measured in such a second is partly its own. The generating processes
+store their health per second (``generator.*`` gauges of :mod:`runstore.names`, one observation per
+process); a second is *generator-bound* when its worst process crossed any of these limits:
 
 * :data:`LOOP_LAG_LIMIT_MS`: an event-loop lag of 5 ms or more. An idle gevent hub wakes 0-1 ms late; 5 ms
   is as large as a loopback round trip's p99 at moderate load, so a reply read in such a second may carry as
