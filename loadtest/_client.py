@@ -320,6 +320,64 @@ class _Connection:
             self.sock.close()
 
 
+_addresses: dict[tuple[str, int], tuple[int, tuple[Any, ...]]] = {}
+
+
+def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
+    """``(family, address)`` of the target, resolved once per process.
+
+    IP literals need no resolver; a name is resolved on the first connect only: gevent's resolver runs
+    ``getaddrinfo`` on a thread pool, and that hop (milliseconds under load, before the SYN) was counted in
+    every ``connect``. A load generator's target does not move during a run.
+    """
+    key = (host, port)
+    found = _addresses.get(key)
+    if found is not None:
+        return found
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        found = (family, (host, port))
+        break
+    else:
+        infos = gevent.socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        if not infos:
+            raise socket.gaierror(f"{host}: no address")
+        family, _, _, _, address = infos[0]
+        found = (family, address)
+    _addresses[key] = found
+    return found
+
+
+def _read_response_head(sock: Any, stamped: bool) -> tuple[bytes, float]:
+    """The handshake response up to and including its blank line (and, over TLS, what came with it), and
+    when the head arrived (unix seconds).
+
+    On a stamped socket the head is read to its last byte and no further (a ``MSG_PEEK`` first finds it): the
+    server may push frames right behind the 101, and a read that took them too would carry the stamp of
+    their packet, not of the 101's.
+    """
+    received = b""
+    while True:
+        if stamped:
+            peeked = sock.recv(4096, socket.MSG_PEEK)
+            if not peeked:
+                raise HandshakeFailed("connection closed during the handshake")
+            end = (received + peeked).find(b"\r\n\r\n")
+            chunk, at = _recv_stamped(sock, len(peeked) if end < 0 else end + 4 - len(received))
+        else:
+            chunk, at = sock.recv(4096), None
+        if not chunk:
+            raise HandshakeFailed("connection closed during the handshake")
+        received += chunk
+        if received.find(b"\r\n\r\n") >= 0:
+            return received, time.time() if at is None else at
+        if len(received) > 65536:
+            raise HandshakeFailed("handshake response head over 64 KiB")
+
+
 def _open_connection(url: str, cookie: str | None, connect_timeout: float, io_timeout: float) -> _Connection:
     """TCP connect, TLS for ``wss://``, the opening handshake; raises what :func:`_connect_error` maps."""
     parts = urlsplit(url)
@@ -327,26 +385,19 @@ def _open_connection(url: str, cookie: str | None, connect_timeout: float, io_ti
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if secure else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    sock = gevent.socket.create_connection((host, port), timeout=connect_timeout)
+    family, address = _resolve(host, port)
+    sock = gevent.socket.socket(family, socket.SOCK_STREAM)
     try:
+        sock.settimeout(connect_timeout)
+        sock.connect(address)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         stamped = not secure and _enable_stamps(sock)
         if secure:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
         key = new_key()
         sock.sendall(handshake_request(host, port, path, key, secure=secure, cookie=cookie))
-        received = b""
-        while (end := received.find(b"\r\n\r\n")) < 0:
-            if stamped:
-                chunk, at = _recv_stamped(sock, 4096)
-            else:
-                chunk, at = sock.recv(4096), None
-            arrived = time.time() if at is None else at
-            if not chunk:
-                raise HandshakeFailed("connection closed during the handshake")
-            received += chunk
-            if len(received) > 65536:
-                raise HandshakeFailed("handshake response head over 64 KiB")
+        received, arrived = _read_response_head(sock, stamped)
+        end = received.find(b"\r\n\r\n")
         parse_handshake_response(received[:end], key)
     except BaseException:
         sock.close()
