@@ -18,7 +18,7 @@ observation per process and second, names in :mod:`runstore.names`), so workers 
 is the worst worker, ``sum / count`` the mean worker, ``count`` the workers reporting. Which seconds to
 distrust is :func:`runstore.health.generator_bound`'s job, on the stored gauges.
 
-:func:`apply_gc_policy` is the garbage-collection policy of a load generator (see its docstring).
+:class:`GcPolicy` is the garbage-collection policy of a load generator (see its docstring).
 """
 
 from __future__ import annotations
@@ -41,38 +41,59 @@ from runstore.names import (
 )
 from runstore.samples import SampleAggregator
 
-__all__ = ["GC_THRESHOLDS", "GeneratorHealth", "apply_gc_policy"]
+__all__ = ["GC_THRESHOLDS", "GcPolicy", "GeneratorHealth"]
 
-GC_THRESHOLDS = (20_000, 50, 1000)
+GC_THRESHOLDS = (5000, 20, 100)
 """``gc.set_threshold`` of a load generator (CPython's defaults: 700, 10, 10).
 
-A young collection (generation 0) costs in proportion to the young objects, so a higher first threshold
-means fewer, not longer, passes in total: 20,000 allocations take ~0.2-1 ms to scan at worst, and most of a
-message's allocations (frames, dicts, tuples) die by reference counting before any pass sees them. The high
-third threshold keeps full collections (which scan every tracked object of the process: 15-40 ms in a worker
-with thousands of connections) rare; CPython also skips a full pass until the objects waiting for one exceed
-25 % of the long-lived ones.
+A young collection (generation 0) scans the objects allocated since the last one that are still alive. In
+steady state a message's allocations (frames, dicts, tuples) die by reference counting before any pass sees
+them, so a higher first threshold means fewer passes over few survivors; while users are being spawned most
+young objects survive, and a pass costs in proportion to the threshold (20,000 took 6-13 ms; 5,000 takes a
+quarter of that). The higher second and third thresholds keep the older passes rare; after
+:meth:`GcPolicy.settle` froze the users and their connections, the old generations hold little to scan.
 """
 
 _POLICY_ENV = "WSGAUGE_GC_POLICY"
 """``default`` keeps CPython's collector as it is (to measure what the policy buys: bench/truth_wire.py)."""
 
 
-def apply_gc_policy() -> bool:
-    """Collect once, freeze what start-up made, and raise the collection thresholds; ``False`` if disabled.
+class GcPolicy:
+    """A load generator's garbage-collection policy: freeze what start-up and spawning made, collect less.
 
-    Call it once the process has imported everything and set up its users' shared state (the first sample
-    tick). ``gc.freeze()`` moves every object alive at that point to a permanent generation that no
-    collection scans again: the modules, classes and Locust's machinery -- most of a worker's tracked
-    objects -- no longer lengthen every full collection. Objects made afterwards (connections, greenlets,
-    messages) are collected as usual. Setting ``WSGAUGE_GC_POLICY=default`` leaves the collector untouched.
+    CPython's full collections scan every tracked object of the process: 15-40 ms (up to 240 ms measured) in
+    a worker holding hundreds of connections, a stall of every user at once. ``gc.freeze()`` moves every
+    object alive at that moment to a permanent generation that no collection scans again (reference
+    counting still frees them): the modules, classes and Locust's machinery at start-up, then the users,
+    greenlets and sockets once spawning has settled. Freezing is a constant-time list splice, so it never
+    pauses; cyclic garbage made before a freeze is kept (a load generator's start-up makes little).
+
+    ``WSGAUGE_GC_POLICY=default`` leaves the collector untouched.
     """
-    if os.environ.get(_POLICY_ENV, "").strip().lower() == "default":
-        return False
-    gc.collect()  # do not freeze garbage
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    return True
+
+    def __init__(self) -> None:
+        self.enabled = os.environ.get(_POLICY_ENV, "").strip().lower() != "default"
+        self._frozen_users = -1
+        self._last_users = -1
+        self.freezes = 0
+
+    def start(self) -> None:
+        """Apply the policy (at the first sample tick: start-up is over, spawning is under way)."""
+        if not self.enabled:
+            return
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+        self.freezes += 1
+
+    def settle(self, users: int) -> None:
+        """Called once a second with the live user count: freeze again once a changed count holds still."""
+        if not self.enabled:
+            return
+        if users == self._last_users and users != self._frozen_users:
+            gc.freeze()
+            self._frozen_users = users
+            self.freezes += 1
+        self._last_users = users
 
 
 class GeneratorHealth:

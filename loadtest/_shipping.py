@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from loadtest._health import GeneratorHealth, apply_gc_policy
+from loadtest._health import GcPolicy, GeneratorHealth
 from loadtest._runtime import Runtime
 from runstore.names import CONNECTION_STATES, GAUGE_QUEUE_SIZE, state_gauge
 from runstore.samples import (
@@ -78,10 +78,10 @@ def tick(state: Runtime, sink: Sink, now: float | None = None, *, final: bool = 
     """One sampler step: snapshot the gauges and the generator's health, drain the closed seconds (all if
     ``final``), sink them.
 
-    On the real clock (no ``now`` given: the sampler's ticks) the first tick of a process applies the load
-    generator's GC policy (start-up is over: the users are being spawned) and starts its health probes, and
-    the final one stops them. A given ``now`` (a replayed or simulated time) records no health: the probes
-    measure real time only.
+    On the real clock (no ``now`` given: the sampler's ticks) the first tick of a process starts its health
+    probes and applies the load generator's GC policy (start-up is over: the users are being spawned), the
+    next ones let the policy freeze the users once spawning settles, and the final one stops the probes. A
+    given ``now`` (a replayed or simulated time) records no health: the probes measure real time only.
     """
     if now is None:
         now = time.time()
@@ -92,14 +92,21 @@ def tick(state: Runtime, sink: Sink, now: float | None = None, *, final: bool = 
         sink(samples, events)
 
 
+GC_POLICY_KEY = "gc_policy"
+"""Key of the process's :class:`~loadtest._health.GcPolicy` in ``Runtime.extra``."""
+
+
 def _record_health(state: Runtime, now: float, final: bool) -> None:
     health = state.extra.get(HEALTH_KEY)
     if health is None:
         if final:
             return
-        apply_gc_policy()
         state.extra[HEALTH_KEY] = health = GeneratorHealth()
-        health.start()
+        health.start()  # first, so that the policy's own effects are measured too
+        state.extra[GC_POLICY_KEY] = policy = GcPolicy()
+        policy.start()
+    else:
+        state.extra[GC_POLICY_KEY].settle(len(state.users))
     health.record(state.aggregator, now, final=final)
     if final:
         health.stop()

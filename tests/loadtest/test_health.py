@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+import socket
 import time
 from pathlib import Path
 
 import gevent
+import pytest
 
-from loadtest._health import GeneratorHealth
+from loadtest._health import GC_THRESHOLDS, GcPolicy, GeneratorHealth
 from runstore.health import generator_bound
 from runstore.names import (
     GAUGE_GENERATOR_CPU,
@@ -138,9 +140,13 @@ def test_a_real_run_stores_its_generators_health(real_run_store: tuple[Path, int
 def test_workers_report_one_observation_each(tmp_path: Path) -> None:
     from tests.loadtest.locust_runs import run_locust
 
+    with socket.socket() as probe:  # a free master port: other runs may hold Locust's default 5557
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     run = run_locust(
         tmp_path / "wsgauge.sqlite3",
-        *("--processes", "2", "-u", "4", "-r", "4", "-t", "5s", "--think-scale", "0.3"),
+        *("--processes", "2", "--master-bind-port", str(port), "--master-port", str(port)),
+        *("-u", "4", "-r", "4", "-t", "5s", "--think-scale", "0.3"),
         *("--run-name", "health-two-workers", "--report", "false"),
         timeout=120,
     )
@@ -150,3 +156,30 @@ def test_workers_report_one_observation_each(tmp_path: Path) -> None:
         lag = store.gauges(record.id, [GAUGE_GENERATOR_LOOP_LAG])
     assert lag["count"].max() == 2  # both workers in a second: the worst is max, the mean sum / count
     assert (lag["max"] >= lag["mean"]).all()
+
+
+def test_the_gc_policy_freezes_start_up_then_the_settled_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    thresholds = gc.get_threshold()
+    try:
+        policy = GcPolicy()
+        policy.start()
+        assert gc.get_threshold() == GC_THRESHOLDS and policy.freezes == 1
+        frozen = gc.get_freeze_count()
+        kept = [[i] for i in range(1000)]  # tracked objects made after the first freeze
+        for users in (10, 50, 50, 50):  # spawning, then settled
+            policy.settle(users)
+        assert policy.freezes == 2 and gc.get_freeze_count() >= frozen + len(kept)
+        policy.settle(50)
+        policy.settle(20)  # users left: freeze again once it holds
+        policy.settle(20)
+        assert policy.freezes == 3
+        monkeypatch.setenv("WSGAUGE_GC_POLICY", "default")
+        untouched = GcPolicy()
+        gc.set_threshold(*thresholds)
+        untouched.start()
+        untouched.settle(5)
+        untouched.settle(5)
+        assert untouched.freezes == 0 and gc.get_threshold() == thresholds
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
