@@ -5,7 +5,9 @@ Locust's monkeypatching and without it, so tests need not patch the test process
 connection reads whatever the socket has, stamps **one receive time per read** before handling any frame of
 it -- two replies that arrived in one TCP segment get the same time; on Linux the kernel's receive timestamp
 (``SO_TIMESTAMPNS``), so that a stall of this process between a reply's arrival and its read (GC, a busy hub,
-the GIL, a starved core) is not counted as the target's latency -- and parses every text frame with orjson:
+the GIL, a starved core) is not counted as the target's latency (replies that queued up during a stall share
+the stamp of the last to arrive: the kernel merges queued segments; still never earlier than the wire) --
+and parses every text frame with orjson:
 
 * ``ack`` / ``error`` are matched by ``requestId`` to a :class:`PendingRequest` (a NamedTuple, popped on
   reply, as locust's ``contrib/mqtt.py`` does): each request fires **exactly one** Locust ``request`` event
