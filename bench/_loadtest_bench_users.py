@@ -7,7 +7,7 @@ real run does is on: the per-second HdrHistograms, Locust's ``request`` events, 
 store. So the rate it sustains is the measured generator's, not a bare loop's.
 """
 
-import loadtest._run  # noqa: F401  (registers the run lifecycle once)
+import loadtest._integration  # noqa: F401  (registers the run lifecycle once, with the monitor and report)
 
 # isort: split
 import os

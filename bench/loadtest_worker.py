@@ -217,7 +217,7 @@ import gevent.monkey; gevent.monkey.patch_all()
 import json, sys, time
 import gevent, orjson, websocket
 sys.path.insert(0, sys.argv[1])
-from reference_server import nextauth
+import nextauth_tokens as nextauth
 url, secret, n, seconds = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 count = [0]
 def one(i):

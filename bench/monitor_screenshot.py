@@ -6,7 +6,10 @@ candidate in headless Chromium, selects the baseline in "Compare with" and saves
 
 Usage::
 
-    python bench/monitor_screenshot.py [--out docs/monitor.png] [--store PATH]
+    python bench/monitor_screenshot.py [--out docs/monitor.png] [--store PATH] [--width 1366]
+
+The default width, 1366 px, is the narrowest common laptop screen: the page must fit it without
+horizontal scrolling.
 
 ``--store PATH`` photographs an existing store instead (its newest run, nothing compared).
 """
@@ -76,6 +79,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--out", default=str(REPO / "docs" / "monitor.png"))
     parser.add_argument("--store", default=None, help="photograph this store instead of the demo")
+    parser.add_argument("--width", type=int, default=1366, help="window width in px (default: %(default)s)")
     args = parser.parse_args()
 
     from bench._browser import headless_chromium, serve_monitor
@@ -89,7 +93,7 @@ def main() -> int:
         path = OUT / "monitor_demo.sqlite3"
         run_id = demo_store(path)
     server = serve_monitor(path)
-    driver = headless_chromium(1600, 1200, "--hide-scrollbars")
+    driver = headless_chromium(args.width, 1200, "--hide-scrollbars")
     try:
         driver.get(f"http://127.0.0.1:{server.server_port}/?run={run_id}")
         ready = (
@@ -114,7 +118,7 @@ def main() -> int:
             )
             driver.execute_cdp_cmd(
                 "Emulation.setDeviceMetricsOverride",
-                {"width": 1600, "height": height + 24, "deviceScaleFactor": 1, "mobile": False},
+                {"width": args.width, "height": height + 24, "deviceScaleFactor": 1, "mobile": False},
             )
             time.sleep(1.0)
         if not args.store:  # show the crosshair: hover the latency row a little after the outage

@@ -42,7 +42,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from reference_server import nextauth  # noqa: E402
+import nextauth_tokens as nextauth  # noqa: E402
 
 SERVER_CORE = 0
 CLIENT_CORE = 1

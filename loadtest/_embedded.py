@@ -13,6 +13,7 @@ child also gets ``PR_SET_PDEATHSIG``: if Locust is killed outright, the server f
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,8 @@ __all__ = ["EmbeddedServer", "EmbeddedServerError", "ServerHandle"]
 
 log = logging.getLogger(__name__)
 
+_LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+"""Wildcard bind addresses, and the address this machine reaches such a listener on."""
 READY_PATTERN = re.compile(r"listening on (wss?://\S+)")
 """The reference server's one-line readiness message (``wsgauge reference server listening on ws://...``)."""
 
@@ -52,12 +56,15 @@ class ServerHandle:
 
 
 def _project_root() -> Path | None:
-    """The directory holding the ``reference_server`` package (for the child's ``PYTHONPATH``)."""
-    try:
-        import reference_server
-    except ImportError:
+    """The directory holding the ``reference_server`` package (for the child's ``PYTHONPATH``).
+
+    Found, not imported: the server is a separate program (``python -m reference_server``), not a library
+    of the load generator's.
+    """
+    spec = importlib.util.find_spec("reference_server")
+    if spec is None or spec.origin is None:
         return None
-    return Path(reference_server.__file__).resolve().parent.parent
+    return Path(spec.origin).resolve().parent.parent
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -79,6 +86,9 @@ class EmbeddedServer:
         test_delay_ms: the server's test-only per-frame delay (``--server-test-delay-ms``).
         start_timeout: seconds to wait for the readiness line.
         extra_args: more ``python -m reference_server`` arguments.
+        bind_host: the interface to listen on: loopback unless workers on other machines must reach it
+            (``0.0.0.0``: every interface). The handle's URLs use this address, or loopback for a
+            wildcard, so that this machine can always reach them.
 
     Call :meth:`start`, then :meth:`stop` (idempotent; also safe if :meth:`start` failed).
     """
@@ -89,7 +99,9 @@ class EmbeddedServer:
         test_delay_ms: float = 0.0,
         start_timeout: float = 20.0,
         extra_args: tuple[str, ...] = (),
+        bind_host: str = "127.0.0.1",
     ) -> None:
+        self.bind_host = bind_host
         self.test_delay_ms = test_delay_ms
         self.start_timeout = start_timeout
         self.extra_args = extra_args
@@ -142,7 +154,7 @@ class EmbeddedServer:
             "-m",
             "reference_server",
             "--host",
-            "127.0.0.1",
+            self.bind_host,
             "--port",
             "0",
             "--db",
@@ -180,9 +192,17 @@ class EmbeddedServer:
                     f"the embedded reference server did not become ready within {self.start_timeout:g} s"
                 )
         assert self._ws_url is not None
-        http_base = "http://" + self._ws_url.split("://", 1)[1].split("/", 1)[0]
-        self.handle = ServerHandle(self._ws_url, http_base, secret, admin_token, self._process.pid, db)
-        log.info("embedded reference server listening on %s (pid %s)", self._ws_url, self._process.pid)
+        port = urllib.parse.urlsplit(self._ws_url).port
+        host = _LOOPBACK_FOR.get(self.bind_host, self.bind_host)
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        ws_url, http_base = f"ws://{netloc}/ws", f"http://{netloc}"
+        self.handle = ServerHandle(ws_url, http_base, secret, admin_token, self._process.pid, db)
+        log.info(
+            "embedded reference server listening on %s (pid %s)%s",
+            ws_url,
+            self._process.pid,
+            f", on every interface ({self.bind_host})" if self.bind_host in _LOOPBACK_FOR else "",
+        )
         return self.handle
 
     def _read_output(self) -> None:

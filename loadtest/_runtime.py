@@ -1,6 +1,6 @@
 """Per-process state of a load run, shared by the users of one Locust process.
 
-The run lifecycle (``loadtest._run``) builds one :class:`Runtime` per process when the test starts and
+The run lifecycle (``loadtest._lifecycle``) builds one :class:`Runtime` per process when the test starts and
 attaches it to the Locust ``Environment``; users find it with :func:`runtime`. It holds the resolved target,
 the credentials, the identity allocator and the process's :class:`~runstore.samples.SampleAggregator` --
 the first hop of the data flow (users -> samples -> run store -> monitor and reports).
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest._settings import LoadSettings, SettingsError
-from reference_server.nextauth import V4_COOKIE, V5_COOKIE, cookie_header, mint_v4, mint_v5
+from nextauth_tokens import V4_COOKIE, V5_COOKIE, cookie_header, mint_v4, mint_v5
 from runstore.samples import SampleAggregator
 
 __all__ = [
@@ -153,14 +153,6 @@ class IdentityAllocator:
         self._allocated.setdefault(persona, []).append(user_id)
         return Identity(user_id, self._credentials.mint(user_id), peers)
 
-    def allocated(self, *personas: str) -> list[str]:
-        """User ids handed out so far to users of ``personas`` (all personas if none given), in order.
-
-        The back-end persona picks notification recipients from these: users of this process that exist.
-        """
-        names = personas or tuple(self._allocated)
-        return [user_id for name in names for user_id in self._allocated.get(name, ())]
-
     def _user_id(self, persona: str, index: int) -> str:
         return f"{persona}-{self._tag}-{index}"
 
@@ -205,7 +197,7 @@ def runtime(environment: Any) -> Runtime:
 
     Raises:
         RuntimeError: if the wsgauge lifecycle did not set one up (the users were loaded without
-            ``loadtest/_run.py``'s listeners, e.g. from a foreign locustfile).
+            ``loadtest._lifecycle``'s listeners, e.g. from a foreign locustfile).
     """
     state = getattr(environment, _ATTRIBUTE, None)
     if state is None:

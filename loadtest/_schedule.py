@@ -1,4 +1,5 @@
-"""When users act: the open model's fixed-rate schedule, and think-time distributions (pure, seeded).
+"""When users act: the open model's fixed-rate schedule, think-time distributions (pure, seeded), and how
+the back end's notification rate is shared between Locust processes.
 
 Closed model (Locust's default): a user waits a think time *after* each reply, so a slow server slows the
 offered load down and hides its own slowness ("coordinated omission"). Open model (``--open-rate``): each
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 
-__all__ = ["OpenSchedule", "ThinkTime"]
+__all__ = ["OpenSchedule", "ThinkTime", "rate_shares", "students_per_worker"]
 
 
 class OpenSchedule:
@@ -103,3 +105,25 @@ class ThinkTime:
             return 0.0
         value = self._rng.expovariate(1.0 / mean)
         return min(value, self.cap) * self.scale
+
+
+def rate_shares(total_rate: float, students: Mapping[str, int]) -> dict[str, float]:
+    """Split ``total_rate`` over processes in proportion to their students (none: 0 for everyone).
+
+    Every student is equally likely to get the next notification, wherever it runs, and the shares add up
+    to ``total_rate`` whenever there is a student at all.
+    """
+    total = sum(max(0, n) for n in students.values())
+    if total <= 0 or total_rate <= 0:
+        return {name: 0.0 for name in students}
+    return {name: total_rate * max(0, n) / total for name, n in students.items()}
+
+
+def students_per_worker(
+    user_classes_count: Mapping[str, Mapping[str, int]], students: frozenset[str]
+) -> dict[str, int]:
+    """``{worker id: students}`` from each worker's ``{user class name: count}``."""
+    return {
+        worker: sum(int(n) for name, n in counts.items() if name in students)
+        for worker, counts in user_classes_count.items()
+    }

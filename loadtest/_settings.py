@@ -1,9 +1,11 @@
 """The load test's options: registered on Locust's parser, parsed into one frozen :class:`LoadSettings`.
 
 Every wsgauge option lives here, so ``locust -f loadtest --help`` documents them all in one group and the web
-UI shows the ones that make sense to change per run. Parsing is pure: :func:`settings_from` takes Locust's
-``parsed_options`` (an ``argparse.Namespace``) and raises :class:`SettingsError` with a message naming the
-option at fault.
+UI shows the ones that make sense to change per run. :func:`settings_from` takes Locust's ``parsed_options``
+(an ``argparse.Namespace``) and raises :class:`SettingsError` with a message naming the option at fault. It
+reads nothing but the options, with one exception: before it refuses the credentials for a ``--host``, it
+checks whether that host answers at all, so that a dead port is named first (a user who fixes the secret
+would only hit the dead port next).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from runstore.store import DEFAULT_RESULTS
+from loadtest._target import TargetUnreachable, probe
+from runstore.location import StoreLocationError, default_location, results_argument, store_location
 
 __all__ = [
     "AUTH_MODES",
@@ -28,6 +31,10 @@ __all__ = [
 
 AuthMode = Literal["v4", "v5", "cookies", "none"]
 AUTH_MODES: tuple[AuthMode, ...] = ("v4", "v5", "cookies", "none")
+
+
+PROBE_TIMEOUT_S = 2.0
+"""How long :func:`settings_from` waits for a ``--host`` to accept a connection (else: unreachable)."""
 
 
 class SettingsError(ValueError):
@@ -112,6 +119,15 @@ def _bool(text: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def _results(text: str) -> str:
+    """``--results``: refused at parse time when it names no store (``postgresql://...``), never a stray file.
+
+    Stays a string: Locust forwards the options to its workers with msgpack, which has no ``Path``.
+    """
+    results_argument(text)
+    return text
+
+
 def add_arguments(parser: Any) -> None:
     """Register wsgauge's options on Locust's parser (call from ``events.init_command_line_parser``).
 
@@ -164,9 +180,15 @@ def add_arguments(parser: Any) -> None:
         default=None,
         secret=True,
         help="bearer token for the target's POST "
-        "/api/notifications (the back-end persona); the embedded server generates its own",
+        "/api/notifications (the back end); the embedded server generates its own",
     )
-    add("--results", default=str(DEFAULT_RESULTS), web=False, help="run store file (default: %(default)s)")
+    add(
+        "--results",
+        type=_results,
+        default=default_location(),
+        web=False,
+        help="run store file; a URL such as postgresql://... is refused (default: %(default)s)",
+    )
     add("--run-name", default=None, help="name of the run in the store (default: personas and user count)")
     add(
         "--report",
@@ -219,7 +241,8 @@ def add_arguments(parser: Any) -> None:
         "--notification-rate",
         type=_positive_float,
         default=2.0,
-        help="notifications per second per back-end user (default: %(default)s)",
+        help="notifications per second in total, for the students of every process (0 = no back end; "
+        "default: %(default)s)",
     )
     add(
         "--churn-away",
@@ -317,6 +340,16 @@ def http_base_of(ws_url: str) -> str:
     return urlunsplit((scheme, parts.netloc, "", "", ""))
 
 
+def _credentials_error(host: str | None, problem: str) -> SettingsError:
+    """The error for unusable credentials; when ``--host`` does not answer, that is named first."""
+    if host:
+        try:
+            probe(host, timeout=PROBE_TIMEOUT_S)
+        except TargetUnreachable as exc:
+            return SettingsError(f"{exc}; also {problem}")
+    return SettingsError(problem)
+
+
 def settings_from(options: argparse.Namespace) -> LoadSettings:
     """Validate Locust's parsed options into :class:`LoadSettings`.
 
@@ -329,13 +362,17 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
     cookies_file = Path(options.cookies_file) if options.cookies_file else None
     if auth == "cookies":
         if cookies_file is None:
-            raise SettingsError("--auth cookies needs --cookies-file FILE")
+            raise _credentials_error(host, "--auth cookies needs --cookies-file FILE")
         if not cookies_file.is_file():
-            raise SettingsError(f"--cookies-file {cookies_file}: no such file")
+            raise _credentials_error(host, f"--cookies-file {cookies_file}: no such file")
     if host and auth in ("v4", "v5") and not options.secret:
-        raise SettingsError(
-            f"--auth {auth} against --host {host} needs --secret (the server's NextAuth secret)"
+        raise _credentials_error(
+            host, f"--auth {auth} against --host {host} needs --secret (the server's NextAuth secret)"
         )
+    try:
+        results = store_location(options.results)
+    except StoreLocationError as exc:
+        raise SettingsError(f"--results: {exc}") from None
     if options.reconnect_max_ms < options.reconnect_base_ms:
         raise SettingsError("--reconnect-max-ms must be >= --reconnect-base-ms")
     if float(options.open_rate) > 0 and float(options.open_total_rate) > 0:
@@ -350,7 +387,7 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         cookie_name=options.cookie_name or None,
         cookies_file=cookies_file,
         admin_token=options.admin_token or None,
-        results=Path(options.results),
+        results=results,
         run_name=options.run_name or None,
         report=_bool(options.report),
         scrape_metrics=_bool(options.scrape_metrics),

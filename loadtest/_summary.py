@@ -2,17 +2,58 @@
 
 :func:`summarize_run` returns a JSON-safe dict (stored as the run's ``summary``); :func:`format_summary`
 renders it as the table printed on the console when the run ends.
+
+One part comes from Locust's own statistics: the ``missed:*`` rows (pushes sent while their receiver was
+away, delivered from the offline backlog when it came back). They are kept out of the latency histograms on
+purpose (a backlog delay is not a delivery latency), but Locust's table shows them, and their waits push
+its "Aggregated" max to seconds; :func:`missed_rows` lets the wsgauge table show the same rows, labelled,
+so that the two tables agree.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from runstore import histogram as hdr
-from runstore.names import COUNTER_ERRORS, COUNTER_RECEIVED, COUNTER_SENT, state_gauge
+from runstore.names import COUNTER_ERRORS, COUNTER_RECEIVED, COUNTER_SENT, METRIC_CONNECT, state_gauge
 from runstore.store import RunStore
 
-__all__ = ["format_summary", "summarize_run"]
+__all__ = ["MISSED_PREFIX", "format_summary", "missed_rows", "never_connected", "summarize_run"]
+
+MISSED_PREFIX = "missed:"
+"""Locust request names of pushes delivered from the offline backlog (``missed:chat``)."""
+MISSED_PERCENTILES = (0.5, 0.95, 0.99)
+
+
+class LocustStatsEntry(Protocol):
+    """The part of ``locust.stats.StatsEntry`` read here."""
+
+    name: str
+    num_requests: int
+    max_response_time: float
+
+    def get_response_time_percentile(self, percent: float) -> float: ...
+
+
+def missed_rows(entries: Iterable[LocustStatsEntry]) -> dict[str, dict[str, float]]:
+    """The ``missed:*`` rows of Locust's statistics: ``{name: {count, p50_ms, p95_ms, p99_ms, max_ms}}``.
+
+    Percentiles as Locust computes them (its rounded response-time buckets), so they match its table.
+    """
+    rows: dict[str, dict[str, float]] = {}
+    for entry in entries:
+        if not entry.name.startswith(MISSED_PREFIX) or not entry.num_requests:
+            continue
+        p50, p95, p99 = (float(entry.get_response_time_percentile(p)) for p in MISSED_PERCENTILES)
+        rows[entry.name] = {
+            "count": int(entry.num_requests),
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "p99_ms": p99,
+            "max_ms": float(entry.max_response_time),
+        }
+    return dict(sorted(rows.items()))
 
 
 def summarize_run(store: RunStore, run_id: int) -> dict[str, Any]:
@@ -72,6 +113,24 @@ def summarize_run(store: RunStore, run_id: int) -> dict[str, Any]:
     }
 
 
+def never_connected(summary: dict[str, Any]) -> str | None:
+    """Why no user ever connected although users tried (``"150 connects failed: refused 150"``), or ``None``.
+
+    Such a run measured nothing of the target: it is stored as failed, not completed. A run whose users
+    never tried (a back end alone, or stopped before any spawned) is not judged here.
+    """
+    connects = summary.get("latency", {}).get(METRIC_CONNECT, {}).get("count", 0)
+    prefix = f"{COUNTER_ERRORS}{METRIC_CONNECT}."
+    failures = {k[len(prefix) :]: v for k, v in summary.get("errors", {}).items() if k.startswith(prefix)}
+    if connects or not failures:
+        return None
+    reasons = ", ".join(f"{code} {count}" for code, count in sorted(failures.items()))
+    return f"{sum(failures.values())} connects failed: {reasons}"
+
+
+_COLUMNS = f"{'count':>10}{'p50':>11}{'p95':>11}{'p99':>11}{'max':>11}"
+
+
 def _ms(us: int) -> str:
     return f"{us / 1000:.3f}"
 
@@ -83,7 +142,7 @@ def format_summary(
     lines = [
         f"wsgauge run {run_id} '{run_name}': {status}, {summary.get('duration_s', 0):.1f} s",
         "",
-        f"{'latency (ms)':<28}{'count':>10}{'p50':>11}{'p95':>11}{'p99':>11}{'max':>11}",
+        f"{'latency (ms)':<28}{_COLUMNS}",
     ]
     latency = summary.get("latency", {})
     if not latency:
@@ -93,6 +152,17 @@ def format_summary(
             f"{metric:<28}{row['count']:>10}{_ms(row['p50_us']):>11}{_ms(row['p95_us']):>11}"
             f"{_ms(row['p99_us']):>11}{_ms(row['max_us']):>11}"
         )
+    missed = summary.get("missed", {})
+    if missed:
+        lines.append("")
+        lines.append(f"{'missed while away (ms)':<28}{_COLUMNS}")
+        for name, row in missed.items():
+            lines.append(
+                f"{name:<28}{row['count']:>10}{row['p50_ms']:>11.0f}{row['p95_ms']:>11.0f}"
+                f"{row['p99_ms']:>11.0f}{row['max_ms']:>11.0f}"
+            )
+        lines.append("  (pushes sent while the receiver was away, delivered when it came back: Locust's")
+        lines.append("   missed:* rows, with its rounding; kept out of the latency rows above)")
     lines.append("")
     lines.append(f"messages sent {summary.get('sent', 0)}, received {summary.get('received', 0)}")
     errors = summary.get("errors", {})

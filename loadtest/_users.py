@@ -1,6 +1,7 @@
-"""The simulated users: an abstract :class:`WsUser` with the personas' behaviours, and the back end.
+"""The simulated users: an abstract :class:`WsUser` with the students' behaviours.
 
-Entry files (``loadtest/students.py``, ``loadtest/backend.py``) subclass these and hold only ``@task``s.
+The entry file ``loadtest/students.py`` subclasses it and holds only ``@task``s. The back end that notifies
+them is not a user (``loadtest/_backend.py``).
 
 :class:`WsUser` owns one :class:`~loadtest._client.WsClient` and the connection state machine
 (:data:`TRANSITIONS`: ``connected`` -> ``reconnecting`` -> ``connected`` | ``disconnected``); every transition
@@ -28,18 +29,16 @@ from typing import Any, ClassVar
 
 import gevent
 import gevent.event
-import orjson
-from geventhttpclient import HTTPClient
 from locust import User
 
-from loadtest._client import ConnectFailed, ConnectionLost, WsClient, notification_body
+from loadtest._client import ConnectFailed, ConnectionLost, WsClient
 from loadtest._clock import sleep_until
 from loadtest._runtime import Runtime, runtime
 from loadtest._schedule import OpenSchedule, ThinkTime
 from loadtest._strategies import Backoff, Batcher, Debouncer, OfflineCache
-from runstore.names import METRIC_HTTP_NOTIFICATION, METRIC_SEND_LAG, error_counter, sent_counter
+from runstore.names import METRIC_SEND_LAG, error_counter
 
-__all__ = ["TRANSITIONS", "NotificationBackend", "WsUser"]
+__all__ = ["TRANSITIONS", "WsUser"]
 
 logger = logging.getLogger(__name__)
 
@@ -473,102 +472,3 @@ class WsUser(User):
                     self.send(message)
         if self._running and not self._try_connect():
             self._start_reconnecting("coming back failed")
-
-
-class NotificationBackend(User):
-    """The back end: creates notifications through the target's HTTP API at ``--notification-rate``.
-
-    Each POST goes to ``{http_base}/api/notifications`` with the admin bearer token, for a student of this
-    process, with the send time in the body (``sent_at=``) so the receiving student measures create -> push.
-    Sends follow a fixed-rate schedule (not think times), so the rate holds whatever the server's latency.
-    """
-
-    abstract = True
-
-    titles: ClassVar[tuple[str, ...]] = (
-        "Assignment graded",
-        "New course material",
-        "Reminder: quiz tomorrow",
-    )
-    """Notification titles, picked at random."""
-    http_timeout_s: ClassVar[float] = 10.0
-    """Connect and network timeout of the HTTP client."""
-
-    def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        rt: Runtime = runtime(environment)
-        self.runtime = rt
-        self.settings = rt.settings
-        self.identity = rt.identities.allocate("backend")
-        self.rng = random.Random(f"{rt.settings.seed}:{self.identity.user_id}")
-        self.aggregator = rt.aggregator
-        self._http: HTTPClient | None = None
-        self._headers = {"Content-Type": "application/json"}
-        if rt.admin_token:
-            self._headers["Authorization"] = f"Bearer {rt.admin_token}"
-        rate = self.settings.notification_rate
-        self.schedule = OpenSchedule(rate, time.time(), self.rng) if rate > 0 else None
-
-    def on_stop(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    def wait_until_next(self) -> bool:
-        """Sleep until the next scheduled notification; ``False`` if notifications are switched off."""
-        if self.schedule is None:
-            gevent.sleep(1.0)
-            return False
-        sleep_until(self.schedule.next_send_at())
-        return True
-
-    def create_notification(self) -> None:
-        """POST a notification for a random student of this process (``http:notification_create``)."""
-        recipients = self.runtime.identities.allocated("student")
-        if not recipients:
-            return
-        user_id = self.rng.choice(recipients)
-        if self._http is None:
-            self._http = HTTPClient.from_url(
-                self.runtime.http_base,
-                connection_timeout=self.http_timeout_s,
-                network_timeout=self.http_timeout_s,
-                concurrency=1,
-            )
-        sent_at = time.time()
-        body = orjson.dumps(
-            {
-                "userId": user_id,
-                "title": self.rng.choice(self.titles),
-                "body": notification_body("Open the app for details.", sent_at),
-            }
-        )
-        self.aggregator.incr(sent_counter("notification_create"))
-        start = time.perf_counter()
-        exception: Exception | None = None
-        length = 0
-        try:
-            response = self._http.post("/api/notifications", body=body, headers=self._headers)
-            payload = response.read()
-            length = len(payload)
-            if response.status_code != 201:
-                code = f"http_{response.status_code}"
-                exception = RuntimeError(f"{code}: {payload[:200]!r}")
-        except Exception as exc:  # network errors: counted, never fatal
-            code = "network"
-            exception = exc
-            self._http.close()
-            self._http = None
-        elapsed = time.perf_counter() - start
-        if exception is None:
-            self.aggregator.record_latency(METRIC_HTTP_NOTIFICATION, elapsed * 1e6)
-        else:
-            self.aggregator.incr(error_counter("notification_create", code))
-        self.environment.events.request.fire(
-            request_type="HTTP",
-            name=METRIC_HTTP_NOTIFICATION,
-            response_time=elapsed * 1000.0,
-            response_length=length,
-            exception=exception,
-            context={},
-        )

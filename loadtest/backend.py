@@ -1,20 +1,11 @@
-"""The back end: creates notifications for the students through the target's HTTP API."""
+"""The back end: notifications for the students at ``--notification-rate`` in total, from every process.
 
-import loadtest._run  # noqa: F401  (registers the run lifecycle once)
+No Locust user is defined here: the back end is part of the target's system, not one of its users, so
+``-u N`` means N students (``loadtest/_backend.py`` says how the rate is shared across workers). Loading
+this file (``-f loadtest`` does) switches it on; ``--notification-rate 0`` switches it off.
+"""
+
+import loadtest._integration  # (registers the run lifecycle once, with the monitor and report)
 
 # isort: split
-from locust import task
-
-from loadtest._users import NotificationBackend
-
-
-class BackendUser(NotificationBackend):
-    """One back-end process posting ``--notification-rate`` notifications per second."""
-
-    fixed_count = 1
-
-    @task
-    def notify(self) -> None:
-        """Wait for the next scheduled send, then POST one notification."""
-        if self.wait_until_next():
-            self.create_notification()
+import loadtest._backend  # noqa: F401  (registers the back end's listeners once, after the lifecycle's)

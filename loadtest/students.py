@@ -3,7 +3,7 @@
 ``ChurnUser`` is a student who leaves now and then and comes back to what it missed.
 """
 
-import loadtest._run  # noqa: F401  (registers the run lifecycle once)
+import loadtest._integration  # noqa: F401  (registers the run lifecycle once, with the monitor and report)
 
 # isort: split
 from locust import task

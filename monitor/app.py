@@ -1,10 +1,10 @@
 """Building the monitor app: :func:`create_app`, standalone or mounted in another Flask server.
 
 Examples:
-    Standalone (what ``python -m monitor`` does)::
+    Standalone (what ``python -m monitor`` does, with waitress as the WSGI server)::
 
         app = create_app("results/wsgauge.sqlite3")
-        app.run(host="127.0.0.1", port=8050)
+        waitress.serve(app.server, host="127.0.0.1", port=8050)
 
     Mounted under Locust's web UI (its Flask app is ``environment.web_ui.app``)::
 

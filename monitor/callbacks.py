@@ -26,14 +26,14 @@ from dash import Input, Output, Patch, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from monitor import data, figures, ids, layout
-from runstore.store import StoreError
+from runstore.store import RunNotFound, StoreError, StoreNotFound
 
 __all__ = ["parse_relayout", "parse_run_param", "register_callbacks"]
 
 log = logging.getLogger(__name__)
 
-_HIDDEN: dict[str, str] = {"display": "none"}
-_SHOWN: dict[str, str] = {}
+_HIDDEN = layout.HIDDEN
+_SHOWN = layout.SHOWN
 _DEFAULT_SERVER = (
     "wsgauge_frames_in_total",
     "wsgauge_connections_open",
@@ -205,18 +205,27 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Output(ids.COMPARE, "options"),
         Output(ids.BANNER, "children"),
         Output(ids.BANNER, "className"),
+        Output(ids.STORE_STATUS, "data"),
         Input(ids.URL, "search"),
         Input(ids.RUNS_INTERVAL, "n_intervals"),
+        State(ids.STORE_STATUS, "data"),
     )
-    def refresh_runs(search: str | None, _n: int | None) -> tuple[Any, ...]:
+    def refresh_runs(search: str | None, _n: int | None, status: str | None) -> tuple[Any, ...]:
+        def changed(new: str) -> Any:
+            return no_update if new == status else new
+
         try:
             with data.open_store(store_path) as store:
                 rows = data.list_runs(store)
+        except StoreNotFound:
+            return [], [], _waiting_for_store(store_path), "banner banner-info", changed("missing")
         except StoreError as exc:
-            return [], [], data.describe_error(exc), "banner banner-error"
+            if _is_empty_file(store_path):  # a writer has created the file and not yet its schema
+                return [], [], _waiting_for_store(store_path), "banner banner-info", changed("missing")
+            return [], [], data.describe_error(exc), "banner banner-error", changed("error")
         except Exception as exc:  # never a traceback in the page
             log.exception("cannot list runs in %s", store_path)
-            return [], [], data.describe_error(exc), "banner banner-error"
+            return [], [], data.describe_error(exc), "banner banner-error", changed("error")
         selected = parse_run_param(search) or (rows[0].id if rows else None)
         options = [
             {"label": f"#{r.id} {r.name} ({layout.format_time(r.started_at)[:16]})", "value": r.id}
@@ -227,14 +236,17 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             return (
                 layout.runs_list(rows, None),
                 [],
-                f"The run store {store_path} has no runs yet.",
+                f"The run store {store_path} has no runs yet: start a load test with --results {store_path}.",
                 "banner banner-info",
+                changed("empty"),
             )
-        return layout.runs_list(rows, selected), options, None, "banner hidden"
+        return layout.runs_list(rows, selected), options, None, "banner hidden", changed("ok")
 
     @app.callback(
         Output(ids.RUN_STATE, "data"),
         Output(ids.RUN_HEADER, "children"),
+        Output(ids.RUN_HEADER, "style"),
+        Output(ids.RUN_BODY, "style"),
         Output(ids.METRICS, "options"),
         Output(ids.METRICS, "value"),
         Output(ids.SERVER_FAMILIES, "options"),
@@ -248,36 +260,47 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Output(ids.RANGE_LABEL, "children", allow_duplicate=True),
         Input(ids.URL, "search"),
         Input(ids.COMPARE, "value"),
+        Input(ids.STORE_STATUS, "data"),
         State(ids.PERCENTILES, "value"),
         State(ids.RESET_RANGE, "n_clicks"),
         State(ids.VIEW_STATE, "data"),
+        State(ids.RUN_STATE, "data"),
         prevent_initial_call="initial_duplicate",
     )
     def select_run(
         search: str | None,
         compare_id: int | None,
+        _status: str | None,
         percentiles: list[str] | None,
         resets: int | None,
         view_state: dict[str, Any] | None,
+        run_state: dict[str, Any] | None,
     ) -> tuple[Any, ...]:
-        def failed(message: str) -> tuple[Any, ...]:
-            header = [html_message(message)]
+        if ctx.triggered_id == ids.STORE_STATUS and not (run_state or {}).get("error"):
+            raise PreventUpdate  # the store changed state, but a run is already shown (or on its way)
+
+        def failed(message: str, *, in_banner: bool = False) -> tuple[Any, ...]:
+            # Said once: a store-wide problem (or an empty store) by refresh_runs's banner, a run-level one
+            # here in the header; the charts, spectrum and table are hidden rather than repeating it.
             state = {"error": message}
-            return (state, header, [], [], [], [], _HIDDEN, True, *_timeline_outputs(store_path, state))
+            header = [] if in_banner else [html_message(message)]
+            head_style = _HIDDEN if in_banner else _SHOWN
+            outputs = _timeline_outputs(store_path, state)
+            return (state, header, head_style, _HIDDEN, [], [], [], [], _HIDDEN, True, *outputs)
 
         try:
             with data.open_store(store_path) as store:
                 run_id = parse_run_param(search) or store.latest_run_id()
                 if run_id is None:
-                    return failed(
-                        f"No runs in {store_path} yet: start a load test with --results {store_path}."
-                    )
+                    return failed(f"No runs in {store_path} yet.", in_banner=True)
                 view = data.overview(store, run_id)
                 compare = None
                 if compare_id is not None and int(compare_id) != run_id:
                     compare = data.overview(store, int(compare_id))
-        except StoreError as exc:
+        except RunNotFound as exc:
             return failed(data.describe_error(exc))
+        except StoreError as exc:
+            return failed(data.describe_error(exc), in_banner=True)
         except Exception as exc:
             log.exception("cannot read run from %s", store_path)
             return failed(data.describe_error(exc))
@@ -312,6 +335,8 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         return (
             state,
             header,
+            _SHOWN,
+            _HIDDEN if view.span is None else _SHOWN,  # no samples: the header says so, once
             options,
             selection["metrics"],
             [{"label": f.removeprefix("wsgauge_"), "value": f} for f in families],
@@ -366,6 +391,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Output(ids.VIEW_STATE, "data", allow_duplicate=True),
         Output(ids.LIVE_INTERVAL, "disabled", allow_duplicate=True),
         Output(ids.RANGE_LABEL, "children", allow_duplicate=True),
+        Output(ids.RUN_BODY, "style", allow_duplicate=True),
         Input(ids.LIVE_INTERVAL, "n_intervals"),
         State(ids.RUN_STATE, "data"),
         State(ids.VIEW_STATE, "data"),
@@ -393,9 +419,9 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             if not new_view:
                 raise PreventUpdate
             new_view["selection"] = selection
-            return fig, new_view, not new_view["live"], _range_label(new_view)
+            return fig, new_view, not new_view["live"], _range_label(new_view), _SHOWN
         try:
-            return _live_update(store_path, state, view)
+            return (*_live_update(store_path, state, view), no_update)
         except StoreError as exc:
             log.warning("live update of run %s failed: %s", state.get("run"), exc)
             raise PreventUpdate from None
@@ -413,8 +439,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
     )
     def show_range(view: dict[str, Any] | None, state: dict[str, Any] | None) -> tuple[Any, ...]:
         if not view or not state or view.get("error") or "span" not in view:
-            message = (view or {}).get("error") or (state or {}).get("error") or "No run selected."
-            return figures.empty_figure(message, height=360), html_message(message)
+            return figures.empty_figure("", height=360), []  # hidden; the banner or header says why
         rng = view.get("range")
         try:
             with data.open_store(store_path) as store:
@@ -483,17 +508,17 @@ def _timeline_outputs(
     if state.get("error") or state.get("empty"):
         message = state.get("error") or "No samples yet."
         view = {"run": state.get("run"), "compare": state.get("compare"), "error": message}
-        return figures.empty_figure(message), view, ""
+        return figures.empty_figure(""), view, ""  # hidden; the banner or header says why
     assert selection is not None
     try:
         fig, new_view = _build_timeline(store_path, state, selection, rng, _uirevision(state, resets))
     except StoreError as exc:
         message = data.describe_error(exc)
-        return figures.empty_figure(message), {"run": state["run"], "error": message}, message
+        return figures.empty_figure(message), {"run": state["run"], "error": message}, ""
     except Exception as exc:
         log.exception("cannot draw run %s", state.get("run"))
         message = data.describe_error(exc)
-        return figures.empty_figure(message), {"run": state["run"], "error": message}, message
+        return figures.empty_figure(message), {"run": state["run"], "error": message}, ""
     if not new_view:
         return fig, {"run": state["run"], "error": "no samples"}, ""
     new_view["selection"] = dict(selection)
@@ -562,6 +587,20 @@ def _live_update(store_path: Path, state: Mapping[str, Any], view: Mapping[str, 
     new_view["span"] = list(span)
     new_view["drawn_at"] = time.time()
     return patch, new_view, no_update, _range_label(new_view)
+
+
+def _is_empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _waiting_for_store(store_path: Path) -> str:
+    return (
+        f"No run store at {store_path} yet: waiting for a load test to write it "
+        f"(locust -f loadtest ... --results {store_path}); runs appear here as soon as it does."
+    )
 
 
 def html_message(message: str) -> Any:

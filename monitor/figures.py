@@ -31,6 +31,7 @@ __all__ = [
     "empty_figure",
     "extend_points",
     "jsonable",
+    "log_ticks",
     "make_spectrum",
     "make_timeline",
     "safe_uid",
@@ -172,6 +173,33 @@ def _event_sizes(counts: Iterable[float]) -> list[float]:
 def _values(v: Iterable[float]) -> list[float | None]:
     """JSON-ready values: rounded, NaN as ``None`` (a gap)."""
     return [None if x != x else x for x in _rounded(np.fromiter(v, dtype=np.float64)).tolist()]
+
+
+# --- log-axis ticks -----------------------------------------------------------------------------------------
+
+_TICK_DECADES: Final = range(-3, 7)
+"""Latency ticks from 0.001 ms to 5,000 s: every value a live run could grow into stays labelled."""
+
+
+def _tick_label(ms: float) -> str:
+    """``0.05``, ``1``, ``200`` (milliseconds); ``1 s``, ``20 s`` from a second on."""
+    return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:g}"
+
+
+def log_ticks(*values: Iterable[float]) -> dict[str, Any]:
+    """Plotly axis settings that label a log latency axis in plain numbers: 0.1, 1, 10, 100 ms, 1 s.
+
+    Plotly's own log ticks either print bare mantissas between decades (``2 5 1 2 5``: which decade?) or
+    exponents; explicit ticks read at a glance. Their density follows the spread of ``values``: every
+    1..9 within a decade, 1-2-5 over up to two and a half decades, decades beyond.
+    """
+    arrays = [np.asarray(list(v) if not isinstance(v, np.ndarray) else v, dtype=np.float64) for v in values]
+    every = np.concatenate(arrays) if arrays else np.empty(0)
+    shown = every[np.isfinite(every) & (every > 0)]
+    spread = math.log10(shown.max() / shown.min()) if shown.size else 3.0
+    steps = (1, 2, 3, 4, 5, 6, 7, 8, 9) if spread < 0.7 else (1, 2, 5) if spread <= 2.5 else (1,)
+    ticks = [round(m * 10.0**k, 6) for k in _TICK_DECADES for m in steps]
+    return {"tickmode": "array", "tickvals": ticks, "ticktext": [_tick_label(v) for v in ticks]}
 
 
 # --- timeline -----------------------------------------------------------------------------------------------
@@ -393,11 +421,16 @@ def make_timeline(
     row_index = {row.family: i for i, row in enumerate(rows)}
     events_axis = f"y{len(rows) + 1}"
     layout: dict[str, Any] = {}
+    latency_values = [
+        frame.loc[frame["family"] == "latency", "value"].to_numpy(dtype=np.float64)
+        for frame in (series, compare)
+        if frame is not None and not frame.empty
+    ]
     for i, (row, (lo, hi)) in enumerate(zip(rows, domains, strict=True)):
         layout[_layout_name(i)] = {
             "domain": [lo, hi],
             "type": "log" if row.log else "linear",
-            **({"dtick": "D2"} if row.log else {}),
+            **(log_ticks(*latency_values) if row.log else {}),
             "gridcolor": _GRID,
             "zeroline": False,
             "tickfont": {"size": 11, "color": _MUTED},
@@ -414,6 +447,7 @@ def make_timeline(
             "bgcolor": "rgba(255,255,255,0)",
             "tracegroupgap": 2,
             "itemsizing": "constant",
+            "maxheight": max(hi - lo, 0.02),  # of the plot height: a long legend scrolls beside its row
         }
     conn = row_index.get("connections")
     if conn is not None:
@@ -613,6 +647,8 @@ def make_spectrum(
                         "shape": "hv",
                     },
                     opacity=0.6 if is_compare else 1.0,
+                    legendgroup=metric,  # one entry per metric: it hides the compared run's line too
+                    showlegend=not is_compare,
                     customdata=labels,
                     hovertemplate="%{customdata}: %{y:.4~g} ms<extra>" + f"{prefix}{metric}</extra>",
                 )
@@ -626,13 +662,14 @@ def make_spectrum(
         height=360,
         margin={"l": 60, "r": 20, "t": 44, "b": 44},
         hovermode="closest",
-        legend={
-            "x": 0.99,
-            "y": 0.02,
-            "xanchor": "right",
+        legend={  # under the axes, never on the curves (which fill the plot's lower right)
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "y": 0,
+            "yref": "container",
             "yanchor": "bottom",
             "font": {"size": 11},
-            "bgcolor": "rgba(255,255,255,0.8)",
         },
         xaxis={
             "type": "log",
@@ -641,9 +678,13 @@ def make_spectrum(
             "gridcolor": _GRID,
             "title": {"text": "percentile", "font": {"size": 11, "color": _MUTED}},
             "tickfont": {"size": 11, "color": _MUTED},
+            "automargin": True,  # room for the title between the tick labels and the legend
         },
         yaxis={
             "type": "log",
+            **log_ticks(
+                *(f["value"].to_numpy(dtype=np.float64) for f in (spectrum, compare) if f is not None)
+            ),
             "gridcolor": _GRID,
             "title": {"text": "latency (ms)", "font": {"size": 11, "color": _MUTED}},
             "tickfont": {"size": 11, "color": _MUTED},

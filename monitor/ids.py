@@ -14,12 +14,14 @@ __all__ = [
     "RESET_RANGE",
     "RUNS_INTERVAL",
     "RUNS_LIST",
+    "RUN_BODY",
     "RUN_HEADER",
     "RUN_STATE",
     "SERVER_FAMILIES",
     "SERVER_PICKER",
     "SPECTRUM",
     "STORE_PATH",
+    "STORE_STATUS",
     "SUMMARY_TABLE",
     "TIMELINE",
     "URL",
@@ -33,6 +35,8 @@ BANNER: Final = "banner"
 RUNS_LIST: Final = "runs-list"
 RUNS_INTERVAL: Final = "runs-interval"
 RUN_HEADER: Final = "run-header"
+RUN_BODY: Final = "run-body"
+"""Everything below the run header (controls, timeline, spectrum, table); hidden while nothing is drawn."""
 COMPARE: Final = "compare-run"
 METRICS: Final = "metrics"
 PERCENTILES: Final = "percentiles"
@@ -48,5 +52,8 @@ RUN_STATE: Final = "run-state"
 """dcc.Store: the selected run, its compared run and what they contain (set when the selection changes)."""
 VIEW_STATE: Final = "view-state"
 """dcc.Store: the timeline's window, selected range, live cursor and trace keys (set on every redraw)."""
+STORE_STATUS: Final = "store-status"
+"""dcc.Store: ``missing``, ``error``, ``empty`` or ``ok``; set by the runs refresh when it changes, so that a
+store (or a first run) appearing while the page waits selects its run."""
 X_RANGE: Final = "x-range"
 """dcc.Store: the time axis's last zoom/pan/reset (``relayoutData`` filtered in the browser)."""

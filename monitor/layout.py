@@ -21,7 +21,9 @@ from monitor.figures import type_colour
 
 __all__ = [
     "DEFAULT_PERCENTILES",
+    "HIDDEN",
     "LIVE_PERIOD_MS",
+    "SHOWN",
     "banner",
     "format_duration",
     "format_time",
@@ -37,6 +39,8 @@ LIVE_PERIOD_MS = 1500
 """How often a live run's charts are extended (milliseconds)."""
 RUNS_PERIOD_MS = 5000
 """How often the runs list is refreshed (new runs, live/stale marks)."""
+HIDDEN: dict[str, str] = {"display": "none"}
+SHOWN: dict[str, str] = {}
 
 
 def format_time(ts: float) -> str:
@@ -302,6 +306,37 @@ def _controls() -> html.Div:
     )
 
 
+def _run_body() -> html.Div:
+    """Everything under the run header: controls, range bar, timeline, spectrum and table."""
+    range_bar = html.Div(
+        [
+            html.Span(id=ids.RANGE_LABEL, className="range-label"),
+            html.Button("Whole run", id=ids.RESET_RANGE, n_clicks=0, className="button"),
+            html.Span("Drag across a chart to select a range; double-click: whole run.", className="hint"),
+        ],
+        className="range-bar",
+    )
+    timeline = dcc.Loading(
+        dcc.Graph(id=ids.TIMELINE, config={"displaylogo": False, "scrollZoom": False}, className="timeline"),
+        type="dot",
+        delay_show=400,
+        overlay_style={"visibility": "visible", "opacity": 0.6},
+    )
+    spectrum = html.Div(
+        dcc.Graph(id=ids.SPECTRUM, config={"displaylogo": False, "displayModeBar": False}),
+        className="panel spectrum",
+    )
+    table = html.Div(
+        [html.Div("Summary of the selected range", className="panel-title"), html.Div(id=ids.SUMMARY_TABLE)],
+        className="panel table-panel",
+    )
+    return html.Div(
+        [_controls(), range_bar, timeline, html.Div([spectrum, table], className="bottom")],
+        id=ids.RUN_BODY,
+        style=HIDDEN,
+    )
+
+
 def make_layout(results_path: str) -> html.Div:
     """The whole page (Dash calls this on each page load)."""
     return html.Div(
@@ -310,6 +345,7 @@ def make_layout(results_path: str) -> html.Div:
             dcc.Store(id=ids.RUN_STATE, storage_type="memory"),
             dcc.Store(id=ids.VIEW_STATE, storage_type="memory"),
             dcc.Store(id=ids.X_RANGE, storage_type="memory"),
+            dcc.Store(id=ids.STORE_STATUS, storage_type="memory"),
             dcc.Interval(id=ids.RUNS_INTERVAL, interval=RUNS_PERIOD_MS),
             dcc.Interval(id=ids.LIVE_INTERVAL, interval=LIVE_PERIOD_MS, disabled=True),
             html.Header(
@@ -331,52 +367,10 @@ def make_layout(results_path: str) -> html.Div:
                     ),
                     html.Main(
                         [
-                            html.Div(id=ids.RUN_HEADER, className="run-header"),
-                            _controls(),
-                            html.Div(
-                                [
-                                    html.Span(id=ids.RANGE_LABEL, className="range-label"),
-                                    html.Button(
-                                        "Whole run", id=ids.RESET_RANGE, n_clicks=0, className="button"
-                                    ),
-                                    html.Span(
-                                        "Drag across a chart to select a range; double-click: whole run.",
-                                        className="hint",
-                                    ),
-                                ],
-                                className="range-bar",
-                            ),
-                            dcc.Loading(
-                                dcc.Graph(
-                                    id=ids.TIMELINE,
-                                    config={"displaylogo": False, "scrollZoom": False},
-                                    className="timeline",
-                                ),
-                                type="dot",
-                                delay_show=400,
-                                overlay_style={"visibility": "visible", "opacity": 0.6},
-                            ),
-                            html.Div(
-                                [
-                                    html.Div(
-                                        dcc.Graph(
-                                            id=ids.SPECTRUM,
-                                            config={"displaylogo": False, "displayModeBar": False},
-                                        ),
-                                        className="panel spectrum",
-                                    ),
-                                    html.Div(
-                                        [
-                                            html.Div(
-                                                "Summary of the selected range", className="panel-title"
-                                            ),
-                                            html.Div(id=ids.SUMMARY_TABLE),
-                                        ],
-                                        className="panel table-panel",
-                                    ),
-                                ],
-                                className="bottom",
-                            ),
+                            # Both hidden until a run is selected; a store-wide problem is said once, in
+                            # the banner, and a run-level one once, in the header.
+                            html.Div(id=ids.RUN_HEADER, className="run-header", style=HIDDEN),
+                            _run_body(),
                         ],
                         className="main",
                     ),

@@ -23,13 +23,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from nextauth_tokens import AuthConfig, AuthError, authenticate
+
 from . import __version__
 from .config import ServerConfig
 from .connection import Connection, Hub
 from .errors import CLOSE_GOING_AWAY, RemoteProtocolError
 from .messages import MAX_FIELD_LENGTH, NotificationUpdate, encode, validate_user_id
 from .metrics import CONTENT_TYPE, ServerMetrics
-from .nextauth import AuthConfig, AuthError, authenticate
 from .protocol import Push, Session
 from .store import Store
 

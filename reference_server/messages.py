@@ -28,6 +28,8 @@ from typing import Annotated, Any, TypeAlias
 import msgspec
 import orjson
 
+from nextauth_tokens import UserId
+
 from .errors import (
     InvalidBatch,
     InvalidField,
@@ -38,7 +40,6 @@ from .errors import (
     RemoteProtocolError,
     UnknownType,
 )
-from .nextauth import UserId
 
 __all__ = [
     "INBOUND_TYPES",

@@ -1,7 +1,8 @@
 """``python -m reports`` (``wsgauge-report``): build a run's HTML report, or gate a candidate run.
 
-Exit status: 0 pass (or report written), 1 regression, 2 unusable input -- always with a one-line reason on
-stderr, never a traceback (``WSGAUGE_DEBUG=1`` shows one for bugs).
+Exit status (``docs/exit-codes.md``): 0 pass (or report written), 1 regression, 2 unusable input -- always
+with a one-line reason on stderr, never a traceback (``WSGAUGE_DEBUG=1`` shows one for bugs) --, 3
+inconclusive: a rule of the rule set could not be judged (too few samples) and nothing failed.
 """
 
 from __future__ import annotations
@@ -16,18 +17,35 @@ from pathlib import Path
 from typing import NoReturn
 
 from reports.build import default_output, write_report
-from reports.compare import load_inputs, verdict_table, write_comparison, write_json, write_junit
+from reports.compare import (
+    check_distinct,
+    load_inputs,
+    verdict_table,
+    write_comparison,
+    write_json,
+    write_junit,
+)
 from reports.data import load_run
 from reports.errors import ReportError
 from reports.gate import evaluate_gate
 from reports.thresholds import load_thresholds
+from runstore.location import (
+    ENVIRONMENT_VARIABLE,
+    StoreLocationError,
+    default_location,
+    results_argument,
+    store_location,
+)
 from runstore.store import DEFAULT_RESULTS
 
-__all__ = ["EXIT_OK", "EXIT_REGRESSION", "EXIT_UNUSABLE", "main"]
+__all__ = ["EXIT_INCONCLUSIVE", "EXIT_OK", "EXIT_REGRESSION", "EXIT_UNUSABLE", "main"]
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_UNUSABLE = 2
+EXIT_INCONCLUSIVE = 3
+"""Not 0 (the gate did not judge everything it was asked), not 1 (nothing failed), not 2 (the input was
+usable): a CI job can rerun longer, or accept it with ``--allow-inconclusive``."""
 
 
 class _UsageError(Exception):
@@ -39,29 +57,49 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}")
 
 
+def _shared_options(parser: argparse.ArgumentParser) -> None:
+    """Options every subcommand takes, accepted before or after its name (``--results X compare ...`` and
+    ``compare --results X ...``): ``SUPPRESS`` keeps an absent one from overwriting a given one."""
+    parser.add_argument(
+        "--results",
+        type=results_argument,
+        default=argparse.SUPPRESS,
+        metavar="STORE",
+        help=f"run store file (default: ${ENVIRONMENT_VARIABLE}, else {DEFAULT_RESULTS}); "
+        "before or after the subcommand",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m reports",
         description="wsgauge HTML reports and the release gate that compares two runs.",
+        epilog="exit status: 0 pass (or report written), 1 regression, 2 unusable input, 3 inconclusive "
+        "(docs/exit-codes.md)",
     )
+    _shared_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    results = {"default": str(DEFAULT_RESULTS), "help": "run store file (default: %(default)s)"}
 
     build = commands.add_parser("build", help="write the HTML report of a run")
     build.add_argument("run", nargs="?", type=int, metavar="RUN", help="run id (default: the newest run)")
-    build.add_argument("--results", **results)
+    _shared_options(build)
     build.add_argument(
         "-o", "--output", metavar="FILE", help="HTML file (default: report-<id>.html by the store)"
     )
 
     def gate_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--results", **results)
+        _shared_options(sub)
         sub.add_argument(
             "--thresholds", metavar="FILE", help="TOML thresholds file (default: built-in rules)"
         )
         sub.add_argument("-o", "--output", metavar="FILE", help="write the diff HTML here")
         sub.add_argument("--json", metavar="FILE", help="write the verdict as JSON here")
         sub.add_argument("--junit", metavar="FILE", help="write the verdict as JUnit XML here")
+        sub.add_argument(
+            "--allow-inconclusive",
+            action="store_true",
+            help="a rule that could not be judged (too few samples) passes instead of exit 3 (INCONCLUSIVE)",
+        )
         sub.add_argument(
             "--warmup",
             type=float,
@@ -103,10 +141,13 @@ def _gate(args: argparse.Namespace) -> int:
     thresholds = load_thresholds(args.thresholds).with_warmup(args.warmup)
     if getattr(args, "paired", False):
         thresholds = replace(thresholds, paired=True)
+    if args.allow_inconclusive:
+        thresholds = replace(thresholds, allow_inconclusive=True)
     if thresholds.warmup_s < 0:
         raise ReportError("--warmup must not be negative")
     baselines = load_inputs(args.baseline, args.results) if args.command == "compare" else []
     candidates = load_inputs(args.candidate, args.results)
+    check_distinct(baselines, candidates)
     result = evaluate_gate(baselines or None, candidates, thresholds)
     print(verdict_table(result))
     if args.output:
@@ -115,13 +156,24 @@ def _gate(args: argparse.Namespace) -> int:
         write_json(result, args.json)
     if args.junit:
         write_junit(result, args.junit)
-    return EXIT_REGRESSION if result.verdict == "regression" else EXIT_OK
+    return {"regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}.get(result.verdict, EXIT_OK)
+
+
+def _with_results(args: argparse.Namespace) -> argparse.Namespace:
+    """``--results`` as given, else ``$WSGAUGE_RESULTS`` or the default -- refused like a given value."""
+    if not hasattr(args, "results"):
+        try:
+            args.results = store_location(default_location())
+        except StoreLocationError as exc:
+            raise _UsageError(f"python -m reports: ${ENVIRONMENT_VARIABLE}: {exc}") from exc
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 pass, 1 regression, 2 unusable input)."""
+    """Run the command line; returns the exit status (0 pass, 1 regression, 2 unusable input, 3
+    inconclusive)."""
     try:
-        args = _parser().parse_args(argv)
+        args = _with_results(_parser().parse_args(argv))
         return _build(args) if args.command == "build" else _gate(args)
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)

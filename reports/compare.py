@@ -19,10 +19,11 @@ from reports.data import RunData, load_run
 from reports.embed import FORMAT, SCHEMA_VERSION, block_to_run, read_block, read_report, run_to_block
 from reports.errors import ReportError
 from reports.figures import report_figures, runs_figure
-from reports.gate import GateResult
+from reports.gate import GateResult, RuleResult
 from reports.render import comparison_html, verdict_rows
 
 __all__ = [
+    "check_distinct",
     "comparison_block",
     "junit_xml",
     "load_input",
@@ -101,6 +102,25 @@ def load_inputs(argument: str, results: str | os.PathLike[str]) -> list[RunData]
     return runs
 
 
+def check_distinct(baselines: Sequence[RunData], candidates: Sequence[RunData]) -> None:
+    """Refuse a run that is on both sides (the same id, the same report file, overlapping id ranges).
+
+    A run compared with itself agrees with itself perfectly and passes whatever the build does: a CI script
+    with a wrong variable would go green. A deliberate A/A check compares two different runs of one build.
+
+    Raises:
+        ReportError: naming every run found on both sides.
+    """
+    candidate_ids = {_identity(run.run) for run in candidates}
+    both = [run.label for run in baselines if _identity(run.run) in candidate_ids]
+    if both:
+        runs = f"run {both[0][4:]} is" if len(both) == 1 else f"runs {', '.join(b[4:] for b in both)} are"
+        raise ReportError(
+            f"{runs} both the baseline and the candidate: a run compared with itself passes whatever the "
+            "build does; compare different runs (an A/A check compares two runs of one build)"
+        )
+
+
 def comparison_block(
     result: GateResult, baselines: Sequence[RunData], candidates: Sequence[RunData]
 ) -> dict[str, Any]:
@@ -161,7 +181,9 @@ def write_json(result: GateResult, output: str | os.PathLike[str]) -> Path:
 
 
 def junit_xml(result: GateResult) -> str:
-    """The verdict as JUnit XML: one ``testcase`` per rule, ``failure`` for regressions, ``skipped`` too."""
+    """The verdict as JUnit XML: one ``testcase`` per rule, ``failure`` for regressions, ``skipped`` for
+    rules that could not be judged (what they had and need); an inconclusive verdict is a property of the
+    suite (``wsgauge.verdict``), so a CI page shows it beside the skipped cases."""
     suites = ET.Element("testsuites", name="wsgauge gate")
     suite = ET.SubElement(
         suites,
@@ -172,6 +194,8 @@ def junit_xml(result: GateResult) -> str:
         errors="0",
         skipped=str(sum(r.status == "skipped" for r in result.rules)),
     )
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="wsgauge.verdict", value=result.verdict)
     for rule in result.rules:
         case = ET.SubElement(
             suite, "testcase", classname=f"wsgauge.gate.{rule.kind}", name=rule.rule, time="0"
@@ -180,7 +204,8 @@ def junit_xml(result: GateResult) -> str:
             failure = ET.SubElement(case, "failure", message=rule.reason, type="regression")
             failure.text = rule.reason
         elif rule.status == "skipped":
-            ET.SubElement(case, "skipped", message=rule.reason)
+            optional = " (optional)" if rule.optional else ""
+            ET.SubElement(case, "skipped", message=f"{rule.why}{optional}")
         else:
             ET.SubElement(case, "system-out").text = f"{rule.status}: {rule.reason}"
     ET.indent(suites)
@@ -192,9 +217,15 @@ def write_junit(result: GateResult, output: str | os.PathLike[str]) -> Path:
     return write_atomically(Path(output), junit_xml(result))
 
 
+def _unjudged_word(result: GateResult, rule: RuleResult) -> str:
+    if rule.optional:
+        return "skipped (optional)"
+    return "skipped (allowed)" if result.allow_inconclusive else "inconclusive"
+
+
 def verdict_table(result: GateResult) -> str:
     """The compact table printed on stdout, then the notes and why each failed or unconfirmed rule is so."""
-    header = ("rule", "baseline", "candidate", "change", "limit", "verdict")
+    header = ("rule", "baseline", "candidate", "change", "limit", "samples (min)", "verdict")
     rows = [header, *verdict_rows(result)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
@@ -205,10 +236,13 @@ def verdict_table(result: GateResult) -> str:
         for rule in result.rules
         if rule.status == "regression" or rule.unconfirmed
     ]
-    failed = len(result.regressions)
+    lines += [  # and of every rule that could not be judged: what it had, needs, and how to get it
+        f"{_unjudged_word(result, rule)}: {rule.rule}: {rule.why}"
+        for rule in result.rules
+        if rule.status == "skipped"
+    ]
     runs = f"; {result.method_text}" if result.method == "runs" else ""
     lines.append(
-        f"verdict: {result.verdict.upper()} ({failed} of {len(result.rules)} rules failed; "
-        f"warm-up {result.warmup_s:g} s excluded{runs})"
+        f"verdict: {result.verdict.upper()} ({result.summary}; warm-up {result.warmup_s:g} s excluded{runs})"
     )
     return "\n".join(lines)

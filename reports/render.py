@@ -159,8 +159,11 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:.3f} {unit}" if unit in ("ms", "%") else f"{value:.1f} {unit}"
 
 
-def verdict_rows(result: GateResult) -> list[tuple[str, str, str, str, str, str]]:
-    """``(rule, baseline, candidate, change, limit, status)`` per rule, as printed and rendered."""
+def verdict_rows(result: GateResult) -> list[tuple[str, str, str, str, str, str, str]]:
+    """``(rule, baseline, candidate, change, limit, samples, status)`` per rule, as printed and rendered.
+
+    ``samples`` is what the rule had in the run with the least and, in brackets, the least it is judged on.
+    """
     rows = []
     for rule in result.rules:
         if rule.change is None:
@@ -176,7 +179,8 @@ def verdict_rows(result: GateResult) -> list[tuple[str, str, str, str, str, str]
                 _number(rule.candidate, rule.unit),
                 change,
                 rule.limit,
-                rule.status,
+                rule.evidence_text,
+                rule.status + (" (optional)" if rule.status == "skipped" and rule.optional else ""),
             )
         )
     return rows
@@ -184,25 +188,32 @@ def verdict_rows(result: GateResult) -> list[tuple[str, str, str, str, str, str]
 
 def _verdict_table(result: GateResult) -> str:
     head = (
-        "<tr><th>rule</th><th>baseline</th><th>candidate</th><th>change</th><th>limit</th><th>verdict</th>"
-        "<th>why</th></tr>"
+        "<tr><th>rule</th><th>baseline</th><th>candidate</th><th>change</th><th>limit</th>"
+        '<th title="what the rule had in the run with the least (the least it is judged on)">samples</th>'
+        "<th>verdict</th><th>why</th></tr>"
     )
     rows = zip(verdict_rows(result), result.rules, strict=True)
     body = "".join(_verdict_row(row, rule) for row, rule in rows)
     return f'<table class="verdicts">{head}{body}</table>'
 
 
-def _verdict_row(row: tuple[str, str, str, str, str, str], rule: RuleResult) -> str:
-    """One rule's row; a pass whose change the interval could not confirm is marked ``unconfirmed``."""
-    name, b, c, change, limit, status = row
+def _verdict_row(row: tuple[str, str, str, str, str, str, str], rule: RuleResult) -> str:
+    """One rule's row; a pass whose change the interval could not confirm is marked ``unconfirmed``; a rule
+    that could not be judged says what it had, what it needs and how long a run would give it."""
+    name, b, c, change, limit, samples, _ = row
+    status = rule.status
     badge = f'<span class="{status}">{status}</span>'
     if rule.unconfirmed:
         badge += ' <span class="unconfirmed">unconfirmed</span>'
+    if status == "skipped" and rule.optional:
+        badge += ' <span class="skipped">optional</span>'
+    marks = (" data-unconfirmed" if rule.unconfirmed else "") + (" data-unjudged" if rule.unjudged else "")
     return (
-        f'<tr data-status="{status}"{" data-unconfirmed" if rule.unconfirmed else ""}>'
+        f'<tr data-status="{status}"{marks}>'
         f"<td>{html.escape(name)}</td><td>{b}</td><td>{c}</td><td>{change}</td><td>{html.escape(limit)}</td>"
+        f"<td>{html.escape(samples)}</td>"
         f'<td class="status">{badge}</td>'
-        f'<td style="text-align:left;white-space:normal">{html.escape(rule.reason)}</td></tr>'
+        f'<td style="text-align:left;white-space:normal">{html.escape(rule.why)}</td></tr>'
     )
 
 
@@ -217,8 +228,10 @@ def comparison_html(
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     body = (
         f"<h1>{html.escape(title)}</h1>"
-        f'<p><span class="verdict {result.verdict}">{result.verdict.upper()}</span> '
-        f'<span class="muted">{len(result.regressions)} of {len(result.rules)} rules failed · warm-up '
+        f'<p><span class="verdict {result.verdict}"'
+        + (' style="background:#b7791f"' if result.verdict == "inconclusive" else "")
+        + f">{result.verdict.upper()}</span> "
+        f'<span class="muted">{html.escape(result.summary)} · warm-up '
         f"{result.warmup_s:g} s excluded · {html.escape(result.method_text)}</span></p>"
         f"{_verdict_table(result)}" + (f"<ul class='notes'>{notes}</ul>" if notes else "")
     )

@@ -231,9 +231,3 @@ def runs_per_side_needed(
         if scipy_stats.nct.sf(critical, freedom, abs(effect) / error) >= power:
             return runs
     return None
-    for runs in range(2, most + 1):
-        freedom = 2 * runs - 2
-        quantiles = scipy_stats.t.ppf(0.5 + confidence / 2.0, freedom) + scipy_stats.t.ppf(power, freedom)
-        if quantiles * spread * np.sqrt(2.0 / runs) <= abs(effect):
-            return runs
-    return None

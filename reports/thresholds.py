@@ -23,9 +23,14 @@ Example (every table and key is optional; what is left out keeps its default)::
     [types.chat_message]     # per-type overrides: a metric (ack:chat_message) or its short name
     p99 = { tolerance = "15%", floor = "0.5ms" }
     p95 = false              # switch a rule off for this type
+    error_rate = { tolerance = "1%", optional = true }   # unjudged (too few samples): no INCONCLUSIVE
 
     [absolute]               # k6 / Gatling style limits on the candidate; usable without a baseline
-    rules = ["chat_message.p99 < 50ms", "errors.rate < 0.1%", "connect.p95 < 200ms"]
+    rules = ["chat_message.p99 < 50ms", "errors.rate < 0.1%",
+             { rule = "connect.p95 < 200ms", optional = true }]
+
+A rule that could not be judged (too few samples) makes the verdict INCONCLUSIVE unless it is ``optional``
+(or the gate runs with ``allow_inconclusive``: ``compare --allow-inconclusive``).
 
 Tolerances are the practical effect a regression must exceed. With several runs on a side the confidence
 interval measures how runs of one build differ; with one run per side it cannot, so latency tolerances grow
@@ -83,6 +88,8 @@ class LatencyRule:
     percentile: float
     tolerance: float
     floor_us: float
+    optional: bool = False
+    """Too few samples to judge it leaves the verdict as it is instead of making it INCONCLUSIVE."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,8 @@ class RateRule:
     """Error rate: fail beyond ``tolerance`` (a fraction: percentage points); throughput: a drop beyond it."""
 
     tolerance: float
+    optional: bool = False
+    """Too few requests or frames to judge it leaves the verdict as it is (no INCONCLUSIVE)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,8 @@ class AbsoluteRule:
     percentile: float | None
     op: Comparison
     limit: float
+    optional: bool = False
+    """Too few samples to judge it leaves the verdict as it is (no INCONCLUSIVE)."""
 
     def holds(self, value: float) -> bool:
         """Whether ``value`` satisfies the rule."""
@@ -151,6 +162,9 @@ class Thresholds:
     paired: bool = False
     """Several runs a side that took turns: baseline run i and candidate run i (in the order they ran) make
     a pair, and the t interval is over the pairs' differences (drift between pairs cancels)."""
+    allow_inconclusive: bool = False
+    """A rule that could not be judged passes instead of making the verdict INCONCLUSIVE (``compare
+    --allow-inconclusive``): for those who accept a gate that judged less than it was asked to."""
     defaults: RelativeRules = field(
         default_factory=lambda: RelativeRules(
             latency=(
@@ -242,7 +256,17 @@ def _percentile_of(stat: str) -> float | None:
     return value if 0 < value < 100 else None
 
 
-_RULE_KEYS = {"tolerance", "floor"}
+_RULE_KEYS = {"tolerance", "floor", "optional"}
+
+
+def _optional(value: Mapping[str, Any], old: bool, ctx: _Context, needle: str, section: str) -> bool:
+    if "optional" not in value:
+        return old
+    if not isinstance(value["optional"], bool):
+        raise ctx.error(
+            needle, f"[{section}] {needle}: optional must be true or false, not {value['optional']!r}"
+        )
+    return value["optional"]
 
 
 def _relative(table: Mapping[str, Any], base: RelativeRules, ctx: _Context, section: str) -> RelativeRules:
@@ -280,10 +304,11 @@ def _relative(table: Mapping[str, Any], base: RelativeRules, ctx: _Context, sect
                 if "tolerance" in value
                 else (old.tolerance if old else DEFAULT_THRESHOLDS.defaults.error_rate.tolerance)  # type: ignore[union-attr]
             )
+            optional = _optional(value, old.optional if old else False, ctx, needle, section)
             if key == "error_rate":
-                error_rate = RateRule(tolerance)
+                error_rate = RateRule(tolerance, optional)
             else:
-                throughput = RateRule(tolerance)
+                throughput = RateRule(tolerance, optional)
             continue
         percentile = _percentile_of(key)
         if percentile is None:
@@ -300,6 +325,7 @@ def _relative(table: Mapping[str, Any], base: RelativeRules, ctx: _Context, sect
             _duration_us(value["floor"], f"{key} floor", ctx, needle)
             if "floor" in value
             else old_rule.floor_us,
+            _optional(value, old_rule.optional, ctx, needle, section),
         )
     ordered = tuple(sorted(latency.values(), key=lambda rule: rule.percentile))
     return RelativeRules(ordered, error_rate, throughput)
@@ -401,10 +427,10 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
             thresholds = replace(thresholds, confidence=float(value))
         elif key == "single_run_allowance":
             thresholds = replace(thresholds, single_run_allowance=_fraction(value, key, ctx, key))
-        elif key == "paired":
+        elif key in ("paired", "allow_inconclusive"):
             if not isinstance(value, bool):
-                raise ctx.error(key, f"paired must be true or false, not {value!r}")
-            thresholds = replace(thresholds, paired=value)
+                raise ctx.error(key, f"{key} must be true or false, not {value!r}")
+            thresholds = replace(thresholds, **{key: value})
         elif key in ("resamples", "seed"):
             if (
                 isinstance(value, bool)
@@ -420,7 +446,7 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
                 key,
                 f"[gate] unknown setting {key!r} "
                 "(warmup, stall_lag, stall_factor, min_quiet_seconds, confidence, resamples, seed, "
-                "single_run_allowance, paired)",
+                "single_run_allowance, paired, allow_inconclusive)",
             )
     defaults = document.get("defaults", {})
     if not isinstance(defaults, dict):
@@ -439,11 +465,31 @@ def parse_thresholds(text: str, source: str = "thresholds") -> Thresholds:
     if not isinstance(section, dict) or set(section) - {"rules"}:
         raise ctx.error("absolute", '[absolute] must hold only rules = ["...", ...]')
     rules = section.get("rules", [])
-    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
-        raise ctx.error("rules", '[absolute] rules must be a list of strings like "chat_message.p99 < 50ms"')
+    if not isinstance(rules, list) or not all(_absolute_item(r) for r in rules):
+        raise ctx.error(
+            "rules",
+            '[absolute] rules must be a list of strings like "chat_message.p99 < 50ms" '
+            '(or tables like { rule = "connect.p95 < 200ms", optional = true })',
+        )
     for rule in rules:
-        absolute.append(parse_absolute_rule(rule, _line_of(text, rule), source))
+        if isinstance(rule, str):
+            absolute.append(parse_absolute_rule(rule, _line_of(text, rule), source))
+        else:
+            parsed = parse_absolute_rule(rule["rule"], _line_of(text, rule["rule"]), source)
+            absolute.append(replace(parsed, optional=rule.get("optional", False)))
     return replace(thresholds, defaults=base, overrides=overrides, absolute=tuple(absolute))
+
+
+def _absolute_item(item: Any) -> bool:
+    """A rule string, or ``{ rule = "...", optional = true|false }``."""
+    if isinstance(item, str):
+        return True
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("rule"), str)
+        and set(item) <= {"rule", "optional"}
+        and isinstance(item.get("optional", False), bool)
+    )
 
 
 def load_thresholds(path: str | os.PathLike[str] | None) -> Thresholds:

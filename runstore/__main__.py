@@ -1,4 +1,8 @@
-"""``python -m runstore`` (``wsgauge-runs``): list runs and apply retention to a run store."""
+"""``python -m runstore`` (``wsgauge-runs``): list runs and apply retention to a run store.
+
+Exit status (``docs/exit-codes.md``): 0 done, 2 a bad command line, an unusable store or an unknown run --
+with a one-line reason on stderr.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,61 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NoReturn
 
+from runstore.location import (
+    ENVIRONMENT_VARIABLE,
+    StoreLocationError,
+    default_location,
+    results_argument,
+    store_location,
+)
 from runstore.store import DEFAULT_RESULTS, RunStore, StoreError
 
-__all__ = ["main"]
+__all__ = ["EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors become one line and exit 2 from :func:`main` (not ``SystemExit`` from inside)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _shared_options(parser: argparse.ArgumentParser) -> None:
+    """Options every subcommand takes, before or after its name (``--results X list`` and ``list --results
+    X``): ``SUPPRESS`` keeps an absent one from overwriting a given one."""
+    parser.add_argument(
+        "--results",
+        type=results_argument,
+        default=argparse.SUPPRESS,
+        metavar="STORE",
+        help=f"run store file (default: ${ENVIRONMENT_VARIABLE}, else {DEFAULT_RESULTS}); "
+        "before or after the subcommand",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m runstore", description="List wsgauge runs and clean up old ones."
+    parser = _Parser(
+        prog="python -m runstore",
+        description="List wsgauge runs and clean up old ones.",
+        epilog="exit status: 0 done, 2 bad command line, unusable store or unknown run (docs/exit-codes.md)",
     )
-    parser.add_argument(
-        "--results",
-        default=str(DEFAULT_RESULTS),
-        help="run store file (default: %(default)s)",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="list runs, newest first")
+    _shared_options(parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _shared_options(commands.add_parser("list", help="list runs, newest first"))
     delete = commands.add_parser("delete", help="delete runs by id")
     delete.add_argument("run_ids", nargs="+", type=int, metavar="RUN")
+    _shared_options(delete)
     prune = commands.add_parser("prune", help="delete old runs (running runs are kept unless stale)")
+    _shared_options(prune)
     prune.add_argument("--keep", type=int, default=None, help="keep the N newest runs")
     prune.add_argument(
         "--older-than", type=float, default=None, metavar="DAYS", help="delete runs older than DAYS"
@@ -41,9 +80,28 @@ def _stamp(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line, ``--results`` defaulting to ``$WSGAUGE_RESULTS`` (refused like a value).
+
+    Raises:
+        _UsageError: naming the problem.
+    """
+    args = _parser().parse_args(argv)
+    if not hasattr(args, "results"):
+        try:
+            args.results = store_location(default_location())
+        except StoreLocationError as exc:
+            raise _UsageError(f"python -m runstore: ${ENVIRONMENT_VARIABLE}: {exc}") from exc
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 unusable store or arguments)."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _arguments(argv)
+    except _UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "prune" and args.keep is None and args.older_than is None:
         print("prune: give --keep N and/or --older-than DAYS", file=sys.stderr)
         return 2

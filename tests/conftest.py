@@ -73,7 +73,7 @@ class RunningServer:
 
     def token(self, user_id: str, *, version: int = 4, max_age: float = 3600, **claims: Any) -> str:
         """A NextAuth session token for ``user_id`` (v4 or v5, plain cookie name)."""
-        from reference_server import nextauth
+        import nextauth_tokens as nextauth
 
         payload = {"sub": user_id, "name": user_id, **claims}
         if version == 4:
@@ -82,7 +82,7 @@ class RunningServer:
 
     def cookie(self, user_id: str, *, version: int = 4, max_age: float = 3600, **claims: Any) -> str:
         """A ``Cookie`` header value authenticating ``user_id``."""
-        from reference_server import nextauth
+        import nextauth_tokens as nextauth
 
         name = nextauth.V4_COOKIE if version == 4 else nextauth.V5_COOKIE
         token = self.token(user_id, version=version, max_age=max_age, **claims)
@@ -275,7 +275,7 @@ def reference_server(reference_server_factory: Callable[..., RunningServer]) -> 
 
 
 # ==========================================================================================================
-# Load-test runs (owner: run lifecycle, loadtest/_run.py). Separate from the reference-server fixtures above.
+# Load-test runs (owner: run lifecycle, loadtest/_lifecycle*.py). Apart from the reference-server fixtures.
 #
 # ``real_run_store``: ONE short real headless run of ``locust -f loadtest`` (embedded reference server, all
 # personas, 8 users, 8 s) per test session; returns ``(store_path, run_id)`` of a completed run with every

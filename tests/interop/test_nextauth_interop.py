@@ -1,4 +1,4 @@
-"""Interop of reference_server.nextauth with the real next-auth 4 and @auth/core npm packages.
+"""Interop of nextauth_tokens with the real next-auth 4 and @auth/core npm packages.
 
 Both directions: tokens minted by ``next-auth/jwt`` / ``@auth/core/jwt`` ``encode()`` are
 authenticated by :func:`authenticate`, and tokens minted by :func:`mint_v4` / :func:`mint_v5` are
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from reference_server.nextauth import (
+from nextauth_tokens import (
     V4_COOKIE,
     V4_SECURE_COOKIE,
     V5_COOKIE,

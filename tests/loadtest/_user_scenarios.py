@@ -25,9 +25,10 @@ import gevent
 import gevent.monkey
 from locust.env import Environment
 
+from loadtest._backend import NotificationBackend
 from loadtest._runtime import Credentials, IdentityAllocator, Runtime, install
 from loadtest._settings import LoadSettings
-from loadtest._users import NotificationBackend, WsUser
+from loadtest._users import WsUser
 
 BASE = LoadSettings(
     host=None,
@@ -69,10 +70,6 @@ class Ceiling(random.Random):
 
     def uniform(self, a: float, b: float) -> float:
         return b
-
-
-class Backend(NotificationBackend):
-    pass
 
 
 def setup(config: dict[str, Any], **overrides: Any) -> tuple[Environment, Runtime, list[dict[str, Any]]]:
@@ -202,7 +199,7 @@ def personas(config: dict[str, Any]) -> dict[str, Any]:
     """Back end -> student notification, read by id; churn: away, back, what was missed is counted."""
     env, rt, calls = setup(config, notification_rate=50.0)
     student, churner = Student(env), Student(env)
-    backend = Backend(env)
+    backend = NotificationBackend(env, rt)  # not started: posts when told to, for a live student
     student.on_start()
     churner.on_start()
     for _ in range(3):
@@ -227,7 +224,7 @@ def personas(config: dict[str, Any]) -> dict[str, Any]:
     result = {"reads": reads, "churner_state": churner.connection_state}
     for user in (student, churner):
         user.on_stop()
-    backend.on_stop()
+    backend.stop()
     counters, latency, events = totals(rt)
     result.update(counters=counters, latency=latency, events=events)
     result["failures"] = [c["name"] for c in calls if c["exception"] is not None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ __all__ = [
     "LocustRun",
     "locust_command",
     "locust_env",
+    "own_master_port",
     "reap",
     "run_locust",
     "start_locust",
@@ -33,9 +35,22 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILES = REPO_ROOT / "loadtest"
 
 
-def locust_command(*args: str) -> list[str]:
-    """``python -m locust -f loadtest --headless ARGS``."""
-    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), "--headless", *args]
+def locust_command(*args: str, headless: bool = True) -> list[str]:
+    """``python -m locust -f loadtest --headless ARGS`` (without ``--headless``: with the web UI)."""
+    mode = ["--headless"] if headless else []
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), *mode, *args]
+
+
+def own_master_port() -> tuple[str, ...]:
+    """``--master-bind-port P --master-port P`` with a free port, for runs with ``--processes``.
+
+    Locust's default master port (5557) is one per machine: two distributed runs at once (parallel test
+    sessions) would otherwise bind-fail, or worse, have one run's forked workers join the other's master.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    return ("--master-bind-port", port, "--master-port", port)
 
 
 def locust_env() -> dict[str, str]:
@@ -51,11 +66,11 @@ def _restore_sigint() -> None:  # pragma: no cover - runs in the child
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_locust(*args: str, log: Path) -> subprocess.Popen[bytes]:
+def start_locust(*args: str, log: Path, headless: bool = True) -> subprocess.Popen[bytes]:
     """Start Locust in its own process group, output to ``log``."""
     with open(log, "wb") as out:
         return subprocess.Popen(
-            locust_command(*args),
+            locust_command(*args, headless=headless),
             cwd=REPO_ROOT,
             env=locust_env(),
             stdin=subprocess.DEVNULL,

@@ -14,7 +14,14 @@ from pathlib import Path
 import psutil
 
 from runstore.store import RunStore
-from tests.loadtest.locust_runs import reap, run_locust, start_locust, stored_run, wait_for_log
+from tests.loadtest.locust_runs import (
+    own_master_port,
+    reap,
+    run_locust,
+    start_locust,
+    stored_run,
+    wait_for_log,
+)
 
 FRAMES_IN = re.compile(r'^wsgauge_frames_in_total\{type="(?P<type>[a-z_]+)"\}$')
 
@@ -22,7 +29,7 @@ FRAMES_IN = re.compile(r'^wsgauge_frames_in_total\{type="(?P<type>[a-z_]+)"\}$')
 def test_two_workers_merge_into_one_run(tmp_path: Path) -> None:
     run = run_locust(
         tmp_path / "wsgauge.sqlite3",
-        *("--processes", "2", "-u", "8", "-r", "8", "-t", "6s", "--think-scale", "0.3"),
+        *("--processes", "2", *own_master_port(), "-u", "8", "-r", "8", "-t", "6s", "--think-scale", "0.3"),
         *("--run-name", "two-workers", "--report", "false"),
         timeout=120,
     )
@@ -62,7 +69,8 @@ def test_a_worker_that_dies_keeps_what_it_shipped(tmp_path: Path) -> None:
     store_path = tmp_path / "wsgauge.sqlite3"
     log = tmp_path / "locust.log"
     locust = start_locust(
-        *("--results", str(store_path), "--processes", "2", "-u", "6", "-r", "6", "-t", "10s"),
+        *("--results", str(store_path), "--processes", "2", *own_master_port(), "-u", "6", "-r", "6"),
+        *("-t", "10s"),
         *("--think-scale", "0.3", "--report", "false"),
         log=log,
     )

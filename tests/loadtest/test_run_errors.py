@@ -8,11 +8,19 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runstore.store import RunStore
-from tests.loadtest.locust_runs import reap, run_locust, start_locust, stored_run, wait_for_log
+from tests.loadtest.locust_runs import (
+    own_master_port,
+    reap,
+    run_locust,
+    start_locust,
+    stored_run,
+    wait_for_log,
+)
 
 
 def _free_port() -> int:
@@ -58,7 +66,15 @@ def test_unreachable_target_with_processes_exits_without_hanging(tmp_path: Path)
     url = f"ws://127.0.0.1:{_free_port()}/ws"
     started = time.monotonic()
     run = run_locust(
-        tmp_path / "wsgauge.sqlite3", "--processes", "2", "-u", "2", "-t", "5s", "--host", url, "--secret=x"
+        tmp_path / "wsgauge.sqlite3",
+        "--processes",
+        "2",
+        *own_master_port(),
+        "-u",
+        "2",
+        "-t",
+        "5s",
+        *("--host", url, "--secret=x"),
     )
     assert run.returncode == 1, run.output
     assert f"wsgauge: cannot reach {url}: connection refused" in _wsgauge_lines(run.stderr)
@@ -84,7 +100,7 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
 
 @pytest.mark.parametrize(
     ("sig", "processes"),
-    [(signal.SIGTERM, ()), (signal.SIGINT, ()), (signal.SIGINT, ("--processes", "2"))],
+    [(signal.SIGTERM, ()), (signal.SIGINT, ()), (signal.SIGINT, ("--processes", "2", *own_master_port()))],
     ids=["sigterm", "ctrl-c", "ctrl-c-processes"],
 )
 def test_interrupted_run_is_finalised_and_the_server_stopped(
@@ -114,3 +130,23 @@ def test_interrupted_run_is_finalised_and_the_server_stopped(
         assert record.ended_at is not None and record.summary is not None
         sent = store.counters(record.id, prefix="sent.")["value"].sum()
         assert sent > 0 and record.summary["sent"] == sent
+
+
+def test_a_run_in_which_no_user_ever_connected_is_failed(tmp_path: Path, reference_server: Any) -> None:
+    # A reachable target that refuses every upgrade (cookies minted with the wrong secret): users tried,
+    # none got in. Such a run measured nothing of the target: failed, not completed.
+    run = run_locust(
+        tmp_path / "wsgauge.sqlite3",
+        *("--host", reference_server.ws_url, "--secret", "not-the-servers-secret"),
+        *("--admin-token", reference_server.admin_token, "-u", "3", "-r", "3", "-t", "4s"),
+        *("--report", "false"),
+        timeout=60,
+    )
+    assert run.returncode == 1, run.output
+    record = run.record()
+    assert record.status == "failed", run.output
+    assert record.summary is not None
+    failure = record.summary["failure"]
+    assert failure.startswith(f"no user ever connected to {reference_server.ws_url} ("), failure
+    assert "connects failed" in failure
+    assert f"wsgauge run {record.id} " in run.stdout and ": failed," in run.stdout

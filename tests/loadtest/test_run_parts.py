@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from loadtest._embedded import EmbeddedServer
-from loadtest._runinfo import REDACTED, json_safe_options, versions
+from loadtest._run_metadata import REDACTED, json_safe_options, shape_info, versions
 from loadtest._scrape import MetricsScraper, parse_metrics, sample_key
 from loadtest._shipping import (
     Outbox,
@@ -23,7 +24,7 @@ from loadtest._shipping import (
     snapshot_gauges,
     tick,
 )
-from loadtest._summary import format_summary, summarize_run
+from loadtest._summary import format_summary, never_connected, summarize_run
 from loadtest._target import Target, TargetUnreachable, fetch_health, is_reference_server, probe
 from runstore.samples import SampleAggregator, SampleFormatError
 from runstore.store import RunInfo, RunStore
@@ -233,11 +234,11 @@ def test_store_thread_runs_calls_in_order_off_the_calling_greenlet(tmp_path: Pat
 
 
 def test_ctrl_c_in_a_lifecycle_greenlet_reaches_main_without_a_traceback() -> None:
-    # In a child process: importing loadtest._run imports Locust, which monkeypatches the interpreter.
+    # In a child process: importing the lifecycle imports Locust, which monkeypatches the interpreter.
     script = (
         "import gevent\n"
-        "from loadtest._run import _forward_interrupts\n"
-        "@_forward_interrupts\n"
+        "from loadtest._lifecycle_base import forward_interrupts\n"
+        "@forward_interrupts\n"
         "def loop():\n"
         "    gevent.sleep(0.05)\n"
         "    raise KeyboardInterrupt\n"
@@ -253,3 +254,100 @@ def test_ctrl_c_in_a_lifecycle_greenlet_reaches_main_without_a_traceback() -> No
     )
     assert done.stdout.strip() == "main got KeyboardInterrupt", done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_summary_shows_locusts_missed_rows_labelled_and_equal_to_locusts_table() -> None:
+    # In a child process (Locust monkeypatches the interpreter on import): real Locust statistics with the
+    # rows the client reports for backlog deliveries, beside an ordinary one.
+    script = (
+        "import json, locust\n"
+        "from locust.stats import RequestStats\n"
+        "from loadtest._summary import missed_rows, format_summary\n"
+        "stats = RequestStats()\n"
+        "for ms in (5, 7, 9):\n"
+        "    stats.log_request('WS', 'delivery:chat', ms, 10)\n"
+        "for ms in range(100, 2100, 100):\n"
+        "    stats.log_request('WS', 'missed:chat', ms, 10)\n"
+        "stats.log_request('WS', 'missed:notification', 3456, 10)\n"
+        "entries = stats.entries.values()\n"
+        "chat = stats.get('missed:chat', 'WS')\n"
+        "expected = [chat.get_response_time_percentile(p) for p in (0.5, 0.95, 0.99)]\n"
+        "expected.append(chat.max_response_time)\n"
+        "rows = missed_rows(entries)\n"
+        "text = format_summary({'missed': rows}, run_id=1, run_name='t', status='done', store_path='s')\n"
+        "print(json.dumps({'rows': rows, 'expected': expected, 'text': text}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = out["rows"]
+    assert list(rows) == ["missed:chat", "missed:notification"]  # delivery:chat is not a missed row
+    chat = rows["missed:chat"]
+    assert chat["count"] == 20
+    assert [chat["p50_ms"], chat["p95_ms"], chat["p99_ms"], chat["max_ms"]] == out["expected"]
+    assert rows["missed:notification"] == {
+        "count": 1,
+        "p50_ms": 3500.0,
+        "p95_ms": 3500.0,
+        "p99_ms": 3500.0,
+        "max_ms": 3456.0,
+    }
+    lines = out["text"].splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("missed while away (ms)"))
+    p50, p95, p99, peak = (f"{v:.0f}" for v in out["expected"])
+    assert lines[header + 1].split() == ["missed:chat", "20", p50, p95, p99, peak]
+    assert lines[header + 2].split()[:2] == ["missed:notification", "1"]
+    assert "Locust's" in lines[header + 3]
+
+
+def test_shape_info_describes_shapes_with_and_without_a_stage_table() -> None:
+    class Ramp:  # a shape computed in tick(): no table to store
+        use_common_options = True
+
+    class Steps:
+        stages = ({"duration": 5, "users": 10, "spawn_rate": 2, "user_classes": [FakeUser]}, {"users": 25})
+
+    assert shape_info(None) is None
+    assert shape_info(Ramp()) == {
+        "class": "Ramp",
+        "stages": None,
+        "planned_peak_users": None,
+        "use_common_options": True,
+    }
+    steps = shape_info(Steps())
+    assert steps is not None and steps["planned_peak_users"] == 25 and steps["class"] == "Steps"
+    assert steps["stages"][0]["user_classes"] == [str(FakeUser)]  # JSON-safe
+    assert json.loads(json.dumps(steps)) == steps
+
+
+def test_never_connected_needs_failed_connects_and_no_successful_one() -> None:
+    refused = {"latency": {}, "errors": {"errors.connect.refused": 4, "errors.connect.http_401": 2}}
+    assert never_connected(refused) == "6 connects failed: http_401 2, refused 4"
+    some_in = {**refused, "latency": {"connect": {"count": 1}}}
+    assert never_connected(some_in) is None  # one user got in: the run measured the target
+    assert never_connected({"latency": {}, "errors": {}}) is None  # nobody tried (a back end alone)
+    assert never_connected({"latency": {}, "errors": {"errors.chat_message.timeout": 3}}) is None
+
+
+def test_a_worker_reaches_the_embedded_target_at_its_master_host() -> None:
+    # In a child process: the worker lifecycle imports Locust, which monkeypatches the interpreter.
+    script = (
+        "from loadtest._lifecycle_worker import reached_through\n"
+        "from loadtest._target import Target\n"
+        "t = Target('ws://127.0.0.1:4321/ws', 'http://127.0.0.1:4321', 's', 'a', True)\n"
+        "for host in ('10.199.7.1', 'master.example', 'fd00::1', ''):\n"
+        "    moved = reached_through(t, host)\n"
+        "    print(moved.ws_url, moved.http_base, moved.secret, moved.admin_token, moved.embedded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "ws://10.199.7.1:4321/ws http://10.199.7.1:4321 s a True",
+        "ws://master.example:4321/ws http://master.example:4321 s a True",
+        "ws://[fd00::1]:4321/ws http://[fd00::1]:4321 s a True",
+        "ws://127.0.0.1:4321/ws http://127.0.0.1:4321 s a True",  # no --master-host: unchanged
+    ]

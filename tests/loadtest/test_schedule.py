@@ -1,4 +1,4 @@
-"""The open model's schedule and the think-time distributions."""
+"""The open model's schedule, the think-time distributions, and the back end's rate shares."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from loadtest._schedule import OpenSchedule, ThinkTime
+from loadtest._schedule import OpenSchedule, ThinkTime, rate_shares, students_per_worker
 
 
 class TestOpenSchedule:
@@ -78,3 +78,19 @@ class TestThinkTime:
         a = ThinkTime(random.Random(8))
         b = ThinkTime(random.Random(8))
         assert [a.lognormal(1.0) for _ in range(10)] == [b.lognormal(1.0) for _ in range(10)]
+
+
+def test_the_notification_rate_is_shared_in_proportion_to_students() -> None:
+    shares = rate_shares(10.0, {"a": 3, "b": 1})
+    assert shares == {"a": 7.5, "b": 2.5}
+    assert sum(rate_shares(2.0, {"a": 5, "b": 4, "c": 0}).values()) == pytest.approx(2.0)
+    # -u 1 on two workers: the worker with the student posts the whole rate
+    assert rate_shares(4.0, {"a": 0, "b": 1}) == {"a": 0.0, "b": 4.0}
+    assert rate_shares(4.0, {"a": 0, "b": 0}) == {"a": 0.0, "b": 0.0}
+    assert rate_shares(0.0, {"a": 2}) == {"a": 0.0}
+    assert rate_shares(4.0, {}) == {}
+
+
+def test_students_per_worker_counts_only_student_classes() -> None:
+    counts = {"w1": {"StudentUser": 4, "ChurnUser": 1, "Admin": 2}, "w2": {}}
+    assert students_per_worker(counts, frozenset({"StudentUser", "ChurnUser"})) == {"w1": 5, "w2": 0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import configargparse
@@ -71,3 +72,54 @@ def test_unusable_combinations_name_the_option(argv: list[str], message: str) ->
 def test_bad_values_are_rejected_by_the_parser(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse(*argv)
+
+
+def test_results_honours_wsgauge_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "runs.sqlite3"
+    assert parse(env={"WSGAUGE_RESULTS": str(store)}).results == store
+    monkeypatch.setenv("WSGAUGE_RESULTS", str(store))  # the default, as runstore.location reads it
+    assert parse().results == store
+    assert parse("--results", "other.sqlite3").results == Path("other.sqlite3")
+
+
+@pytest.mark.parametrize("value", ["postgresql://user@host/db", "sqlite:///x.sqlite3", " "])
+def test_results_that_name_no_store_are_refused(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit) as exited:  # Locust's parser: usage error, exit 2
+        parse("--results", value)
+    assert exited.value.code == 2
+    assert "--results" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(env={"WSGAUGE_RESULTS": value})
+    # options that bypass the parser (the web UI, code) are refused by settings_from, naming the option
+    parser = configargparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default=None)
+    add_arguments(parser)
+    options = parser.parse_args([])
+    options.results = value
+    with pytest.raises(SettingsError, match="--results"):
+        settings_from(options)
+
+
+def test_a_dead_host_is_named_before_its_missing_credentials() -> None:
+    with socket.socket() as sock:  # a port nobody listens on: bound, then closed
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    with pytest.raises(SettingsError) as raised:
+        parse("--host", f"ws://127.0.0.1:{dead}/ws")
+    message = str(raised.value)
+    assert message.startswith(f"cannot reach ws://127.0.0.1:{dead}/ws: connection refused; also ")
+    assert message.endswith("needs --secret (the server's NextAuth secret)")
+    with pytest.raises(SettingsError, match=r"^cannot reach .*; also --auth cookies needs --cookies-file"):
+        parse("--host", f"ws://127.0.0.1:{dead}/ws", "--auth", "cookies")
+
+
+def test_a_live_host_gets_only_the_credentials_complaint() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(SettingsError) as raised:
+            parse("--host", f"ws://127.0.0.1:{port}/ws")
+    assert str(raised.value).startswith("--auth v4 against --host")

@@ -104,7 +104,7 @@ def test_selecting_a_run_draws_its_timeline_in_the_same_round_trip(stores: Store
     select = next(d for d in deps if d["output"].startswith("..run-state.data"))
     draw = next(d for d in deps if d["output"].startswith("..timeline.figure...view-state.data"))
     search = f"?run={stores.run.run_id}"
-    reply = _update(client, select, [search, None], [["p50", "p99"], 0, None], "url.search")
+    reply = _update(client, select, [search, None, None], [["p50", "p99"], 0, None, None], "url.search")
     assert reply.status_code == 200
     out = reply.json["response"]
     figure, view = out["timeline"]["figure"], out["view-state"]["data"]

@@ -7,7 +7,9 @@ monitor mounts under Locust's web UI.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -81,14 +83,20 @@ def starting_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 @pytest.fixture(scope="module")
 def site(
-    stores: Stores, live_run: tuple[Path, SyntheticRun], starting_run: tuple[Path, int]
+    stores: Stores,
+    live_run: tuple[Path, SyntheticRun],
+    starting_run: tuple[Path, int],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Site]:
+    zero_bytes = tmp_path_factory.mktemp("zero") / "being-created.sqlite3"
+    zero_bytes.touch()  # a writer has created the file, not yet its schema
     site = Site(
         {
             "good": stores.path,
             "live": live_run[0],
             "starting": starting_run[0],
             "missing": stores.missing,
+            "zerobytes": zero_bytes,
             "empty": stores.empty,
             "newer": stores.newer,
             "corrupt": stores.corrupt,
@@ -157,6 +165,19 @@ def _table(browser: Any) -> dict[tuple[str, str], list[str]]:
     return {(metric, run): cells for metric, run, cells in rows}
 
 
+def _wait_table(
+    browser: Any, key: tuple[str, str], timeout: float = 15.0
+) -> dict[tuple[str, str], list[str]]:
+    """The summary table once it has the row ``key`` (it is filled after the timeline is drawn)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        table = _table(browser)
+        if key in table:
+            return table
+        time.sleep(0.1)
+    raise AssertionError(f"the summary table has no row {key} after {timeout} s: {sorted(_table(browser))}")
+
+
 def _no_errors_logged(browser: Any) -> None:
     severe = [e for e in browser.driver.get_log("browser") if e.get("level") == "SEVERE"]
     assert not [e for e in severe if "favicon" not in e.get("message", "")], severe
@@ -190,7 +211,7 @@ def test_main_page_charts(browser: Any, site: Site, stores: Stores) -> None:
     assert names[:2] == ["candidate", "baseline"]
     assert "selected" in browser.find_elements(".run-item")[0].get_attribute("class")
     _wait_text(browser, "#range-label", "Whole run (10 min)")
-    table = _table(browser)
+    table = _wait_table(browser, ("ack:chat_message", "A"))
     assert table[("ack:chat_message", "A")][1] == f"{570 * RATE:,}"  # the seconds outside the outage
     spectrum = browser.driver.execute_script(
         "return document.querySelector('#spectrum .js-plotly-plot').data.map(t => t.name)"
@@ -200,6 +221,65 @@ def test_main_page_charts(browser: Any, site: Site, stores: Stores) -> None:
     assert first_charts < 10
     if os.environ.get("WSGAUGE_MONITOR_SCREENSHOT"):
         browser.driver.save_screenshot(os.environ["WSGAUGE_MONITOR_SCREENSHOT"])
+
+
+def _plain_increasing(labels: list[str]) -> bool:
+    """Whether log-axis tick labels are plain numbers (ms or s) increasing: ``0.5 1 2 5``, not ``5 1 2 5``."""
+    values = []
+    for label in labels:
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)( s)?", label)
+        if not match:
+            return False
+        values.append(float(match[1]) * (1000.0 if match[2] else 1.0))
+    return all(a < b for a, b in itertools.pairwise(values))
+
+
+OVERLAPS_JS = """
+const found = [];
+for (const chart of ['#timeline', '#spectrum']) {
+  const gd = document.querySelector(chart + ' .js-plotly-plot');
+  const plots = Array.from(gd.querySelectorAll('.nsewdrag')).map(e => e.getBoundingClientRect());
+  for (const legend of gd.querySelectorAll('g.legend')) {
+    const r = legend.getBoundingClientRect();
+    for (const p of plots) {
+      if (r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom) {
+        found.push([chart, legend.textContent.slice(0, 40)]);
+      }
+    }
+  }
+}
+return found;
+"""
+
+
+def test_page_fits_a_1366_px_window_with_legends_off_the_curves(
+    browser: Any, site: Site, stores: Stores
+) -> None:
+    browser.driver.set_window_size(1366, 900)
+    try:
+        _open(browser, f"{site.url}/good/?run={stores.run.run_id}")
+        _traces(browser)
+        browser.select_dcc_dropdown("#compare-run", index=0)  # the widest table: B and delta rows
+        _wait_table(browser, ("pong", "delta"))
+        _traces(browser, predicate=lambda t: any(k.startswith("B:") for k in t))
+        time.sleep(1.0)  # let the charts finish resizing to the window
+        widths = browser.driver.execute_script(
+            "const panel = document.querySelector('.table-panel');"
+            "return [panel.scrollWidth, panel.clientWidth, document.documentElement.scrollWidth,"
+            " window.innerWidth];"
+        )
+        assert widths[0] <= widths[1] and widths[2] <= widths[3], widths  # no horizontal scrolling
+        assert browser.driver.execute_script(OVERLAPS_JS) == []
+        labels = browser.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#timeline .ytick text')).map(t => t.textContent)"
+        )
+        assert len(labels) >= 2 and _plain_increasing(labels), labels
+        spectrum_labels = browser.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#spectrum .ytick text')).map(t => t.textContent)"
+        )
+        assert len(spectrum_labels) >= 2 and _plain_increasing(spectrum_labels), spectrum_labels
+    finally:
+        browser.driver.set_window_size(1600, 1800)
 
 
 def test_selected_range_table_matches_merged_histograms(browser: Any, site: Site, stores: Stores) -> None:
@@ -313,25 +393,52 @@ def test_run_selected_before_its_first_sample_is_drawn_when_data_arrives(
 
 
 @pytest.mark.parametrize(
-    ("name", "message"),
+    ("path", "selector", "message"),
     [
-        ("missing", "no run store at"),
-        ("empty", "has no runs yet"),
-        ("newer", "schema v99"),
-        ("corrupt", "is not a readable wsgauge run store"),
-        ("nosamples", "has no samples yet"),
+        ("missing/", "#banner", "No run store at"),
+        ("zerobytes/", "#banner", "No run store at"),
+        ("empty/", "#banner", "has no runs yet"),
+        ("newer/", "#banner", "schema v99"),
+        ("corrupt/", "#banner", "is not a readable wsgauge run store"),
+        ("nosamples/", ".run-header", "has no samples yet"),
+        ("good/?run=999", ".run-header", "no run 999 in"),
     ],
 )
-def test_bad_input_is_explained_in_the_page(browser: Any, site: Site, name: str, message: str) -> None:
-    _open(browser, f"{site.url}/{name}/")
-    selector = ".run-header" if name == "nosamples" else "#banner"
+def test_bad_input_is_explained_once_in_the_page(
+    browser: Any, site: Site, path: str, selector: str, message: str
+) -> None:
+    _open(browser, f"{site.url}/{path}")
     text = _wait_text(browser, selector, message)
     assert "Traceback" not in text
-    assert "Traceback" not in browser.find_element("body").text
+    time.sleep(1.5)  # let every callback of the page answer before counting
+    body = browser.find_element("body").text
+    assert "Traceback" not in body
+    assert body.count(message) == 1, body
+    assert not browser.find_element("#run-body").is_displayed()  # no charts repeating the message
     _no_errors_logged(browser)
-    with flask.Flask("probe").test_client():  # the app keeps serving
-        pass
-    assert site.flask.test_client().get(f"/{name}/_dash-layout").status_code == 200
+    name = path.split("/", 1)[0]
+    assert site.flask.test_client().get(f"/{name}/_dash-layout").status_code == 200  # still serving
+
+
+def test_a_store_that_appears_while_the_page_waits_is_shown(
+    browser: Any, tmp_path: Path, stores: Stores
+) -> None:
+    """The page of a monitor started before its store exists selects the first run once it is written."""
+    path = tmp_path / "later.sqlite3"
+    later = Site({"later": path})
+    try:
+        _open(browser, f"{later.url}/later/")
+        _wait_text(browser, "#banner", "No run store at")
+        write_synthetic_run(path, name="arrived", start=1_700_000_000, seconds=30, rate=RATE, seed=4)
+        _wait_text(browser, ".run-header", "arrived", timeout=20)  # the runs list refreshes every 5 s
+        traces = _traces(browser)
+        assert traces["throughput/chat_message/sent"] == 30
+        assert not browser.find_element("#banner").is_displayed()
+        _no_errors_logged(browser)
+    finally:
+        browser.driver.get("about:blank")  # stop the page polling a server that is going away
+        browser.driver.get_log("browser")
+        later.server.shutdown()
 
 
 def test_real_load_run(request: pytest.FixtureRequest, browser: Any) -> None:

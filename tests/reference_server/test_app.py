@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
-from reference_server import nextauth
+import nextauth_tokens as nextauth
 from reference_server.app import create_app
 from reference_server.config import ServerConfig, secrets_from_env
 

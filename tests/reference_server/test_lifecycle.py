@@ -13,7 +13,7 @@ import time
 import pytest
 import websocket
 
-from reference_server import nextauth
+import nextauth_tokens as nextauth
 from tests.conftest import REPO_ROOT
 
 from .helpers import chat, drain, expect_close, recv_json, uid

@@ -10,7 +10,7 @@ import time
 import pytest
 import websocket
 
-from reference_server import nextauth
+import nextauth_tokens as nextauth
 from tests.conftest import RunningServer
 
 from .helpers import chat, drain, expect_close, expect_silence, recv_json, uid

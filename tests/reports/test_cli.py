@@ -51,9 +51,38 @@ def test_compare_pass(reports: dict[str, Path], tmp_path: Path, capsys: pytest.C
         capsys, "compare", str(reports["base"]), str(reports["same"]), "--json", str(tmp_path / "v.json")
     )
     assert code == 0, out + err
-    assert out.splitlines()[0].split() == ["rule", "baseline", "candidate", "change", "limit", "verdict"]
+    header = ["rule", "baseline", "candidate", "change", "limit", "samples", "(min)", "verdict"]
+    assert out.splitlines()[0].split() == header
+    assert re.search(r"^connect p99 .* 1000 \(≥ 1000\) +pass$", out, re.MULTILINE)  # what it had, needs
     assert out.rstrip().splitlines()[-1].startswith("verdict: PASS")
     assert json.loads((tmp_path / "v.json").read_text())["verdict"] == "pass"
+
+
+def test_a_run_compared_with_itself_is_a_usage_error(
+    runs: Runs, reports: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong variable in a CI script compares a run with itself, and the run agrees perfectly with itself:
+    exit 2, naming the run. An A/A check compares two runs of one build (``test_compare_pass``)."""
+    store = str(runs.store)
+    base, same = runs.base.run_id, runs.same.run_id
+    cases = [
+        (["compare", str(base), str(base), "--results", store], rf"run {base} \(base\) is both"),
+        (["compare", str(reports["base"]), str(reports["base"])], rf"run {base} \(base\) is both"),
+        (["compare", str(reports["base"]), str(base), "--results", store], rf"run {base} \(base\) is both"),
+        (
+            ["compare", f"{base}-{same}", f"{same}-{runs.shift2.run_id}", "--results", store],
+            rf"run {same} \(same\)",
+        ),
+        (
+            ["compare", f"{base},{same}", f"{same},{base}", "--results", store],
+            rf"runs {base} \(base\), {same} \(same\) are",
+        ),
+    ]
+    for argv, message in cases:
+        code, _, err = _run(capsys, *argv)
+        assert code == 2 and re.search(message, err), (argv, err)
+        assert "a run compared with itself passes whatever the build does" in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_compare_regression_with_all_outputs(
@@ -107,15 +136,21 @@ def test_compare_several_runs_per_side(
     assert [r["run"]["id"] for r in block["baseline_runs"]] == [runs.base.run_id, runs.same.run_id]
     # The diff page written into the baseline directory is not taken for a run.
     (baseline_dir / "diff.html").write_bytes(diff.read_bytes())
-    ids = f"{runs.base.run_id}-{runs.same.run_id}"
+    ids = f"{runs.shift2.run_id}-{runs.shift20.run_id}"
     code, out, _ = _run(capsys, "compare", str(baseline_dir), ids, "--results", str(runs.store))
     assert code == 0 and "2 + 2 runs" in out
-    code, out, _ = _run(capsys, "compare", str(baseline_dir), str(reports["same"]))
+    code, out, _ = _run(
+        capsys, "compare", str(baseline_dir), str(runs.shift2.run_id), "--results", str(runs.store)
+    )
     assert code == 0 and "2 + 1 runs" in out
     code, out, _ = _run(capsys, "compare", str(baseline_dir), ids, "--results", str(runs.store), "--paired")
     assert code == 0 and "95% paired t intervals over 2 pairs of runs" in out
-    code, _, err = _run(capsys, "compare", str(baseline_dir), str(reports["same"]), "--paired")
+    code, _, err = _run(capsys, "compare", str(baseline_dir), str(reports["shift20"]), "--paired")
     assert code == 2 and "paired comparison needs two or more pairs" in err and "not 2 + 1" in err
+    # The same runs on both sides are not an A/A check: the directory holds runs 1 and 2.
+    same_runs = f"{runs.base.run_id}-{runs.same.run_id}"
+    code, _, err = _run(capsys, "compare", str(baseline_dir), same_runs, "--results", str(runs.store))
+    assert code == 2 and "runs 1 (base), 2 (same) are both the baseline and the candidate" in err
     bad = [
         ([f"{reports['base']},{reports['base']}", str(reports["same"])], r"run 1 \(base\) is listed twice"),
         ([str(tmp_path / "empty"), str(reports["same"])], "no wsgauge run reports"),
@@ -193,7 +228,10 @@ def test_bad_input_exits_2_naming_the_problem(
             "bad.toml line 2: p99 tolerance must be a percentage",
         ),
         (["compare", good, good, "--thresholds", str(tmp_path / "none.toml")], "no thresholds file"),
-        (["compare", good, good, "--warmup", "500"], "no latency samples after the 500 s warm-up"),
+        (
+            ["compare", str(reports["base"]), good, "--warmup", "500"],
+            "no latency samples after the 500 s warm-up",
+        ),
         (["compare", good], "the following arguments are required: CANDIDATE"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["check", good], "nothing to check: no baseline and no absolute rules"),
@@ -214,3 +252,58 @@ def test_console_entry_point_in_a_subprocess(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {bad} is not a wsgauge report (no {BLOCK_ID} data block)"
+
+
+def test_results_on_either_side_of_the_subcommand(
+    runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--results", str(runs.store)]
+    out_file = ["-o", str(tmp_path / "r.html")]
+    for argv in (
+        [*store, "build", str(runs.same.run_id), *out_file],
+        ["build", str(runs.same.run_id), *store, *out_file],
+    ):
+        code, out, err = _run(capsys, *argv)
+        assert code == 0 and out.strip() == str(tmp_path / "r.html"), (argv, err)
+    ids = [str(runs.base.run_id), str(runs.same.run_id)]
+    before = _run(capsys, *store, "compare", *ids)
+    after = _run(capsys, "compare", *ids, *store)
+    assert before == after and before[0] == 0
+    thresholds = tmp_path / "t.toml"
+    thresholds.write_text('[absolute]\nrules = ["chat_message.p99 < 50ms"]\n')
+    assert _run(capsys, *store, "check", ids[0], "--thresholds", str(thresholds))[0] == 0
+
+
+def test_results_url_is_refused_never_a_file(
+    runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = ["--results", "postgresql://user@host/db"]
+    for argv in ([*url, "build"], ["build", *url], ["compare", "1", "2", *url], [*url, "check", "1"]):
+        code, out, err = _run(capsys, *argv)
+        assert code == 2 and not out, argv
+        assert (
+            "argument --results: run store 'postgresql://user@host/db': 'postgresql://' stores are not" in err
+        )
+        assert len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("WSGAUGE_RESULTS", "postgresql://user@host/db")
+    code, _, err = _run(capsys, "compare", "1", "2")
+    assert code == 2 and err.startswith("python -m reports: $WSGAUGE_RESULTS: run store 'postgresql://")
+    assert list(tmp_path.iterdir()) == []  # no folder named 'postgresql:'
+    monkeypatch.setenv("WSGAUGE_RESULTS", str(runs.store))
+    code, out, _ = _run(capsys, "compare", str(runs.base.run_id), str(runs.same.run_id))
+    assert code == 0 and "verdict: PASS" in out
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["build"], ["compare"], ["check"]], ids=["top", "build", "compare", "check"]
+)
+def test_help_of_every_subcommand(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m reports {' '.join(command)}".rstrip())
+    assert "--results STORE" in out and "WSGAUGE_RESULTS" in out
+    if command in (["compare"], ["check"]):
+        assert "--allow-inconclusive" in out and "--thresholds FILE" in out

@@ -12,7 +12,7 @@ from reports.errors import ReportError
 from reports.gate import evaluate_gate
 from reports.thresholds import DEFAULT_THRESHOLDS, parse_thresholds
 from runstore.names import METRIC_SEND_LAG, ack_metric
-from tests.reports.conftest import CHAT, Runs
+from tests.reports.conftest import CHAT, Runs, add_handshakes
 from tests.synthetic_runs import write_synthetic_run
 
 FAST = replace(DEFAULT_THRESHOLDS, resamples=1000)
@@ -60,11 +60,9 @@ def test_twenty_percent_p99_shift_alone_fails(runs: Runs) -> None:
         _load(runs, runs.base), _load(runs, runs.shift20), replace(only_p99, resamples=1000)
     )
     judged = {rule.rule for rule in result.rules if rule.status != "skipped"}
-    assert judged == {f"{m} p99" for m in (CHAT, "pong", "delivery:chat")}
-    assert [rule.reason for rule in result.rules if rule.status == "skipped"] == [
-        "too few samples (10 < 1000 needed for p99)"  # 10 handshakes
-    ]
+    assert judged == {f"{m} p99" for m in (CHAT, "pong", "delivery:chat", "connect")}  # 1,000 handshakes
     assert result.verdict == "regression"
+    assert {rule.rule for rule in result.regressions} == {f"{m} p99" for m in (CHAT, "pong", "delivery:chat")}
 
 
 def test_practical_effect_needs_the_absolute_floor(runs: Runs) -> None:
@@ -107,13 +105,15 @@ def test_warmup_is_excluded(tmp_path: Path) -> None:
     base = write_synthetic_run(store, seconds=40, rate=100, median_us=2000.0, seed=1)
     slow = write_synthetic_run(store, seconds=5, rate=100, median_us=2000.0, seed=2, latency_factor=5.0)
     fine = write_synthetic_run(store, seconds=35, rate=100, median_us=2000.0, seed=3, start=1_700_000_005)
+    for run in (base, slow):  # 1,000 handshakes a run: connect p99 is judged too
+        add_handshakes(store, run, 990, median_us=800.0, seed=run.run_id)
     import pandas as pd
 
     a, b = load_run(store, slow.run_id), load_run(store, fine.run_id)
     candidate = replace(
         a,
         end=b.end,
-        latency=pd.concat([a.latency, b.latency], ignore_index=True),
+        latency=pd.concat([a.latency, b.latency[b.latency["metric"] != "connect"]], ignore_index=True),
         counters=pd.concat([a.counters, b.counters], ignore_index=True),
     )
     baseline = load_run(store, base.run_id)
@@ -165,13 +165,14 @@ def test_types_in_only_one_run_are_unusable(tmp_path: Path) -> None:
 
 def test_saturated_generator_is_unusable(tmp_path: Path) -> None:
     store = tmp_path / "lag.sqlite3"
-    a = write_synthetic_run(store, seconds=20, metrics=(CHAT, METRIC_SEND_LAG))
+    a = write_synthetic_run(store, seconds=20, rate=80, metrics=(CHAT, METRIC_SEND_LAG))  # p99: 1,120
+    add_handshakes(store, a, 990, median_us=800.0, seed=2)
     lagging = write_synthetic_run(
-        store, seconds=20, metrics=(CHAT, METRIC_SEND_LAG), median_us=40_000.0, seed=3
+        store, seconds=20, rate=80, metrics=(CHAT, METRIC_SEND_LAG), median_us=40_000.0, seed=3
     )
     assert evaluate_gate(load_run(store, a.run_id), load_run(store, a.run_id), FAST).verdict == "pass"
     with pytest.raises(
-        ReportError, match=r"candidate run \d+ .* fell behind .*send_lag p95 > 3.43 ms\) in 14 of 14"
+        ReportError, match=r"candidate run \d+ .* fell behind .*send_lag p95 > 3.39 ms\) in 14 of 14"
     ):
         evaluate_gate(load_run(store, a.run_id), load_run(store, lagging.run_id), FAST)
     off = replace(FAST, stall_lag_us=None)
@@ -187,6 +188,7 @@ def test_stalled_seconds_are_excluded(tmp_path: Path) -> None:
     store = tmp_path / "stall.sqlite3"
     metrics = (CHAT, METRIC_SEND_LAG)
     base = write_synthetic_run(store, seconds=40, rate=100, metrics=metrics, seed=1)
+    add_handshakes(store, base, 990, median_us=800.0, seed=1)
     parts = [
         write_synthetic_run(store, seconds=20, rate=100, metrics=metrics, seed=2),
         write_synthetic_run(
@@ -194,11 +196,13 @@ def test_stalled_seconds_are_excluded(tmp_path: Path) -> None:
         ),
         write_synthetic_run(store, seconds=12, rate=100, metrics=metrics, seed=4, start=1_700_000_028),
     ]
+    add_handshakes(store, parts[0], 990, median_us=800.0, seed=2)
     loaded = [load_run(store, part.run_id) for part in parts]
+    later = [p.latency[p.latency["metric"] != "connect"] for p in loaded[1:]]  # one run: one ramp-up
     candidate = replace(
         loaded[0],
         end=loaded[-1].end,
-        latency=pd.concat([p.latency for p in loaded], ignore_index=True),
+        latency=pd.concat([loaded[0].latency, *later], ignore_index=True),
         counters=pd.concat([p.counters for p in loaded], ignore_index=True),
     )
     result = evaluate_gate(load_run(store, base.run_id), candidate, FAST)

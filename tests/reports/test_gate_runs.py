@@ -21,6 +21,7 @@ from reports.errors import ReportError
 from reports.gate import evaluate_gate
 from reports.thresholds import DEFAULT_THRESHOLDS, parse_thresholds
 from runstore.names import METRIC_SEND_LAG, ack_metric
+from tests.reports.conftest import add_handshakes
 from tests.synthetic_runs import write_synthetic_run
 
 FAST = replace(DEFAULT_THRESHOLDS, resamples=500)
@@ -34,7 +35,8 @@ def _runs(
     first: int | None = None, **options: Any,
 ) -> list[RunData]:  # fmt: skip
     """One run per factor (its run-level latency factor), 20 s each, median 1 ms, at distinct times: every
-    100 s from ``first`` (by default a block of its own per seed)."""
+    100 s from ``first`` (by default a block of its own per seed); 1,000 handshakes each, so that every
+    rule of the default rule set can be judged (``connect`` p99 too)."""
     first = 1_700_000_000 + seed * 1000 if first is None else first
     runs = []
     for i, factor in enumerate(factors):
@@ -42,6 +44,7 @@ def _runs(
             store, name=f"s{seed}-{i}", seconds=20, rate=rate, median_us=1000.0, metrics=metrics,
             latency_factor=factor, seed=seed * 100 + i, start=first + i * 100, **options,
         )  # fmt: skip
+        add_handshakes(store, run, 990, median_us=1000.0, seed=seed * 100 + i)
         runs.append(load_run(store, run.run_id))
     return runs
 

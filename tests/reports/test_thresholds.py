@@ -64,6 +64,30 @@ def test_parse_example() -> None:
     assert rules["chat_message.errors.rate < 1%"].subject == "chat_message"
 
 
+def test_optional_rules_and_allow_inconclusive() -> None:
+    """A rule may be optional (too few samples then leave the verdict alone); neither that nor
+    allow_inconclusive is the default."""
+    assert not DEFAULT_THRESHOLDS.allow_inconclusive
+    assert not any(rule.optional for rule in DEFAULT_THRESHOLDS.defaults.latency)
+    th = parse_thresholds(
+        "[gate]\nallow_inconclusive = true\n"
+        "[defaults]\np99 = { optional = true }\nerror_rate = { optional = true }\n"
+        '[types.connect]\np99 = { tolerance = "50%" }\np50 = { optional = true }\n'
+        '[absolute]\nrules = ["pong.p50 < 1ms", { rule = "connect.p95 < 200ms", optional = true }]\n'
+    )
+    assert th.allow_inconclusive
+    p99 = next(rule for rule in th.defaults.latency if rule.stat == "p99")
+    assert p99.optional and p99.tolerance == 0.20 and th.defaults.error_rate.optional
+    assert not th.defaults.throughput.optional
+    connect = {rule.stat: rule for rule in th.overrides["connect"].latency}
+    assert connect["p99"].optional and connect["p99"].tolerance == 0.5  # inherited from [defaults]
+    assert connect["p50"].optional and not connect["p95"].optional
+    assert [(rule.text, rule.optional) for rule in th.absolute] == [
+        ("pong.p50 < 1ms", False),
+        ("connect.p95 < 200ms", True),
+    ]
+
+
 def test_absolute_rule_holds() -> None:
     rule = parse_absolute_rule("x.p99 < 5")
     assert rule.limit == 5000 and rule.holds(4999) and not rule.holds(5000)
@@ -84,6 +108,15 @@ def test_absolute_rule_holds() -> None:
         ('[absolute]\nrules = ["errors.rate < 5ms"]\n', r"line 2: .*error rate takes '%'"),
         ("[thresholds]\n", r"line 1: unknown table or key 'thresholds'"),
         ("[gate]\nconfidence = 2\n", r"line 2: confidence must be"),
+        (
+            '[defaults]\np99 = { optional = "yes" }\n',
+            r"line 2: \[defaults\] p99: optional must be true or false",
+        ),
+        ("[gate]\nallow_inconclusive = 1\n", r"line 2: allow_inconclusive must be true or false"),
+        (
+            '[absolute]\nrules = [{ rule = "x.p99 < 5", often = true }]\n',
+            r"line 2: \[absolute\] rules must be",
+        ),
     ],
 )
 def test_errors_name_the_line_and_problem(text: str, message: str) -> None:

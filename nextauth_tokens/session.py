@@ -55,7 +55,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NewType
 
-from .nextauth_jwe import (
+from nextauth_tokens.jwe import (
     A256CBC_HS512,
     A256GCM,
     AuthError,

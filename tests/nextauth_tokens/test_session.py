@@ -1,4 +1,4 @@
-"""Tests for reference_server.nextauth: decoding, validation, cookies and minting.
+"""Tests for nextauth_tokens: decoding, validation, cookies and minting.
 
 Interop with the real npm packages lives in tests/interop/test_nextauth_interop.py; the known-answer
 vectors below were minted by next-auth 4.24.15 and @auth/core 0.41.3 so that this file checks
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference_server import nextauth_jwe as jwe
-from reference_server.nextauth import (
+from nextauth_tokens import jwe
+from nextauth_tokens.session import (
     COOKIE_NAMES,
     V4_COOKIE,
     V4_SECURE_COOKIE,

@@ -1,4 +1,7 @@
-"""What a stored run says about itself: its options (secrets redacted), software versions and machine."""
+"""What a stored run says about itself: options (secrets redacted), load shape, versions, machine.
+
+All of it is written when the run starts, so that a reader can tell what drove a run while it is still going.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ __all__ = [
     "git_commit",
     "json_safe_options",
     "machine_info",
+    "shape_info",
     "versions",
 ]
 
@@ -69,6 +73,31 @@ def json_safe_options(
         value = items[key]
         result[key] = REDACTED if key in secret and value else _json_safe(value)
     return result
+
+
+def shape_info(shape: Any) -> dict[str, Any] | None:
+    """What a ``LoadTestShape`` says about the load it will drive, or ``None`` without a shape.
+
+    With a shape, Locust's ``-u``/``-r`` do not describe the run (unless the shape sets
+    ``use_common_options``), so the shape itself is recorded: ``class`` (its class name), ``stages`` (its
+    ``stages`` table, JSON-safe, where it has one; ``None`` otherwise), ``planned_peak_users`` (the largest
+    ``users`` of that table, or ``None``) and ``use_common_options``.
+    """
+    if shape is None:
+        return None
+    stages = getattr(shape, "stages", None)
+    table = _json_safe(stages) if isinstance(stages, list | tuple) else None
+    planned = [
+        stage["users"]
+        for stage in table or ()
+        if isinstance(stage, dict) and isinstance(stage.get("users"), int | float)
+    ]
+    return {
+        "class": type(shape).__name__,
+        "stages": table,
+        "planned_peak_users": int(max(planned)) if planned else None,
+        "use_common_options": bool(getattr(shape, "use_common_options", False)),
+    }
 
 
 def versions() -> dict[str, str]:
