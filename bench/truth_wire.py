@@ -26,6 +26,7 @@ CAP_NET_RAW). Loopback only; every load is bounded in users and seconds (about 1
     python bench/truth_wire.py                              # light, closed, open
     python bench/truth_wire.py --loads light --seconds 10   # a quick check
     python bench/truth_wire.py --gc-policy default          # the same, with CPython's GC defaults
+    git archive COMMIT | tar -x -C /tmp/old; python bench/truth_wire.py --checkout /tmp/old  # before
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ from runstore.store import RunStore  # noqa: E402
 SERVER_CORE = "0"
 WORKER_CORE = "1"
 READY = "listening on "
-STUDENTS = REPO / "loadtest" / "students.py"
 METRICS = ("ack:chat_message", "ack:progress_update", "pong", "sync:progress", "delivery:chat", "connect")
 
 
@@ -115,9 +115,9 @@ def ensure_tcpdump() -> str:
     return found
 
 
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WSGAUGE_", "LOCUST_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+def _env(extra: dict[str, str] | None = None, repo: Path = REPO) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WSGAUGE_", "LOCUST_", "PYTHONPATH"))}
+    env["PYTHONPATH"] = str(repo)
     return {**env, **(extra or {})}
 
 
@@ -179,16 +179,18 @@ class Capture:
         return int(match.group(1)) if match else -1
 
 
-def run_locust(server: Server, store: Path, load: Load, seconds: int, gc_policy: str) -> None:
+def run_locust(server: Server, store: Path, load: Load, seconds: int, gc_policy: str, repo: Path) -> None:
+    """One pinned Locust process of the checkout ``repo`` (this one, or another to compare with)."""
+    students = str(repo / "loadtest" / "students.py")
     command = [
-        "taskset", "-c", WORKER_CORE, sys.executable, "-m", "locust", "-f", str(STUDENTS), "StudentUser",
+        "taskset", "-c", WORKER_CORE, sys.executable, "-m", "locust", "-f", students, "StudentUser",
         "--headless", "--only-summary", "--loglevel", "WARNING", "--host", server.ws_url,
         f"--secret={server.secret}", f"--admin-token={server.admin_token}", "--results", str(store),
         "--report", "false", "--scrape-metrics", "false", "-t", f"{seconds}s", *load.args,
     ]  # fmt: skip
     extra = {"WSGAUGE_GC_POLICY": "default"} if gc_policy == "default" else {}
     proc = subprocess.run(
-        command, cwd=REPO, env=_env(extra), capture_output=True, text=True, timeout=seconds + 120
+        command, cwd=repo, env=_env(extra, repo), capture_output=True, text=True, timeout=seconds + 120
     )
     if proc.returncode not in (0, 1) or not store.exists():
         raise RuntimeError(f"locust exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}")
@@ -317,14 +319,14 @@ def store_figures(path: Path) -> tuple[dict[str, Any], dict[str, Any], set[int]]
 # --- driving ----------------------------------------------------------------------------------------------
 
 
-def measure(load: Load, seconds: int, gc_policy: str, tcpdump: str, tmp: Path) -> dict[str, Any]:
+def measure(load: Load, seconds: int, gc_policy: str, tcpdump: str, tmp: Path, repo: Path) -> dict[str, Any]:
     server = Server(tmp)
     pcap = tmp / f"{load.name}.pcap"
     store = tmp / f"{load.name}.sqlite3"
     try:
         capture = Capture(tcpdump, server.port, pcap)
         try:
-            run_locust(server, store, load, seconds, gc_policy)
+            run_locust(server, store, load, seconds, gc_policy, repo)
         finally:
             dropped = capture.stop()
     finally:
@@ -387,6 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=30, help="run time per load (default 30)")
     parser.add_argument("--gc-policy", choices=("wsgauge", "default"), default="wsgauge")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=REPO,
+        help="run the load generator of this checkout (e.g. an export of an older commit, to compare)",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.loads.split(",") if n.strip()]
     unknown = [n for n in names if n not in LOADS]
@@ -396,12 +404,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not 5 <= args.seconds <= 300:
         parser.error("--seconds must be between 5 and 300")
+    if not (args.checkout / "loadtest" / "students.py").is_file():
+        parser.error(f"--checkout {args.checkout}: no loadtest/students.py there")
     tcpdump = ensure_tcpdump()
     results = []
     with tempfile.TemporaryDirectory(prefix="truth-wire-") as tmp:
         for name in names:
             print(f"{name}: {LOADS[name].what}, {args.seconds} s, GC policy {args.gc_policy} ...", flush=True)
-            results.append(measure(LOADS[name], args.seconds, args.gc_policy, tcpdump, Path(tmp)))
+            results.append(
+                measure(LOADS[name], args.seconds, args.gc_policy, tcpdump, Path(tmp), args.checkout)
+            )
     print_table(results)
     if args.json:
         args.json.write_text(json.dumps({"gc_policy": args.gc_policy, "results": results}, indent=1))
