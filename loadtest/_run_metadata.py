@@ -38,8 +38,6 @@ _PRIVATE = frozenset({"wsgauge_target", "wsgauge_run_id"})
 _PACKAGES = (
     "wsgauge",
     "locust",
-    "websocket-client",
-    "wsaccel",
     "gevent",
     "hdrhistogram",
     "orjson",

@@ -47,7 +47,7 @@ def test_run_is_completed_with_metadata(store: RunStore, real_run_store: tuple[P
     assert run.options["num_users"] == 8 and run.options["seed"] == 7
     assert run.options["secret"] is None  # the embedded server's secret never reaches parsed options
     assert "wsgauge_target" not in run.options  # nor the workers' briefing
-    assert {"python", "locust", "websocket-client", "wsgauge"} <= set(run.versions)
+    assert {"python", "locust", "gevent", "hdrhistogram", "wsgauge"} <= set(run.versions)
     assert run.machine["cpus"] >= 1 and run.machine["hostname"]
     assert run.git_commit is None or re.fullmatch(r"[0-9a-f]{40}", run.git_commit)
 
