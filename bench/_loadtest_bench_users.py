@@ -18,7 +18,7 @@ from locust import User, task
 
 from loadtest._client import ConnectionLost, WsClient
 from loadtest._clock import sleep_until
-from loadtest._runtime import runtime
+from loadtest._process_state import runtime
 from runstore.names import METRIC_SEND_LAG
 
 RATE = float(os.environ.get("WSGAUGE_BENCH_RATE", "100"))

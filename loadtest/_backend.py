@@ -17,7 +17,7 @@ for however many workers there are:
 
 The listeners are registered once, at import (``loadtest/backend.py`` imports this module). They rely on the
 run lifecycle's ``test_start`` listener (``loadtest._lifecycle``, imported first) having installed the
-process's :class:`~loadtest._runtime.Runtime`.
+process's :class:`~loadtest._process_state.Runtime`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from locust import events
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
 from loadtest._client import notification_body
-from loadtest._runtime import Runtime, runtime
+from loadtest._process_state import Runtime, runtime
 from loadtest._schedule import OpenSchedule, rate_shares, students_per_worker
 from loadtest._users import WsUser
 from runstore.names import METRIC_HTTP_NOTIFICATION, error_counter, sent_counter

@@ -15,7 +15,7 @@ process once: :class:`~loadtest._lifecycle_coordinator.LocalLifecycle` (the only
 ``test_start``
     master / local: creates the run in the store and briefs the workers through ``parsed_options`` (Locust
     forwards custom options with every spawn message); every process with users installs its
-    :class:`~loadtest._runtime.Runtime` and starts a 1 Hz sampler.
+    :class:`~loadtest._process_state.Runtime` and starts a 1 Hz sampler.
 ``report_to_master`` / ``worker_report``
     workers ship closed seconds as wire dicts; the master merges and writes them as they arrive.
 ``test_stop``

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import gevent
 
-from loadtest._runtime import Credentials, IdentityAllocator, Runtime, install
+from loadtest._process_state import Credentials, IdentityAllocator, Runtime, install
 from loadtest._scrape import MetricsScraper
 from loadtest._settings import LoadSettings
 from loadtest._shipping import Outbox, seconds_until_next_tick, tick

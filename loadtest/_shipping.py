@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from loadtest._health import GcPolicy, GeneratorHealth
-from loadtest._runtime import Runtime
+from loadtest._process_state import Runtime
 from runstore.names import CONNECTION_STATES, GAUGE_QUEUE_SIZE, state_gauge
 from runstore.samples import (
     ConnectionEvent,

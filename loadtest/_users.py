@@ -33,7 +33,7 @@ from locust import User
 
 from loadtest._client import ConnectFailed, ConnectionLost, WsClient
 from loadtest._clock import sleep_until
-from loadtest._runtime import Runtime, runtime
+from loadtest._process_state import Runtime, runtime
 from loadtest._schedule import OpenSchedule, ThinkTime
 from loadtest._strategies import Backoff, Batcher, Debouncer, OfflineCache
 from runstore.names import METRIC_SEND_LAG, error_counter
@@ -85,14 +85,14 @@ class WsUser(User):
     """A simulated front-end user holding one WebSocket, with the seed's client strategies.
 
     Class attributes (override in a subclass) set the persona's behaviour; the options (``--think-scale``,
-    ``--open-rate``, the strategy switches ...) come from the run's :class:`~loadtest._runtime.Runtime`.
+    ``--open-rate``, the strategy switches ...) come from the run's :class:`~loadtest._process_state.Runtime`.
     """
 
     abstract = True
 
     persona: ClassVar[str] = "student"
-    """Identity pool (:meth:`~loadtest._runtime.IdentityAllocator.allocate`): students and churning students
-    share one, so that conversation partners include users who come and go."""
+    """Identity pool (:meth:`~loadtest._process_state.IdentityAllocator.allocate`): students and churning
+    students share one, so that conversation partners include users who come and go."""
     think_median_s: ClassVar[float] = 2.0
     """Median pause between two actions (lognormal, sigma 0.6), before ``--think-scale``."""
     read_delay_mean_s: ClassVar[float] = 3.0

@@ -26,7 +26,7 @@ import gevent.monkey
 from locust.env import Environment
 
 from loadtest._backend import NotificationBackend
-from loadtest._runtime import Credentials, IdentityAllocator, Runtime, install
+from loadtest._process_state import Credentials, IdentityAllocator, Runtime, install
 from loadtest._settings import LoadSettings
 from loadtest._users import WsUser
 
