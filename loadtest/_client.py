@@ -1,8 +1,13 @@
 """``WsClient``: one simulated user's WebSocket connection, measured where the samples are born.
 
-The client wraps ``websocket-client`` on a gevent socket (it works under Locust's monkeypatching and without
-it, so tests need not patch the test process). One receive greenlet per connection parses every frame with
-orjson and dispatches it:
+The client speaks RFC 6455 itself (:mod:`loadtest._wire`, sans I/O) on a gevent socket (it works under
+Locust's monkeypatching and without it, so tests need not patch the test process). One receive greenlet per
+connection reads whatever the socket has, stamps **one receive time per read** before handling any frame of
+it -- two replies that arrived in one TCP segment get the same time; on Linux the kernel's receive timestamp
+(``SO_TIMESTAMPNS``), so that a stall of this process between a reply's arrival and its read (GC, a busy hub,
+the GIL, a starved core) is not counted as the target's latency (replies that queued up during a stall share
+the stamp of the last to arrive: the kernel merges queued segments; still never earlier than the wire) --
+and parses every text frame with orjson:
 
 * ``ack`` / ``error`` are matched by ``requestId`` to a :class:`PendingRequest` (a NamedTuple, popped on
   reply, as locust's ``contrib/mqtt.py`` does): each request fires **exactly one** Locust ``request`` event
@@ -14,16 +19,17 @@ orjson and dispatches it:
 
 Every latency goes to the process's :class:`~runstore.samples.SampleAggregator` in microseconds (metric names
 of :mod:`runstore.names`) and to Locust as a ``request`` event (request type ``WS``, milliseconds as a float,
-stable names such as ``ack:chat_message``). Round trips are timed with ``time.perf_counter()``; cross-user
-latencies with ``time.time()`` (both ends on the same machine's clock).
+stable names such as ``ack:chat_message``). Round trips are timed with ``time.perf_counter()``, from just
+before the frame's bytes are written (after serialising and framing; in the open model, from the scheduled
+time) to the arrival of the reply; cross-user latencies with ``time.time()`` (both ends on the same
+machine's clock).
 
 A bad server frame never raises: it is counted (``errors.frame.malformed_frame``,
 ``errors.frame.unexpected_frame``) and dropped.
 
 Sending: all sends of one connection are serialised by a gevent lock (the receive greenlet answers the
 server's WebSocket pings while a user greenlet may be sending; an unlocked send that blocks mid-frame would
-interleave two frames). ``enable_multithread`` of websocket-client would use ``threading.Lock``, which
-without monkeypatching blocks the whole gevent thread, so the client installs a gevent lock instead.
+interleave two frames). A ``threading.Lock`` would, without monkeypatching, block the whole gevent thread.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ import itertools
 import logging
 import socket
 import ssl
+import struct
+import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -44,17 +52,33 @@ import gevent
 import gevent.lock
 import gevent.socket
 import orjson
-import websocket
-from websocket import ABNF
 
+from loadtest._wire import (
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameDecoder,
+    HandshakeFailed,
+    HandshakeRejected,
+    ProtocolError,
+    encode_frame,
+    handshake_request,
+    new_key,
+    parse_handshake_response,
+)
 from runstore.names import (
     METRIC_CONNECT,
     METRIC_DELIVERY_CHAT,
     METRIC_PONG,
     METRIC_PUSH_NOTIFICATION,
     METRIC_SYNC_PROGRESS,
+    MISSED_DELIVERY_CHAT,
+    MISSED_PUSH_NOTIFICATION,
     ack_metric,
     error_counter,
+    frame_error_counter,
+    missed_counter,
     received_counter,
     sent_counter,
 )
@@ -84,8 +108,13 @@ CloseHandler = Callable[[str], None]
 
 _NO_CONTEXT: dict[str, Any] = {}
 _SENT_AT = "sent_at="
-MISSED_PREFIX = "missed."
-"""Counter prefix for pushes sent while the receiver was not connected, delivered on (re)connect."""
+_MALFORMED = frame_error_counter("malformed_frame")
+_UNEXPECTED = frame_error_counter("unexpected_frame")
+_LATE_REPLY = frame_error_counter("late_reply")
+_HANDLER_FAILED = frame_error_counter("handler_failed")
+_READ_SIZE = 65536
+"""Bytes asked of one ``recv``: everything the kernel holds for a connection in all but bulk transfers."""
+_CLOSE_NORMAL = (1000).to_bytes(2, "big")
 
 
 class ServerError(Exception):
@@ -102,6 +131,10 @@ class RequestTimeout(Exception):
 
 class ConnectionLost(Exception):
     """The connection closed (or could not send) before the reply arrived."""
+
+
+class _ServerClosed(Exception):
+    """The server's close frame ended the read loop."""
 
 
 class ConnectFailed(Exception):
@@ -125,6 +158,10 @@ class PendingRequest(NamedTuple):
     """``perf_counter()`` after which it times out."""
     link: Any = None
     """For a ``progress_update`` ack: the key of its ``progress_sync`` wait, dropped if the update fails."""
+
+
+_Entry = tuple[dict[Any, PendingRequest], Any, str, str, Any]
+"""Where a reply will be awaited: ``(table, key, metric, message type, link)``."""
 
 
 # -- timestamps --------------------------------------------------------------------------------------------
@@ -217,6 +254,161 @@ class _Sweeper:
 _SWEEPER = _Sweeper()
 
 
+# -- one open connection -----------------------------------------------------------------------------------
+
+
+_SO_TIMESTAMPNS = 35
+"""Linux ``SO_TIMESTAMPNS`` (= ``SCM_TIMESTAMPNS``; not in Python's ``socket`` module): the kernel stamps each
+received packet (``CLOCK_REALTIME``, ns) as it enters the network stack, and ``recvmsg`` returns the stamp of
+the last packet a read returned."""
+_STAMP_SPACE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+_STAMP = struct.Struct("qq")
+
+
+def _enable_stamps(sock: Any) -> bool:
+    """Ask the kernel for receive timestamps on a plain TCP socket; ``False`` where it cannot."""
+    if not _STAMP_SPACE or not sys.platform.startswith("linux"):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _kernel_stamp(ancdata: list[tuple[int, int, bytes]]) -> float | None:
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = _STAMP.unpack_from(data)
+            return sec + nsec * 1e-9
+    return None
+
+
+def _recv_stamped(sock: Any, size: int) -> tuple[bytes, float | None]:
+    """One ``recv`` with the kernel's receive time of what it returned (unix seconds), if stamped."""
+    data, ancdata, _, _ = sock.recvmsg(size, _STAMP_SPACE)
+    return data, _kernel_stamp(ancdata)
+
+
+class _Connection:
+    """An open WebSocket: its socket, its send lock, its frame decoder."""
+
+    __slots__ = ("decoder", "early", "early_at", "lock", "sock", "stamped")
+
+    def __init__(self, sock: Any, early: bytes, early_at: float, stamped: bool) -> None:
+        self.sock = sock
+        self.early = early
+        """Bytes that arrived with the handshake response (the server may push at once)..."""
+        self.early_at = early_at
+        """... and when they arrived (unix seconds): the handshake's end."""
+        self.stamped = stamped
+        """The kernel stamps what this socket receives (plain TCP on Linux; not TLS)."""
+        self.lock = gevent.lock.Semaphore()
+        self.decoder = FrameDecoder()
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
+        frame = encode_frame(opcode, payload)
+        with self.lock:
+            self.sock.sendall(frame)
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a closing handshake: the receive greenlet sees it end."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.abort()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+_addresses: dict[tuple[str, int], tuple[int, tuple[Any, ...]]] = {}
+
+
+def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
+    """``(family, address)`` of the target, resolved once per process.
+
+    IP literals need no resolver; a name is resolved on the first connect only: gevent's resolver runs
+    ``getaddrinfo`` on a thread pool, and that hop (milliseconds under load, before the SYN) was counted in
+    every ``connect``. A load generator's target does not move during a run.
+    """
+    key = (host, port)
+    found = _addresses.get(key)
+    if found is not None:
+        return found
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        found = (family, (host, port))
+        break
+    else:
+        infos = gevent.socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        if not infos:
+            raise socket.gaierror(f"{host}: no address")
+        family, _, _, _, address = infos[0]
+        found = (family, address)
+    _addresses[key] = found
+    return found
+
+
+def _read_response_head(sock: Any, stamped: bool) -> tuple[bytes, float]:
+    """The handshake response up to and including its blank line (and, over TLS, what came with it), and
+    when the head arrived (unix seconds).
+
+    On a stamped socket the head is read to its last byte and no further (a ``MSG_PEEK`` first finds it): the
+    server may push frames right behind the 101, and a read that took them too would carry the stamp of
+    their packet, not of the 101's.
+    """
+    received = b""
+    while True:
+        if stamped:
+            peeked = sock.recv(4096, socket.MSG_PEEK)
+            if not peeked:
+                raise HandshakeFailed("connection closed during the handshake")
+            end = (received + peeked).find(b"\r\n\r\n")
+            chunk, at = _recv_stamped(sock, len(peeked) if end < 0 else end + 4 - len(received))
+        else:
+            chunk, at = sock.recv(4096), None
+        if not chunk:
+            raise HandshakeFailed("connection closed during the handshake")
+        received += chunk
+        if received.find(b"\r\n\r\n") >= 0:
+            return received, time.time() if at is None else at
+        if len(received) > 65536:
+            raise HandshakeFailed("handshake response head over 64 KiB")
+
+
+def _open_connection(url: str, cookie: str | None, connect_timeout: float, io_timeout: float) -> _Connection:
+    """TCP connect, TLS for ``wss://``, the opening handshake; raises what :func:`_connect_error` maps."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if secure else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    family, address = _resolve(host, port)
+    sock = gevent.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(connect_timeout)
+        sock.connect(address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stamped = not secure and _enable_stamps(sock)
+        if secure:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        key = new_key()
+        sock.sendall(handshake_request(host, port, path, key, secure=secure, cookie=cookie))
+        received, arrived = _read_response_head(sock, stamped)
+        end = received.find(b"\r\n\r\n")
+        parse_handshake_response(received[:end], key)
+    except BaseException:
+        sock.close()
+        raise
+    # Sends that stall this long count as a lost connection; reads just wake up and wait again.
+    sock.settimeout(io_timeout)
+    return _Connection(sock, received[end + 4 :], arrived, stamped)
+
+
 # -- the client --------------------------------------------------------------------------------------------
 
 
@@ -261,7 +453,7 @@ class WsClient:
         self.on_push = on_push
         self.on_close = on_close
         self.connect_timeout = connect_timeout
-        self.ws: websocket.WebSocket | None = None
+        self.ws: _Connection | None = None
         self.connected_since = 0.0
         """Wall time the current connection attempt started: pushes sent before it were missed."""
         self._acks: dict[int, PendingRequest] = {}
@@ -273,6 +465,10 @@ class WsClient:
         self._fire = environment.events.request.fire
         self._incr = aggregator.incr
         self._record = aggregator.record_latency
+        self._rx_perf = 0.0
+        """``perf_counter()`` of the read that brought the frames being handled."""
+        self._rx_wall = 0.0
+        """``time.time()`` of that read."""
         self._dispatch: dict[str, Callable[[dict[str, Any], int], None]] = {
             "ack": self._on_ack,
             "error": self._on_error,
@@ -315,7 +511,9 @@ class WsClient:
             code, detail = _connect_error(exc)
             self._incr(error_counter("connect", code))
             failure = ConnectFailed(code, detail)
-        elapsed = time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+        else:  # to the kernel's receive time of the 101 response, mapped onto perf_counter
+            elapsed = time.perf_counter() - (time.time() - ws.early_at) - start
         if failure is None:
             self._record(METRIC_CONNECT, elapsed * 1e6)
         self._fire(
@@ -332,33 +530,8 @@ class WsClient:
         self._reader = gevent.spawn(self._read_loop, ws)
         _SWEEPER.add(self)
 
-    def _open(self) -> websocket.WebSocket:
-        parts = urlsplit(self.url)
-        secure = parts.scheme == "wss"
-        host = parts.hostname or "127.0.0.1"
-        port = parts.port or (443 if secure else 80)
-        sock = gevent.socket.create_connection((host, port), timeout=self.connect_timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if secure:
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-            ws = websocket.create_connection(
-                self.url,
-                timeout=self.connect_timeout,
-                socket=sock,
-                cookie=self.cookie,
-                skip_utf8_validation=True,
-                enable_multithread=False,
-                suppress_origin=True,
-            )
-        except BaseException:
-            sock.close()
-            raise
-        # One gevent lock for sends (see the module docstring); reads happen in one greenlet only.
-        ws.lock = gevent.lock.Semaphore()
-        # Sends that stall this long count as a lost connection; reads just wake up and wait again.
-        ws.settimeout(max(self.request_timeout, 1.0))
-        return ws
+    def _open(self) -> _Connection:
+        return _open_connection(self.url, self.cookie, self.connect_timeout, max(self.request_timeout, 1.0))
 
     def close(self, drain: float = 0.0) -> None:
         """Close the connection (normal closure); no ``on_close`` callback.
@@ -377,7 +550,7 @@ class WsClient:
         self._closing = True
         if self.ws is not None:
             with contextlib.suppress(Exception):
-                ws.send_close(websocket.STATUS_NORMAL)
+                ws.send_frame(OP_CLOSE, _CLOSE_NORMAL)
         self._lost("closed by client")
 
     def abort(self) -> None:
@@ -395,10 +568,9 @@ class WsClient:
             return
         reader = self._reader
         self._reader = None
-        with contextlib.suppress(Exception):
-            ws.shutdown()
         if reader is not None and reader is not gevent.getcurrent():
             reader.kill(block=False)
+        ws.close()
         self._fail_all(ConnectionLost(reason))
         _SWEEPER.clients.discard(self)  # nothing left to time out; connect() registers again
         if not self._closing and self.on_close is not None:
@@ -422,14 +594,9 @@ class WsClient:
         ws = self.ws
         if ws is None:
             raise ConnectionLost("not connected")
-        start = self._start(scheduled)
-        added = self._track(message, start)
-        try:
-            ws.send(orjson.dumps(message))
-        except Exception as exc:
-            self._untrack(added)
-            self._lost(f"send failed: {exc!r}")
-            raise ConnectionLost(str(exc) or type(exc).__name__) from None
+        entries: list[_Entry] = []
+        self._track(message, scheduled, entries)
+        self._write(ws, orjson.dumps(message), entries, scheduled)
         self._incr(sent_counter(message["type"]))
 
     def send_batch(self, messages: list[dict[str, Any]], *, scheduled: float | None = None) -> None:
@@ -441,17 +608,12 @@ class WsClient:
         ws = self.ws
         if ws is None:
             raise ConnectionLost("not connected")
-        start = self._start(scheduled)
-        added = [self._track(m, start) for m in messages]
+        entries: list[_Entry] = []
+        for m in messages:
+            self._track(m, scheduled, entries)
         envelope: dict[str, Any] = {"type": "batch", "messages": messages}
-        added.append(self._track(envelope, start))
-        try:
-            ws.send(orjson.dumps(envelope))
-        except Exception as exc:
-            for item in added:
-                self._untrack(item)
-            self._lost(f"send failed: {exc!r}")
-            raise ConnectionLost(str(exc) or type(exc).__name__) from None
+        self._track(envelope, scheduled, entries)
+        self._write(ws, orjson.dumps(envelope), entries, scheduled)
         incr = self._incr
         incr(sent_counter("batch"))
         for m in messages:
@@ -465,109 +627,147 @@ class WsClient:
         """
         self.send({"type": "ping", "ts": None})
 
-    @staticmethod
-    def _start(scheduled: float | None) -> float:
-        now = time.perf_counter()
-        if scheduled is None:
-            return now
-        late = time.time() - scheduled
-        return now - late if late > 0 else now
+    def _write(self, ws: _Connection, data: bytes, entries: list[_Entry], scheduled: float | None) -> None:
+        """Frame ``data``, then (under the send lock) take the start time, register the replies, write."""
+        frame = encode_frame(OP_TEXT, data)
+        with ws.lock:
+            now = time.perf_counter()
+            if scheduled is None:
+                start = now
+            else:
+                late = time.time() - scheduled
+                start = now - late if late > 0 else now
+            deadline = now + self.request_timeout
+            for table, key, metric, kind, link in entries:
+                table[key] = PendingRequest(metric, kind, start, deadline, link)
+            try:
+                ws.sock.sendall(frame)
+            except Exception as exc:
+                for table, key, *_ in entries:
+                    table.pop(key, None)
+                failure = exc
+            else:
+                return
+        self._lost(f"send failed: {failure!r}")
+        raise ConnectionLost(str(failure) or type(failure).__name__) from None
 
-    def _track(self, message: dict[str, Any], start: float) -> tuple[str, Any] | None:
-        """Register what ``message``'s reply will be matched by; returns what to undo if sending fails."""
+    def _track(self, message: dict[str, Any], scheduled: float | None, entries: list[_Entry]) -> None:
+        """Add to ``message`` what its reply will be matched by, and to ``entries`` where to wait for it."""
         kind = message["type"]
-        deadline = time.perf_counter() + self.request_timeout
         if kind == "ping":
             ts = round(time.time() * 1000.0, 3)
             while ts in self._pings:
                 ts += 0.001
             message["ts"] = ts
-            self._pings[ts] = PendingRequest(METRIC_PONG, "ping", start, deadline)
-            return ("ping", ts)
+            entries.append((self._pings, ts, METRIC_PONG, "ping", None))
+            return
         if kind == "chat_message":
-            wall = time.time() - (time.perf_counter() - start)
-            message["message"]["timestamp"] = format_timestamp(wall)
+            # The receivers measure delivery from this: the scheduled time in the open model, else now
+            # (a few microseconds before the write: delivery is never understated).
+            wall = time.time()
+            sent = scheduled if scheduled is not None and scheduled < wall else wall
+            message["message"]["timestamp"] = format_timestamp(sent)
         link = None
         if kind == "progress_update":
             progress = message["progress"]
             link = (progress["subject"], progress["topic"], progress["completion"])
-            self._syncs[link] = PendingRequest(METRIC_SYNC_PROGRESS, kind, start, deadline)
+            entries.append((self._syncs, link, METRIC_SYNC_PROGRESS, kind, None))
         if not self.use_acks:
-            return ("sync", link) if link is not None else None
+            return
         rid = next(self._ids)
         message["requestId"] = rid
-        self._acks[rid] = PendingRequest(ack_metric(kind), kind, start, deadline, link)
-        return ("ack", rid)
-
-    def _untrack(self, added: tuple[str, Any] | None) -> None:
-        if added is None:
-            return
-        what, key = added
-        if what == "ping":
-            self._pings.pop(key, None)
-        elif what == "sync":
-            self._syncs.pop(key, None)
-        else:
-            ctx = self._acks.pop(key, None)
-            if ctx is not None and ctx.link is not None:
-                self._syncs.pop(ctx.link, None)
+        entries.append((self._acks, rid, ack_metric(kind), kind, link))
 
     # -- receiving ---------------------------------------------------------------------------------------
 
-    def _read_loop(self, ws: websocket.WebSocket) -> None:
+    def _read_loop(self, ws: _Connection) -> None:
         reason = "connection closed"
-        recv_data = ws.recv_data
-        on_frame = self.on_frame
+        sock = ws.sock
+        stamped = ws.stamped
+        feed = ws.decoder.feed
+        handle = self._handle
+        perf = time.perf_counter
+        wall = time.time
+        data, ws.early = ws.early, b""
+        at: float | None = ws.early_at
         try:
             while True:
-                try:
-                    opcode, data = recv_data()
-                except websocket.WebSocketTimeoutException:
-                    continue  # no frame for a while: keep waiting (the frame reader keeps partial state)
-                if opcode == ABNF.OPCODE_TEXT:
-                    on_frame(data)
-                elif opcode == ABNF.OPCODE_CLOSE:
-                    reason = _close_reason(data)
-                    break
+                if not data:
+                    try:
+                        if stamped:
+                            data, at = _recv_stamped(sock, _READ_SIZE)
+                        else:
+                            data, at = sock.recv(_READ_SIZE), None
+                    except TimeoutError:
+                        continue  # no bytes for a while: keep waiting (the decoder keeps partial frames)
+                    if not data:
+                        break
+                # One receive time per read, before any of its frames is handled: the kernel's, when it
+                # stamps (a stall of this process between the arrival and the read is not the target's).
+                now_perf = perf()
+                now_wall = wall()
+                if at is None or at > now_wall:
+                    self._rx_perf, self._rx_wall = now_perf, now_wall
                 else:
-                    self._incr(error_counter("frame", "unexpected_frame"))
+                    self._rx_perf, self._rx_wall = now_perf - (now_wall - at), at
+                frames = feed(data)
+                data = b""
+                for opcode, payload in frames:
+                    if opcode == OP_TEXT:
+                        handle(payload)
+                    elif opcode == OP_PING:
+                        ws.send_frame(OP_PONG, payload)
+                    elif opcode == OP_CLOSE:
+                        reason = _close_reason(payload)
+                        with contextlib.suppress(Exception):
+                            ws.send_frame(OP_CLOSE, payload[:2])
+                        raise _ServerClosed
+                    elif opcode != OP_PONG:  # binary
+                        self._incr(_UNEXPECTED)
         except gevent.GreenletExit:
             return
+        except _ServerClosed:
+            pass
+        except ProtocolError as exc:
+            reason = f"protocol error: {exc}"
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         self._lost(reason)
 
     def on_frame(self, data: bytes | str) -> None:
-        """Parse and dispatch one text frame from the server. Never raises.
+        """Parse and dispatch one text frame from the server, received now. Never raises.
 
-        Called by the receive greenlet; public so that tests can feed frames directly.
+        The receive greenlet stamps the time of each read itself; this entry is for tests to feed frames.
         """
+        self._rx_perf = time.perf_counter()
+        self._rx_wall = time.time()
+        self._handle(data)
+
+    def _handle(self, data: bytes | str) -> None:
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            self._incr("errors.frame.malformed_frame")
+            self._incr(_MALFORMED)
             return
         if type(obj) is not dict:
-            self._incr("errors.frame.malformed_frame")
+            self._incr(_MALFORMED)
             return
         kind = obj.get("type")
         handler = self._dispatch.get(kind) if type(kind) is str else None
         if handler is None:
-            self._incr(
-                "errors.frame.unexpected_frame" if type(kind) is str else "errors.frame.malformed_frame"
-            )
+            self._incr(_UNEXPECTED if type(kind) is str else _MALFORMED)
             return
         self._incr(received_counter(kind))
         try:
             handler(obj, len(data))
         except (KeyError, TypeError, ValueError, AttributeError):
-            self._incr("errors.frame.malformed_frame")
+            self._incr(_MALFORMED)
         except Exception:  # a bug in a push handler must not kill the connection
             logger.exception("handling a %s frame failed", kind)
-            self._incr("errors.frame.handler_failed")
+            self._incr(_HANDLER_FAILED)
 
     def _ok(self, ctx: PendingRequest, length: int) -> None:
-        elapsed = time.perf_counter() - ctx.start
+        elapsed = self._rx_perf - ctx.start
         self._record(ctx.metric, elapsed * 1e6)
         self._fire(
             request_type=REQUEST_TYPE,
@@ -596,7 +796,7 @@ class WsClient:
             raise TypeError("ack.requestId is not an integer or a string")
         ctx = self._acks.pop(rid, None)
         if ctx is None:
-            self._incr("errors.frame.late_reply")  # after its timeout, or a requestId we never sent
+            self._incr(_LATE_REPLY)  # after its timeout, or a requestId we never sent
             return
         self._ok(ctx, length)
 
@@ -609,7 +809,7 @@ class WsClient:
             raise TypeError("error.requestId is not an integer or a string")
         ctx = self._acks.pop(rid, None) if rid is not None else None
         if ctx is None:
-            self._incr(error_counter("frame", code))
+            self._incr(frame_error_counter(code))
             return
         if ctx.link is not None:
             self._syncs.pop(ctx.link, None)  # no progress_sync follows a failed update
@@ -621,7 +821,7 @@ class WsClient:
             raise TypeError("pong.ts is not a number")
         ctx = self._pings.pop(ts, None)
         if ctx is None:
-            self._incr("errors.frame.late_reply")
+            self._incr(_LATE_REPLY)
             return
         self._ok(ctx, length)
 
@@ -642,7 +842,7 @@ class WsClient:
             raise TypeError("new_message.data is not an object")
         sent_at = parse_timestamp(data.get("timestamp"))
         if sent_at is not None:
-            self._cross_user(sent_at, METRIC_DELIVERY_CHAT, "missed:chat", "new_message", length)
+            self._cross_user(sent_at, METRIC_DELIVERY_CHAT, MISSED_DELIVERY_CHAT, "new_message", length)
         if self.on_push is not None:
             self.on_push("new_message", data)
 
@@ -654,18 +854,18 @@ class WsClient:
             sent_at = sent_at_of_body(data.get("body"))
             if sent_at is not None:
                 self._cross_user(
-                    sent_at, METRIC_PUSH_NOTIFICATION, "missed:notification", "notification_update", length
+                    sent_at, METRIC_PUSH_NOTIFICATION, MISSED_PUSH_NOTIFICATION, "notification_update", length
                 )
         if self.on_push is not None:
             self.on_push("notification_update", data)
 
     def _cross_user(self, sent_at: float, metric: str, missed_name: str, kind: str, length: int) -> None:
-        now = time.time()
+        now = self._rx_wall
         latency = now - sent_at if now > sent_at else 0.0
         if sent_at < self.connected_since:
             # Sent while this user was away: delivered from the offline backlog. Counted, and shown to
             # Locust under its own name, but kept out of the live latency histogram.
-            self._incr(MISSED_PREFIX + kind)
+            self._incr(missed_counter(kind))
             name = missed_name
         else:
             self._record(metric, latency * 1e6)
@@ -710,17 +910,17 @@ class WsClient:
 
 def _connect_error(exc: BaseException) -> tuple[str, str]:
     """``(code, detail)`` of a failed connect, for ``errors.connect.<code>``."""
-    if isinstance(exc, websocket.WebSocketBadStatusException):
-        return f"http_{exc.status_code}", str(exc).splitlines()[0][:200]
+    if isinstance(exc, HandshakeRejected):
+        return f"http_{exc.status_code}", str(exc)[:200]
     if isinstance(exc, ConnectionRefusedError):
         return "refused", str(exc)
-    if isinstance(exc, TimeoutError | socket.timeout | websocket.WebSocketTimeoutException):
+    if isinstance(exc, TimeoutError):
         return "timeout", str(exc) or "timed out"
     if isinstance(exc, socket.gaierror):
         return "dns", str(exc)
     if isinstance(exc, ssl.SSLError):
         return "tls", str(exc)
-    if isinstance(exc, websocket.WebSocketException):
+    if isinstance(exc, HandshakeFailed):
         return "handshake", str(exc)[:200]
     if isinstance(exc, OSError):
         return "network", str(exc)

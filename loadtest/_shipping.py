@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from loadtest._health import GcPolicy, GeneratorHealth
 from loadtest._runtime import Runtime
 from runstore.names import CONNECTION_STATES, GAUGE_QUEUE_SIZE, state_gauge
 from runstore.samples import (
@@ -69,13 +70,46 @@ def snapshot_gauges(aggregator: SampleAggregator, users: Iterable[Any], at: floa
     return len(states)
 
 
+HEALTH_KEY = "generator_health"
+"""Key of the process's :class:`~loadtest._health.GeneratorHealth` in ``Runtime.extra``."""
+
+
 def tick(state: Runtime, sink: Sink, now: float | None = None, *, final: bool = False) -> None:
-    """One sampler step: snapshot the gauges, drain the closed seconds (all if ``final``), sink them."""
-    now = time.time() if now is None else now
+    """One sampler step: snapshot the gauges and the generator's health, drain the closed seconds (all if
+    ``final``), sink them.
+
+    On the real clock (no ``now`` given: the sampler's ticks) the first tick of a process starts its health
+    probes and applies the load generator's GC policy (start-up is over: the users are being spawned), the
+    next ones let the policy freeze the users once spawning settles, and the final one stops the probes. A
+    given ``now`` (a replayed or simulated time) records no health: the probes measure real time only.
+    """
+    if now is None:
+        now = time.time()
+        _record_health(state, now, final)
     snapshot_gauges(state.aggregator, state.users, now)
     samples, events = state.aggregator.drain(before=None if final else now)
     if samples or events:
         sink(samples, events)
+
+
+GC_POLICY_KEY = "gc_policy"
+"""Key of the process's :class:`~loadtest._health.GcPolicy` in ``Runtime.extra``."""
+
+
+def _record_health(state: Runtime, now: float, final: bool) -> None:
+    health = state.extra.get(HEALTH_KEY)
+    if health is None:
+        if final:
+            return
+        state.extra[HEALTH_KEY] = health = GeneratorHealth()
+        health.start()  # first, so that the policy's own effects are measured too
+        state.extra[GC_POLICY_KEY] = policy = GcPolicy()
+        policy.start()
+    else:
+        state.extra[GC_POLICY_KEY].settle(len(state.users))
+    health.record(state.aggregator, now, final=final)
+    if final:
+        health.stop()
 
 
 def seconds_until_next_tick(now: float, offset: float = 0.02) -> float:

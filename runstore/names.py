@@ -12,9 +12,16 @@ __all__ = [
     "CONNECTION_EVENTS",
     "CONNECTION_STATES",
     "COUNTER_ERRORS",
+    "COUNTER_GENERATOR_GC",
+    "COUNTER_MISSED",
     "COUNTER_RECEIVED",
     "COUNTER_SENT",
+    "GAUGE_GENERATOR_CPU",
+    "GAUGE_GENERATOR_GC_MAX_PAUSE",
+    "GAUGE_GENERATOR_GC_PAUSE",
+    "GAUGE_GENERATOR_LOOP_LAG",
     "GAUGE_QUEUE_SIZE",
+    "GENERATOR_GAUGES",
     "LATENCY_METRICS",
     "METRIC_ACK_PREFIX",
     "METRIC_CONNECT",
@@ -24,8 +31,13 @@ __all__ = [
     "METRIC_PUSH_NOTIFICATION",
     "METRIC_SEND_LAG",
     "METRIC_SYNC_PROGRESS",
+    "MISSED_DELIVERY_CHAT",
+    "MISSED_PUSH_NOTIFICATION",
     "ack_metric",
     "error_counter",
+    "frame_error_counter",
+    "generator_gc_counter",
+    "missed_counter",
     "received_counter",
     "request_type",
     "sent_counter",
@@ -97,6 +109,30 @@ def error_counter(message_type: str, code: str) -> str:
     return f"{COUNTER_ERRORS}{message_type}.{code}"
 
 
+def frame_error_counter(code: str) -> str:
+    """A server frame that answers no request, by ``code`` (``errors.frame.malformed_frame``).
+
+    Client-side codes: ``malformed_frame`` (not JSON, not an object, a mistyped field), ``unexpected_frame``
+    (unknown ``type``, binary frame), ``late_reply`` (after its timeout), ``handler_failed``; otherwise the
+    server's ``error`` code when the frame carries no known ``requestId``.
+    """
+    return error_counter("frame", code)
+
+
+COUNTER_MISSED: Final = "missed."
+"""``missed.<push type>``: pushes sent while the receiver was away, delivered from its backlog on return."""
+
+
+def missed_counter(push_type: str) -> str:
+    """Backlog deliveries of ``push_type`` (``missed.new_message``), kept out of the live latencies."""
+    return COUNTER_MISSED + push_type
+
+
+MISSED_DELIVERY_CHAT: Final = "missed:chat"
+"""Locust request name of a backlog ``new_message`` (its "latency" is the time away; not in the store)."""
+MISSED_PUSH_NOTIFICATION: Final = "missed:notification"
+"""Locust request name of a backlog ``notification_update``."""
+
 # --- gauges (per-user observations, one snapshot per worker per second) ----------------------------------
 GAUGE_QUEUE_SIZE: Final = "queue_size"
 """Client-side outbound queue per user (debounced, batched, offline-cached): mean = sum / count."""
@@ -109,6 +145,31 @@ number of users in that state."""
 def state_gauge(state: str) -> str:
     """Gauge name of a connection state (``users.connected``)."""
     return f"users.{state}"
+
+
+# --- the load generator's own health (one observation per generating process and second) ---------------
+# Workers merge as gauges do: ``max`` is the worst process, ``sum / count`` the mean process, ``count`` the
+# processes reporting. ``runstore.health.generator_bound`` says which seconds the generator limited.
+GAUGE_GENERATOR_LOOP_LAG: Final = "generator.loop_lag_ms"
+"""Worst event-loop (gevent hub) lag of the second, ms: how late a timer due in it woke (idle: 0-1 ms)."""
+GAUGE_GENERATOR_GC_PAUSE: Final = "generator.gc_pause_ms"
+"""Total time the process spent in garbage collections during the second, ms."""
+GAUGE_GENERATOR_GC_MAX_PAUSE: Final = "generator.gc_max_pause_ms"
+"""Longest single garbage collection of the second, ms."""
+GAUGE_GENERATOR_CPU: Final = "generator.cpu"
+"""Process CPU time (all threads) over wall time: 1.0 is one full core."""
+GENERATOR_GAUGES: Final = (
+    GAUGE_GENERATOR_LOOP_LAG,
+    GAUGE_GENERATOR_GC_PAUSE,
+    GAUGE_GENERATOR_GC_MAX_PAUSE,
+    GAUGE_GENERATOR_CPU,
+)
+COUNTER_GENERATOR_GC: Final = "generator.gc."
+
+
+def generator_gc_counter(generation: int) -> str:
+    """Garbage collections of ``generation`` (0-2) in the generating processes (``generator.gc.gen2``)."""
+    return f"{COUNTER_GENERATOR_GC}gen{generation}"
 
 
 # --- connection events (one row per transition) ------------------------------------------------------------

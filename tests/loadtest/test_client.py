@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -443,3 +444,142 @@ def test_notification_body_carries_the_send_time() -> None:
     body = notification_body("Your assignment was graded.", 1764108766.5)
     assert sent_at_of_body(body) == pytest.approx(1764108766.5)
     assert sent_at_of_body("no time here") is None and sent_at_of_body(None) is None
+
+
+# -- a hand-written server: what arrives in one TCP segment ----------------------------------------------
+
+
+@dataclass
+class _Peer:
+    conn: Any
+    upgrade: bytes = b""
+    control: list[bytes] = field(default_factory=list)
+
+    def sendall(self, data: bytes) -> None:
+        self.conn.sendall(data)
+
+
+def _raw_server(
+    script: Callable[[_Peer, Callable[[], dict[str, Any]]], None],
+) -> tuple[str, threading.Thread]:
+    """A one-connection WebSocket server on a plain socket thread, writing exactly the bytes ``script`` sends.
+
+    ``script(conn, read)``: ``read()`` returns the next client text frame, parsed (unmasked with
+    websocket-client's own ``ABNF.mask``); the 101 response is sent before ``script`` runs, by ``script``.
+    """
+    import socket as pysocket
+
+    from websocket import ABNF
+
+    from loadtest._wire import accept_key
+
+    listener = pysocket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def recv_exact(conn: Any, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        listener.close()
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        key = next(
+            line.split(":", 1)[1].strip()
+            for line in head.decode().split("\r\n")
+            if line.lower().startswith("sec-websocket-key:")
+        )
+        peer = _Peer(conn)
+        peer.upgrade = (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+        ).encode()
+
+        def read() -> dict[str, Any]:
+            while True:
+                b0, b1 = recv_exact(conn, 2)
+                n = b1 & 0x7F
+                if n == 126:
+                    n = int.from_bytes(recv_exact(conn, 2), "big")
+                mask = recv_exact(conn, 4)
+                payload = ABNF.mask(mask, recv_exact(conn, n))
+                if b0 & 0x0F == 0x1:
+                    return json.loads(payload)
+                peer.control.append(payload)  # a pong (or close) from the client
+
+        try:
+            script(peer, read)
+        except (EOFError, OSError):
+            pass
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"ws://127.0.0.1:{port}/ws", thread
+
+
+def _text(obj: dict[str, Any]) -> bytes:
+    payload = json.dumps(obj).encode()
+    return bytes((0x81, len(payload))) + payload
+
+
+def test_frames_of_one_read_share_its_receive_time() -> None:
+    seen: dict[str, Any] = {}
+
+    def script(conn: _Peer, read: Callable[[], dict[str, Any]]) -> None:
+        # A push right behind the 101 in the same segment, then a WebSocket ping, then a fragmented pong.
+        early = {"type": "new_message", "data": {"timestamp": format_timestamp(time.time())}}
+        conn.sendall(conn.upgrade + _text(early) + bytes((0x89, 2)) + b"hi")
+        update = read()
+        key = update["progress"]
+        sync = {"type": "progress_sync", "data": key}
+        # the ack and the sync in one write: one segment on loopback, one read on the client
+        conn.sendall(_text({"type": "ack", "requestId": update["requestId"]}) + _text(sync))
+        ping = read()
+        body = json.dumps({"type": "pong", "ts": ping["ts"]}).encode()
+        conn.sendall(bytes((0x01, 5)) + body[:5] + bytes((0x80, len(body) - 5)) + body[5:])
+        seen["control"] = conn.control
+        read()  # until the client closes
+
+    url, thread = _raw_server(script)
+    h = Harness(url, lambda _: None)
+    try:
+        c = h.client("c-raw")
+        c.connect()
+        c.send(progress(42.0))
+        wait_for(lambda: h.env.named("sync:progress"))
+        c.ping()
+        wait_for(lambda: h.env.named("pong"))
+        assert c.connected
+    finally:
+        h.close()
+    thread.join(5)
+    assert seen.get("control", [b""])[0] == b"hi"  # the WebSocket ping was answered with its payload
+    ack, sync = h.env.named("ack:progress_update"), h.env.named("sync:progress")
+    assert len(ack) == len(sync) == 1
+    assert ack[0]["response_time"] == sync[0]["response_time"]
+    totals = h.totals()
+    assert totals.counters.get("recv.new_message") == 1 and h.env.named("delivery:chat")
+    hists = totals.latency
+    assert hists["ack:progress_update"].get_max_value() == hists["sync:progress"].get_max_value()
+    assert not any(k.startswith("errors.") for k in totals.counters)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel receive timestamps: Linux")
+def test_a_stall_of_the_generator_is_not_the_targets_latency(harness: Harness) -> None:
+    c = harness.client("c-stalled")
+    c.connect()
+    c.ping()
+    time.sleep(1.0)  # blocks the whole hub: the pong waits in the socket buffer, stamped on arrival
+    wait_for(lambda: harness.env.named("pong"))
+    (pong,) = harness.env.named("pong")
+    assert pong["response_time"] < 500.0  # ms: the round trip, not the round trip plus the 1 s stall
+    assert harness.totals().latency["pong"].get_max_value() < 500_000
