@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from reports.build import build_report
+from reports.data import load_run
+from reports.figures import report_figures
 from tests.health_runs import TWO_STEPS, HealthRun, write_health_run
 
 
@@ -53,3 +55,24 @@ def test_the_banner_counts_generator_bound_seconds_and_names_why(store, tmp_path
 def test_healthy_and_older_runs_show_no_banner(store, tmp_path: Path) -> None:
     for name in ("plain", "old"):
         assert 'class="generator-bound"' not in _report(store, name, tmp_path)
+
+
+def test_the_generator_panel_charts_health_and_shades_bound_windows(store) -> None:
+    path, runs = store
+    data = load_run(path, runs["shape"].run_id)
+    figures = report_figures([("run", data)])
+    assert list(figures)[:2] == ["fig-latency-time", "fig-generator"]  # beside latency
+    panel = figures["fig-generator"]
+    assert {t.name for t in panel.data} == {"loop lag", "GC pause", "CPU"}
+    assert max(y for t in panel.data if t.name == "GC pause" for y in t.y if y == y) == 20.0
+    assert max(y for t in panel.data if t.name == "CPU" for y in t.y if y == y) == pytest.approx(97.0)
+    # seconds 3, 9, 17 (GC) and 30, 31 (CPU): four separate stretches, on both charts
+    for figure in (panel, figures["fig-latency-time"]):
+        spans = sorted((s.x0, s.x1) for s in figure.layout.shapes if s.name == "generator-bound")
+        assert spans == [(3, 4), (9, 10), (17, 18), (30, 32)]
+
+
+def test_runs_without_health_gauges_have_no_panel_and_no_shading(store) -> None:
+    path, runs = store
+    figures = report_figures([("run", load_run(path, runs["old"].run_id))])
+    assert "fig-generator" not in figures and not figures["fig-latency-time"].layout.shapes
