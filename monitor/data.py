@@ -14,7 +14,8 @@ Time series frames are *long*: one row per point, columns :data:`SERIES_COLUMNS`
 
 ========== ====================================================================================
 family     ``latency``, ``throughput``, ``errors``, ``queue``, ``connections``, ``events``,
-           ``server`` (rates, percentiles), ``server_gauge``, ``send_lag``
+           ``server`` (rates, percentiles), ``server_gauge``, ``send_lag``, ``generator`` (the load
+           generator's health), ``generator_bound`` (one point per generator-bound bucket: shading)
 name       metric, message type, ``type.code``, state, event kind or server series
 stat       ``p50`` / ``p95`` / ``p99`` / ``max`` (latency), ``sent`` / ``recv``, ``rate``, ``mean``, ...
 t          unix seconds (the middle of the bucket), shifted for a compared run
