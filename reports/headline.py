@@ -14,11 +14,12 @@ from typing import Final
 
 import numpy as np
 
-from charts.health import GeneratorHealth, generator_health
+from charts.health import GeneratorHealth
 from charts.load import LoadDescription, describe_load
 from reports.data import RunData, error_rates, latency_summary
 from reports.errors import ReportError
 from reports.gate import evaluate_gate
+from reports.gate.generator import run_health
 from reports.thresholds import Thresholds, parse_absolute_rule
 from runstore.names import (
     COUNTER_RECEIVED,
@@ -149,5 +150,5 @@ def headline(data: RunData) -> Headline:
         rules=rules,
         note=note,
         load=describe_load(data.run.get("options"), data.run.get("summary")),
-        health=generator_health(data.gauges, data.resolution),
+        health=run_health(data),
     )

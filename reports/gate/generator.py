@@ -11,20 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from charts.health import GATE_NOTE_SHARE, GeneratorHealth, generator_health
 from reports.data import RunData
 
-__all__ = ["generator_note"]
+__all__ = ["generator_note", "run_health"]
 
 
-def _health(data: RunData) -> GeneratorHealth | None:
-    return generator_health(data.gauges, data.resolution)
+def run_health(data: RunData) -> GeneratorHealth | None:
+    """The run's generator health per row of its gauges: per second as the store keeps them, per window
+    in a coarsened report's block (a very long run read from the store has per-minute latency rows but
+    per-second gauges, so the unit is read off the gauges themselves)."""
+    t = data.gauges["t"].to_numpy(dtype=np.int64)
+    unit = data.resolution if len(t) and not np.any(t % max(data.resolution, 1)) else 1
+    return generator_health(data.gauges, unit)
 
 
 def generator_note(role: str, runs: Sequence[RunData]) -> str | None:
     """The note for one side (``baseline`` / ``candidate``) when its runs, together, were generator-bound
     in more than :data:`~charts.health.GATE_NOTE_SHARE` of the seconds (windows) judged; else ``None``."""
-    judged = [(data, h) for data in runs if (h := _health(data)) is not None]
+    judged = [(data, h) for data in runs if (h := run_health(data)) is not None]
     total = sum(h.judged for _, h in judged)
     bound = sum(h.bound for _, h in judged)
     if not total or bound / total <= GATE_NOTE_SHARE:

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from reports.__main__ import main
+from reports.build import build_report
+from reports.data import load_run
+from reports.gate.generator import run_health
 from tests.health_runs import HealthRun, write_health_run
 
 
@@ -57,3 +60,19 @@ def test_a_side_under_the_share_or_without_health_gauges_gets_no_note(store, tmp
         _, verdict, printed, _ = _compare(store, "base", candidate, tmp_path, capsys)
         assert not [n for n in verdict["notes"] if "load generator" in n], candidate
         assert "load generator's" not in printed
+
+
+def test_reports_carry_the_health_to_the_gate(store, tmp_path: Path, capsys) -> None:
+    path, runs = store
+    files = [build_report(path, runs[n].run_id, tmp_path / f"{n}.html") for n in ("base", "bound")]
+    assert main(["compare", *map(str, files)]) == 0
+    assert "note: candidate: latency in 4 of " in capsys.readouterr().out
+
+
+def test_windows_are_counted_as_windows(store) -> None:
+    path, runs = store
+    data = load_run(path, runs["bound"].run_id)
+    seconds, windows = run_health(data), run_health(data.coarsened(10))
+    assert seconds is not None and (seconds.bound, seconds.judged, seconds.unit_s) == (4, 60, 1)
+    assert windows is not None and (windows.bound, windows.judged, windows.unit_s) == (3, 6, 10)
+    assert "in 3 of 6 10-s windows" in windows.sentence
