@@ -280,7 +280,8 @@ def generator_panel(runs: Sequence[LabelledRun]) -> go.Figure | None:
     figure.update_yaxes(rangemode="tozero")
     figure.update_xaxes(title_text=axis_title, row=2, col=1)
     subtitle = "each window's worst second; shaded: generator-bound (lag or a GC pause ≥ 5 ms, CPU ≥ 90 %)"
-    return _style(figure, _titled("fig-generator", width), height=460, subtitle=subtitle)
+    _style(figure, _titled("fig-generator", width), height=480, subtitle=subtitle)
+    return figure.update_layout(margin={"t": 104})  # the subtitle above the first panel's title
 
 
 def latency_over_time(runs: Sequence[LabelledRun]) -> go.Figure:
