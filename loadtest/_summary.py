@@ -15,8 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from charts.health import generator_health
 from runstore import histogram as hdr
-from runstore.names import COUNTER_ERRORS, COUNTER_RECEIVED, COUNTER_SENT, METRIC_CONNECT, state_gauge
+from runstore.names import (
+    COUNTER_ERRORS,
+    COUNTER_RECEIVED,
+    COUNTER_SENT,
+    GENERATOR_GAUGES,
+    METRIC_CONNECT,
+    state_gauge,
+)
 from runstore.store import RunStore
 
 __all__ = ["MISSED_PREFIX", "format_summary", "missed_rows", "never_connected", "summarize_run"]
@@ -62,7 +70,8 @@ def summarize_run(store: RunStore, run_id: int) -> dict[str, Any]:
     Returns:
         ``{"duration_s", "latency": {metric: {count, p50_us, p95_us, p99_us, max_us, mean_us}},
         "sent", "received", "errors": {counter: n}, "users": {"peak_connected", "final_connected",
-        "peak_reconnecting"}, "server_metrics": n}``.
+        "peak_reconnecting"}, "server_metrics": n, "generator": {"judged_s", "bound_s", "reasons":
+        {"GC": n, ...}, "sentence"}}`` (``generator`` is ``None`` without health gauges).
     """
     latency: dict[str, dict[str, Any]] = {}
     for metric in store.latency_metrics(run_id):
@@ -98,6 +107,7 @@ def summarize_run(store: RunStore, run_id: int) -> dict[str, Any]:
             users["peak_reconnecting"] = int(reconnecting["sum"].max())
     span = store.time_range(run_id)
     run = store.get_run(run_id)
+    health = generator_health(store.gauges(run_id, list(GENERATOR_GAUGES)))
     return {
         "duration_s": round(run.duration_s, 3),
         "seconds_with_samples": 0 if span is None else span[1] - span[0] + 1,
@@ -110,6 +120,14 @@ def summarize_run(store: RunStore, run_id: int) -> dict[str, Any]:
         "users": users,
         "events": len(store.events(run_id)),
         "server_metric_scrapes": int(store.server_metrics(run_id)["t"].nunique()),
+        "generator": None
+        if health is None
+        else {
+            "judged_s": health.judged,
+            "bound_s": health.bound,
+            "reasons": dict(health.reasons),
+            "sentence": health.sentence,
+        },
     }
 
 
@@ -177,6 +195,9 @@ def format_summary(
     if users.get("peak_reconnecting"):
         line += f"; peak reconnecting {users['peak_reconnecting']}"
     lines.append(line)
+    generator = summary.get("generator") or {}
+    if generator.get("bound_s"):
+        lines.append(f"generator-bound: {generator['sentence']}")
     lines.append("")
     lines.append(f"stored: {store_path} (run id {run_id})")
     return "\n".join(lines)

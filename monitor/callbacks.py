@@ -154,7 +154,9 @@ def _build_timeline(
                     shift=float(state["shift"]),
                 )
     rows = figures.timeline_rows(
-        server=bool(selection["server"]), send_lag="send_lag" in state.get("metrics", [])
+        server=bool(selection["server"]),
+        send_lag="send_lag" in state.get("metrics", []),
+        generator=True,  # drawn only when the run recorded its generator's health
     )
     fig = figures.make_timeline(series, rows=rows, bucket=window.bucket, compare=compare, uirevision=uirev)
     # dcc.Graph copies a user's zoom into its figure; a redraw must carry the zoom too, or Plotly takes the
@@ -466,6 +468,27 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         title = "Latency by percentile, selected range" if rng else "Latency by percentile, whole run"
         fig = figures.make_spectrum(stats.spectrum, None if cstats is None else cstats.spectrum, title=title)
         return fig, layout.summary_table(stats.table, None if cstats is None else cstats.table)
+
+    @app.callback(
+        Output(ids.GENERATOR_FLAG, "children"),
+        Output(ids.GENERATOR_FLAG, "className"),
+        Output(ids.GENERATOR_FLAG, "title"),
+        Input(ids.VIEW_STATE, "data"),
+    )
+    def flag_generator(view: dict[str, Any] | None) -> tuple[str, str, str]:
+        """Flag the selected range (or the whole run) when the load generator was the bottleneck."""
+        if not view or view.get("error") or "span" not in view:
+            return layout.generator_flag(None)
+        rng = view.get("range")
+        try:
+            with data.open_store(store_path) as store:
+                lo, hi = rng or (None, None)
+                width = int(view["window"]["bucket"])
+                health = data.range_health(store, int(view["run"]), lo, hi, width)
+        except Exception:
+            log.exception("cannot read the load generator's health")
+            return layout.generator_flag(None)
+        return layout.generator_flag(health)
 
 
 _SELECTED_BY_SELECT_RUN: frozenset[str] = frozenset({ids.RUN_STATE, ids.METRICS, ids.SERVER_FAMILIES})

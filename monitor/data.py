@@ -14,7 +14,8 @@ Time series frames are *long*: one row per point, columns :data:`SERIES_COLUMNS`
 
 ========== ====================================================================================
 family     ``latency``, ``throughput``, ``errors``, ``queue``, ``connections``, ``events``,
-           ``server`` (rates, percentiles), ``server_gauge``, ``send_lag``
+           ``server`` (rates, percentiles), ``server_gauge``, ``send_lag``, ``generator`` (the load
+           generator's health), ``generator_bound`` (one point per generator-bound bucket: shading)
 name       metric, message type, ``type.code``, state, event kind or server series
 stat       ``p50`` / ``p95`` / ``p99`` / ``max`` (latency), ``sent`` / ``recv``, ``rate``, ``mean``, ...
 t          unix seconds (the middle of the bucket), shifted for a compared run
@@ -38,6 +39,8 @@ import numpy as np
 import pandas as pd
 
 from charts import server as server_samples
+from charts.health import GeneratorHealth, generator_health
+from charts.load import LoadDescription, describe_load
 from charts.spectrum import spectrum_of
 from monitor.downsample import choose_bucket, insert_gaps, minmax
 from runstore import histogram as hdr
@@ -46,7 +49,11 @@ from runstore.names import (
     COUNTER_ERRORS,
     COUNTER_RECEIVED,
     COUNTER_SENT,
+    GAUGE_GENERATOR_CPU,
+    GAUGE_GENERATOR_GC_MAX_PAUSE,
+    GAUGE_GENERATOR_LOOP_LAG,
     GAUGE_QUEUE_SIZE,
+    GENERATOR_GAUGES,
     METRIC_ACK_PREFIX,
     METRIC_SEND_LAG,
     request_type,
@@ -142,6 +149,8 @@ class RunRow:
     users: int | None
     headline: str
     """Verdict-relevant numbers from the run's stored summary (``p99 pong 1.2 ms · 0.01 % errors``)."""
+    load: LoadDescription = field(default_factory=lambda: describe_load(None, None))
+    """How the load was set: a shape's class, stages and observed peak, or ``-u`` / ``-r``."""
 
 
 def _users(options: dict[str, Any]) -> int | None:
@@ -210,6 +219,7 @@ def list_runs(store: RunStore, now: float | None = None) -> list[RunRow]:
                 duration_s=max(0.0, end - run.started_at),
                 users=_users(run.options),
                 headline=_headline(run.summary),
+                load=describe_load(run.options, run.summary),
             )
         )
     return rows
@@ -443,12 +453,55 @@ def _counter_series(
     return out
 
 
-def _gauge_series(store: RunStore, run_id: int, width: int, lo: int, hi: float) -> list[pd.DataFrame]:
-    names = [GAUGE_QUEUE_SIZE, *(state_gauge(s) for s in CONNECTION_STATES)]
-    rows = store.gauges_bucketed(run_id, width, names, start=lo, end=hi)
+GENERATOR_SERIES: Final = {
+    GAUGE_GENERATOR_LOOP_LAG: ("loop lag ms", 1.0),
+    GAUGE_GENERATOR_GC_MAX_PAUSE: ("GC pause ms", 1.0),
+    GAUGE_GENERATOR_CPU: ("CPU %", 100.0),
+}
+"""The ``generator`` family's series: gauge -> (series name, factor). Each is the worst process's ``max``
+in the bucket (a stall is what matters, not the average second); the longest single collection, not the
+total, is charted because that is what a reply waiting behind it felt."""
+
+
+def _generator_series(rows: pd.DataFrame, width: int) -> list[pd.DataFrame]:
+    """The ``generator`` family (worst process per bucket) and ``generator_bound``: one point, value 1, per
+    bucket in which any second was generator-bound (:func:`runstore.health.generator_bound`)."""
     out: list[pd.DataFrame] = []
+    for name, (label, factor) in GENERATOR_SERIES.items():
+        group = rows[rows["name"] == name]
+        if len(group):
+            t = group["t"].to_numpy(dtype=np.float64) + width / 2
+            out.append(_frame("generator", label, "max", t, group["max"].to_numpy(dtype=np.float64) * factor))
+    health = generator_health(rows, width)
+    if health is not None and health.bound_t:
+        t = np.asarray(health.bound_t, dtype=np.float64) + width / 2
+        out.append(_frame("generator_bound", "bound", "flag", t, np.ones(len(t))))
+    return out
+
+
+def range_health(
+    store: RunStore, run_id: int, start: float | None, end: float | None, width: int = 1
+) -> GeneratorHealth | None:
+    """The load generator's health over ``[start, end)`` (``None``: the run's first / last second), judged
+    per bucket of ``width`` seconds (a bucket is bound when any of its seconds was; buckets keep a long
+    range's read bounded); ``None`` when the run has no health gauges there (recorded before they existed).
+    """
+    lo = None if start is None else math.floor(start)
+    hi = None if end is None else math.ceil(end)
+    names = list(GENERATOR_GAUGES)
+    if width <= 1:
+        return generator_health(store.gauges(run_id, names, lo, hi))
+    return generator_health(store.gauges_bucketed(run_id, width, names, lo, hi), width)
+
+
+def _gauge_series(store: RunStore, run_id: int, width: int, lo: int, hi: float) -> list[pd.DataFrame]:
+    names = [GAUGE_QUEUE_SIZE, *(state_gauge(s) for s in CONNECTION_STATES), *GENERATOR_GAUGES]
+    rows = store.gauges_bucketed(run_id, width, names, start=lo, end=hi)
+    out: list[pd.DataFrame] = _generator_series(rows[rows["name"].isin(GENERATOR_GAUGES)], width)
     for name, group in rows.groupby("name", sort=True):
         t = group["t"].to_numpy(dtype=np.float64) + width / 2
+        if name in GENERATOR_GAUGES:
+            continue
         if name == GAUGE_QUEUE_SIZE:
             out.append(_frame("queue", "queue", "mean", t, group["mean"].to_numpy(dtype=np.float64)))
             out.append(_frame("queue", "queue", "max", t, group["max"].to_numpy(dtype=np.float64)))

@@ -185,6 +185,12 @@ _ROWS: Final = (
         3.0,
         log=True,
     ),
+    TimelineRow(
+        "generator",
+        "Load generator, worst process: loop lag and GC pause (ms), CPU (% of a core)  "
+        "<span style='color:#6b7280'>shaded: generator-bound</span>",
+        1.3,
+    ),
     TimelineRow("throughput", "Throughput (messages/s)", 2.0),
     TimelineRow("errors", "Errors by code (/s)", 1.3),
     TimelineRow("queue", "Client outbound queue (messages per user)", 1.3),
@@ -193,18 +199,25 @@ _ROWS: Final = (
     TimelineRow("server_gauge", "Server gauges", 1.2),
     TimelineRow("send_lag", "Open-model send lag (ms)", 1.3),
 )
+_GENERATOR_COLOURS: Final = {"loop lag ms": "#b45309", "GC pause ms": "#7c3aed", "CPU %": "#64748b"}
+_BOUND_FILL: Final = "rgba(234, 179, 8, 0.16)"
+"""Shading of generator-bound buckets on the latency and generator rows."""
 
 
-def timeline_rows(*, server: bool, send_lag: bool) -> list[TimelineRow]:
+def timeline_rows(*, server: bool, send_lag: bool, generator: bool = False) -> list[TimelineRow]:
     """The rows to draw: server and send-lag rows only when the run has them.
 
     The server-gauge row is kept only while a gauge family is chosen (:func:`make_timeline` drops it
-    otherwise): gauges (users, bytes, seconds of lag) never share an axis with rates or percentiles.
+    otherwise): gauges (users, bytes, seconds of lag) never share an axis with rates or percentiles. The
+    load generator's row (``generator``: wanted) is dropped the same way for runs recorded without health
+    gauges.
     """
     return [
         r
         for r in _ROWS
-        if (not r.family.startswith("server") or server) and (r.family != "send_lag" or send_lag)
+        if (not r.family.startswith("server") or server)
+        and (r.family != "send_lag" or send_lag)
+        and (r.family != "generator" or generator)
     ]
 
 
@@ -271,6 +284,19 @@ def _trace_for(
             marker={"size": 4},
             line={"color": colour, **style},
             hovertemplate="%{y:.3~f} ms<extra>" + f"{label_prefix}{name} {stat}</extra>",
+            **common,
+        )
+    if family == "generator":
+        return go.Scatter(
+            name=name,
+            mode="lines" if len(x) >= _SPARSE else "lines+markers",
+            marker={"size": 4},
+            line={
+                "color": _GENERATOR_COLOURS.get(name, _MUTED),
+                "width": 1.4,
+                "dash": "dot" if compare else "solid",
+            },
+            hovertemplate="%{y:.3~f}<extra>" + f"{label_prefix}{name}</extra>",
             **common,
         )
     if family == "throughput":
@@ -386,8 +412,8 @@ def make_timeline(
     fig = go.Figure()
     drawn = {str(f) for frame in (series, compare) if frame is not None for f in frame["family"].unique()}
     rows = [
-        r for r in rows if r.family != "server_gauge" or r.family in drawn
-    ]  # gauges chosen: their own axis
+        r for r in rows if r.family not in ("server_gauge", "generator") or r.family in drawn
+    ]  # gauges chosen: their own axis; the generator's health: only runs that recorded it
     domains = _domains(rows)
     row_index = {row.family: i for i, row in enumerate(rows)}
     events_axis = f"y{len(rows) + 1}"
@@ -490,8 +516,12 @@ def make_timeline(
                     "font": {"size": 12, "color": "#16a34a" if row.family == "errors" else _MUTED},
                 }
             )
+    shapes = _bound_shading(
+        series, bucket, [row_index[f] for f in ("latency", "generator") if f in row_index]
+    )
     bottom = _axis_name(len(rows) - 1)
     fig.update_layout(
+        shapes=shapes,
         template="none",
         font={"family": FONT, "size": 12, "color": _INK},
         paper_bgcolor="white",
@@ -527,6 +557,34 @@ def make_timeline(
     return fig
 
 
+def _bound_shading(series: pd.DataFrame, bucket: int, rows: Sequence[int]) -> list[dict[str, Any]]:
+    """Rectangles over the given rows for every run of generator-bound buckets (the primary run's only)."""
+    if series.empty or not rows:
+        return []
+    t = np.sort(series.loc[series["family"] == "generator_bound", "t"].to_numpy(dtype=np.float64))
+    if not len(t):
+        return []
+    breaks = np.flatnonzero(np.diff(t) > bucket * 1.5) + 1
+    spans = [(group[0] - bucket / 2, group[-1] + bucket / 2) for group in np.split(t, breaks)]
+    return [
+        {
+            "type": "rect",
+            "xref": "x",
+            "yref": f"{_axis_name(index)} domain",
+            "x0": lo * 1000.0,
+            "x1": hi * 1000.0,
+            "y0": 0,
+            "y1": 1,
+            "fillcolor": _BOUND_FILL,
+            "line": {"width": 0},
+            "layer": "below",
+            "name": "generator-bound",
+        }
+        for index in rows
+        for lo, hi in spans
+    ]
+
+
 def extend_points(
     series: pd.DataFrame, keys: Sequence[str]
 ) -> tuple[dict[int, dict[str, list[Any]]], set[str]]:
@@ -547,6 +605,8 @@ def extend_points(
     if series.empty:
         return points, unknown
     for (family, name, stat), group in series.groupby(["family", "name", "stat"], sort=True):
+        if family == "generator_bound":
+            continue  # shading, not a trace: drawn again with the next full redraw
         key = series_key(str(family), str(name), str(stat))
         if key not in index:
             unknown.add(key)

@@ -7,6 +7,7 @@ from typing import Final
 __all__ = [
     "BANNER",
     "COMPARE",
+    "GENERATOR_FLAG",
     "LIVE_INTERVAL",
     "METRICS",
     "PERCENTILES",
@@ -44,6 +45,7 @@ SERVER_PICKER: Final = "server-picker"
 SERVER_FAMILIES: Final = "server-families"
 RESET_RANGE: Final = "reset-range"
 RANGE_LABEL: Final = "range-label"
+GENERATOR_FLAG: Final = "generator-flag"
 TIMELINE: Final = "timeline"
 SPECTRUM: Final = "spectrum"
 SUMMARY_TABLE: Final = "summary-table"

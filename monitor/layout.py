@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 from dash import dcc, html
 
+from charts.health import GeneratorHealth
+from charts.load import describe_load
 from monitor import ids
 from monitor.data import TIMELINE_PERCENTILES, RunOverview, RunRow, format_ms
 from monitor.figures import type_colour
@@ -67,6 +69,17 @@ def banner(message: str | None, kind: str = "error") -> html.Div:
     return html.Div(message, className=f"banner banner-{kind}", role="alert")
 
 
+def generator_flag(health: GeneratorHealth | None) -> tuple[str, str, str]:
+    """The range bar's flag when the load generator set some of the selected range's latency:
+    ``(text, className, title)``; hidden when it never did or the run has no health gauges."""
+    if health is None or not health.bound:
+        return "", "generator-flag hidden", ""
+    share = f"{health.share:.0%}" if health.share >= 0.01 else "<1%"
+    unit = "s" if health.unit_s == 1 else health.units
+    text = f"⚠ generator-bound {health.bound:,} of {health.judged:,} {unit} ({share})"
+    return text, "generator-flag", health.sentence
+
+
 def _status_badge(
     row: RunRow | None = None, *, live: bool = False, stale: bool = False, status: str = ""
 ) -> html.Span:
@@ -93,7 +106,9 @@ def runs_list(rows: Sequence[RunRow], selected: int | None) -> list[Any]:
         if row.live:
             classes.append("live")
         details = [format_time(row.started_at)[5:16], format_duration(row.duration_s)]
-        if row.users is not None:
+        if row.load.shape_class is not None:
+            details.append(row.load.short)
+        elif row.users is not None:
             details.append(f"{row.users} users")
         items.append(
             dcc.Link(
@@ -104,6 +119,9 @@ def runs_list(rows: Sequence[RunRow], selected: int | None) -> list[Any]:
                     ),
                     html.Div(" · ".join(details), className="run-meta"),
                     html.Div(row.target, className="run-target"),
+                    html.Div(row.load.stages, className="run-stages", title="the shape's stage table")
+                    if row.load.stages
+                    else None,
                     html.Div(row.headline, className="run-headline") if row.headline else None,
                 ],
                 href=f"?run={row.id}",
@@ -117,15 +135,21 @@ def runs_list(rows: Sequence[RunRow], selected: int | None) -> list[Any]:
 def run_header(view: RunOverview, compare: RunOverview | None = None) -> list[Any]:
     """The selected run's name, status and facts, above the charts."""
     run = view.run
-    users = run.options.get("users", run.options.get("num_users"))
+    load = describe_load(run.options, run.summary)
     facts = [
         ("run", f"#{run.id}"),
         ("target", run.target),
         ("started", format_time(run.started_at)),
         ("duration", format_duration(run.duration_s)),
     ]
-    if users is not None:
-        facts.append(("users", str(users)))
+    if load.shape_class is not None:
+        facts.append(("shape", load.shape_class))
+        if load.stages:
+            facts.append(("stages", load.stages))
+        if load.peak_users is not None:
+            facts.append(("peak users", f"{load.peak_users:,}"))
+    elif load.users is not None:
+        facts.append(("users", load.short))
     if run.git_commit:
         facts.append(("commit", run.git_commit[:10]))
     children: list[Any] = [
@@ -311,6 +335,7 @@ def _run_body() -> html.Div:
     range_bar = html.Div(
         [
             html.Span(id=ids.RANGE_LABEL, className="range-label"),
+            html.Span(id=ids.GENERATOR_FLAG, className="generator-flag hidden"),
             html.Button("Whole run", id=ids.RESET_RANGE, n_clicks=0, className="button"),
             html.Span("Drag across a chart to select a range; double-click: whole run.", className="hint"),
         ],

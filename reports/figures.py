@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from charts import server as server_samples
+from charts.health import GeneratorHealth, generator_health
 from charts.palette import EVENT_COLOURS, STATE_COLOURS, error_colour, type_colour
 from charts.spectrum import axis_ticks, spectrum_of
 from charts.windows import time_axis, window_label, window_of, window_width
@@ -33,7 +34,11 @@ from runstore.names import (
     COUNTER_ERRORS,
     COUNTER_RECEIVED,
     COUNTER_SENT,
+    GAUGE_GENERATOR_CPU,
+    GAUGE_GENERATOR_GC_MAX_PAUSE,
+    GAUGE_GENERATOR_LOOP_LAG,
     GAUGE_QUEUE_SIZE,
+    GENERATOR_GAUGES,
     METRIC_ACK_PREFIX,
     METRIC_SEND_LAG,
     state_gauge,
@@ -44,6 +49,8 @@ __all__ = [
     "LabelledRun",
     "connections",
     "errors_by_code",
+    "generator_panel",
+    "generator_windows",
     "latency_distribution",
     "latency_over_time",
     "latency_spectrum",
@@ -60,6 +67,7 @@ LabelledRun = tuple[str, RunData]
 
 FIGURE_TITLES = {
     "fig-latency-time": "Latency over time, one panel per message type",
+    "fig-generator": "Load generator health (worst process)",
     "fig-latency-spectrum": "Latency distribution (percentile spectrum)",
     "fig-latency-distribution": "Latency histograms",
     "fig-throughput": "Throughput",
@@ -204,6 +212,78 @@ def _latency_metrics(runs: Sequence[LabelledRun]) -> list[str]:
     return sorted(names, key=lambda m: (not m.startswith(METRIC_ACK_PREFIX), m == "connect", m))
 
 
+_BOUND_FILL = "rgba(214,158,46,0.18)"
+"""Shading of the windows in which the (first) run's load generator, not the target, set the latency."""
+
+
+def generator_windows(data: RunData, width: int) -> GeneratorHealth | None:
+    """The run's health judged per window of ``width`` s (a window is bound when any of its seconds was);
+    ``None`` for a run recorded without health gauges."""
+    frames = [
+        data.gauge_windows(name, width)[["t", "max"]].assign(name=name)
+        for name in GENERATOR_GAUGES
+        if (data.gauges["name"] == name).any()
+    ]
+    if not frames:
+        return None
+    return generator_health(pd.concat(frames, ignore_index=True), width)
+
+
+def _shade_bound(figure: go.Figure, runs: Sequence[LabelledRun], width: int, divisor: float) -> None:
+    """Shade the first run's generator-bound windows across every panel of ``figure``."""
+    _, data = runs[0]
+    health = generator_windows(data, width)
+    if health is None or not health.bound_t:
+        return
+    t = np.asarray(health.bound_t, dtype=np.float64)
+    breaks = np.flatnonzero(np.diff(t) > width) + 1
+    for group in np.split(t, breaks):
+        figure.add_shape(
+            type="rect", xref="x", yref="paper", x0=_x(group[:1], data, divisor)[0],
+            x1=_x(group[-1:] + width, data, divisor)[0], y0=0, y1=1, fillcolor=_BOUND_FILL,
+            line={"width": 0}, layer="below", name="generator-bound",
+        )  # fmt: skip
+
+
+def generator_panel(runs: Sequence[LabelledRun]) -> go.Figure | None:
+    """The load generator's own health per window, worst process: event-loop lag and the longest garbage
+    collection (ms, top), CPU share of a core (bottom); generator-bound windows of the first run shaded.
+    ``None`` when no run recorded health gauges (runs from before they existed)."""
+    if not any(generator_windows(data, data.resolution) is not None for _, data in runs):
+        return None
+    width = run_window(runs)
+    divisor, axis_title = _axis(runs)
+    figure = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+        subplot_titles=("event-loop lag and longest GC pause (ms)", "CPU (% of one core)"),
+    )  # fmt: skip
+    series = (
+        (GAUGE_GENERATOR_LOOP_LAG, "loop lag", 1, 1.0, "#b45309"),
+        (GAUGE_GENERATOR_GC_MAX_PAUSE, "GC pause", 1, 1.0, "#7c3aed"),
+        (GAUGE_GENERATOR_CPU, "CPU", 2, 100.0, "#475569"),
+    )
+    for run_index, (label, data) in enumerate(runs):
+        for name, what, row, factor, colour in series:
+            windows = data.gauge_windows(name, width)
+            if windows.empty:
+                continue
+            grid, y = _dense(data, width, windows["t"].to_numpy(), windows["max"].to_numpy(), np.nan)
+            figure.add_trace(
+                go.Scatter(
+                    x=_x(grid, data, divisor), y=y * factor, name=_name(label, what, runs),
+                    mode="lines+markers" if int(np.isfinite(y).sum()) < _SPARSE else "lines",
+                    marker={"size": 4}, line={"color": colour, "dash": _dash(run_index), "width": 1.4},
+                ),
+                row=row, col=1,
+            )  # fmt: skip
+    _shade_bound(figure, runs, width, divisor)
+    figure.update_yaxes(rangemode="tozero")
+    figure.update_xaxes(title_text=axis_title, row=2, col=1)
+    subtitle = "each window's worst second; shaded: generator-bound (lag or a GC pause ≥ 5 ms, CPU ≥ 90 %)"
+    _style(figure, _titled("fig-generator", width), height=480, subtitle=subtitle)
+    return figure.update_layout(margin={"t": 104})  # the subtitle above the first panel's title
+
+
 def latency_over_time(runs: Sequence[LabelledRun]) -> go.Figure:
     """Small multiples: one panel per metric, each window's p50-p99 band and max, from merged histograms."""
     metrics = _latency_metrics(runs)
@@ -256,7 +336,10 @@ def latency_over_time(runs: Sequence[LabelledRun]) -> go.Figure:
     figure.update_yaxes(type="log", title_text="ms", title_font={"size": 11})
     _log_ticks(figure)
     figure.update_xaxes(title_text=axis_title, row=len(metrics), col=1)
+    _shade_bound(figure, runs, width, divisor)
     subtitle = "band: p50 to p99 of each window's merged histograms; dotted: the window's max"
+    if any(s.name == "generator-bound" for s in figure.layout.shapes):
+        subtitle += "; shaded: the load generator's, not the target's"
     _style(
         figure, _titled("fig-latency-time", width), height=100 + _PANEL_PX * len(metrics), subtitle=subtitle
     )
@@ -606,6 +689,7 @@ def report_figures(runs: Sequence[LabelledRun]) -> dict[str, go.Figure]:
     """
     figures: dict[str, go.Figure | None] = {
         "fig-latency-time": latency_over_time(runs),
+        "fig-generator": generator_panel(runs),
         "fig-latency-spectrum": latency_spectrum(runs),
         "fig-latency-distribution": latency_distribution(runs),
         "fig-throughput": throughput(runs),

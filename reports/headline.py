@@ -9,14 +9,17 @@ absolute rules (:func:`reports.gate.evaluate_gate` without a baseline), so that 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
 
+from charts.health import GeneratorHealth
+from charts.load import LoadDescription, describe_load
 from reports.data import RunData, error_rates, latency_summary
 from reports.errors import ReportError
 from reports.gate import evaluate_gate
+from reports.gate.generator import run_health
 from reports.thresholds import Thresholds, parse_absolute_rule
 from runstore.names import (
     COUNTER_RECEIVED,
@@ -76,6 +79,10 @@ class Headline:
     rules: tuple[RuleLine, ...]
     note: str = ""
     """Why the rules could not be judged, when they could not."""
+    load: LoadDescription = field(default_factory=lambda: describe_load(None, None))
+    """How the load was set: a shape (class, stages) or ``-u`` / ``-r``."""
+    health: GeneratorHealth | None = None
+    """The load generator's own health over the run; ``None`` for runs recorded without it."""
 
 
 def key_metrics(data: RunData) -> list[str]:
@@ -142,4 +149,6 @@ def headline(data: RunData) -> Headline:
         verdict=verdict,
         rules=rules,
         note=note,
+        load=describe_load(data.run.get("options"), data.run.get("summary")),
+        health=run_health(data),
     )

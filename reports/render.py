@@ -16,13 +16,23 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from charts.health import GeneratorHealth
+from charts.load import describe_load
 from reports.data import RunData, error_rates, latency_summary, request_type, throughput
 from reports.embed import data_block
 from reports.figures import FIGURE_TITLES
 from reports.gate import GateResult, RuleResult
 from reports.headline import Headline, headline
 
-__all__ = ["comparison_html", "figure_fragment", "headline_html", "page", "report_html", "verdict_rows"]
+__all__ = [
+    "comparison_html",
+    "figure_fragment",
+    "headline_html",
+    "health_banner",
+    "page",
+    "report_html",
+    "verdict_rows",
+]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1280px;
@@ -43,6 +53,7 @@ td.status span{padding:1px 6px;border-radius:3px;color:#fff;font-size:.85em}
 .not-judged{background:#718096}.inconclusive{background:#b7791f}
 .tiles{display:flex;gap:10px;flex-wrap:wrap;margin:8px 0}
 .tile{background:#f5f7fa;border-radius:4px;padding:6px 12px;min-width:110px}
+.generator-bound{background:#fefcbf;border:1px solid #d69e2e;border-radius:4px;padding:6px 12px;margin:8px 0}
 .tile b{display:block;font-size:1.25em}.tile span{color:#616e7c;font-size:.8em}
 table.options td{text-align:left;white-space:normal;font-family:ui-monospace,monospace;font-size:.95em}
 ul.rules{margin:4px 0;padding-left:18px;font-size:.85em}
@@ -106,16 +117,40 @@ def _options_table(options: Mapping[str, Any]) -> str:
     return f'<table class="options">{rows}</table>'
 
 
+def _load_rows(data: RunData) -> list[tuple[str, str]]:
+    """``users`` (-u / -r) for an ordinary run; ``shape``, ``stages`` and ``peak users`` for a shape run."""
+    load = describe_load(data.run.get("options"), data.run.get("summary"))
+    if load.shape_class is None:
+        return [("users", html.escape(load.short or "-"))]
+    rows = [("shape", html.escape(load.shape_class))]
+    if load.stages:
+        rows.append(("stages", html.escape(load.stages)))
+    peak = "-" if load.peak_users is None else f"{load.peak_users:,} observed"
+    rows.append(("peak users", html.escape(peak)))
+    return rows
+
+
+def health_banner(health: GeneratorHealth | None) -> str:
+    """The report's warning when the load generator, not the target, set some seconds' latency; empty when
+    it never did or the run has no health gauges."""
+    if health is None or not health.bound:
+        return ""
+    return (
+        f'<p class="generator-bound" role="alert" data-bound="{health.bound}" data-judged="{health.judged}">'
+        f"<b>Generator-bound:</b> {html.escape(health.sentence)} "
+        '<span class="muted">(shaded on the latency charts; see "Load generator health")</span></p>'
+    )
+
+
 def _metadata_table(data: RunData) -> str:
     run = data.run
     options = run.get("options") or {}
-    users = options.get("users", options.get("num_users", "-"))
     rows = [
         ("run", html.escape(f"{run.get('id')} · {run.get('name')} · {run.get('status')}")),
         ("target", html.escape(str(run.get("target")))),
         ("started", html.escape(_stamp(run.get("started_at")))),
         ("duration", html.escape(f"{data.duration_s:,} s of samples")),
-        ("users", html.escape(str(users))),
+        *_load_rows(data),
         ("git commit", html.escape(str(run.get("git_commit") or "-"))),
         ("options", _options_table(options)),
         ("versions", _json(run.get("versions"))),
@@ -169,6 +204,13 @@ def headline_html(line: Headline, title: str | None = None) -> str:
             _tile(f"{line.duration_s:,} s", "of samples", "duration"),
         )
     )
+    load = ""
+    if line.load.shape_class is not None:
+        stages = f" · stages {line.load.stages}" if line.load.stages else ""
+        shape = html.escape(line.load.shape_class)
+        load = f'<p class="load muted" data-shape="{shape}">load: {shape} shape{html.escape(stages)}</p>'
+    elif line.load.short:
+        load = f'<p class="load muted">load: {html.escape(line.load.short)}</p>'
     rows = "".join(
         f'<tr data-metric="{html.escape(t.metric)}" data-p50-us="{t.p50_us}" data-p99-us="{t.p99_us}">'
         f"<td>{html.escape(t.metric)}</td><td>{_ms(t.p50_us)}</td><td>{_ms(t.p99_us)}</td>"
@@ -189,7 +231,8 @@ def headline_html(line: Headline, title: str | None = None) -> str:
         + f'<p><span class="verdict {html.escape(status)}">{html.escape(word.upper())}</span>'
         f'<span class="muted">{html.escape(why)}</span></p>'
         + (f'<ul class="rules">{rules}</ul>' if rules else "")
-        + f"<div class='tiles'>{tiles}</div>{table}</section>"
+        + health_banner(line.health)
+        + f"{load}<div class='tiles'>{tiles}</div>{table}</section>"
     )
 
 

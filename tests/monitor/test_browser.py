@@ -463,3 +463,30 @@ def test_real_load_run(request: pytest.FixtureRequest, browser: Any) -> None:
         _no_errors_logged(browser)
     finally:
         real.server.shutdown()
+
+
+def test_a_shape_run_with_generator_stalls_is_described_and_flagged(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.health_runs import TWO_STEPS, write_health_run
+
+    path = tmp_path_factory.mktemp("health") / "health.sqlite3"
+    run = write_health_run(path, shape=TWO_STEPS, peak_users=4, gc_seconds={3, 9, 17}, lag_seconds={9, 30})
+    health = Site({"health": path})
+    try:
+        _open(browser, f"{health.url}/health/?run={run.run_id}")
+        _wait_text(browser, "#runs-list", "TwoSteps shape, peak 4 users")
+        assert "to 3 s: 2 users @10/s" in browser.find_element("#runs-list").text
+        flag = _wait_text(browser, "#generator-flag", "generator-bound")
+        assert "⚠ generator-bound 4 of 40 s (10%)" in flag
+        traces = _traces(browser, predicate=lambda t: any(k.startswith("generator/") for k in t))
+        wanted = {"generator/loop lag ms/max", "generator/GC pause ms/max", "generator/CPU %/max"}
+        assert wanted <= set(traces)
+        shaded = browser.driver.execute_script(
+            "const gd = document.querySelector('#timeline .js-plotly-plot');"
+            "return gd.layout.shapes.filter(s => s.name === 'generator-bound').length"
+        )
+        assert shaded == 2 * 4
+        _no_errors_logged(browser)
+    finally:
+        health.server.shutdown()

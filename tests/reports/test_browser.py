@@ -8,6 +8,7 @@ import pytest
 
 from reports.figures import FIGURE_TITLES
 from tests.chromium import MISSING, chrome
+from tests.health_runs import write_health_run
 from tests.reports.conftest import Runs
 
 pytestmark = pytest.mark.browser
@@ -59,8 +60,9 @@ def _rendered(driver, path: Path) -> dict[str, dict]:
 
 def test_report_charts_render_offline(browser, runs: Runs) -> None:
     figures = _rendered(browser, runs.report)
-    # The synthetic run has server metrics and send lag; only comparisons of several runs have fig-runs.
-    assert set(figures) == set(FIGURE_TITLES) - {"fig-runs"}
+    # The synthetic run has server metrics and send lag; only comparisons of several runs have fig-runs; it
+    # has no load-generator health gauges (a run from before they existed: test_shape_and_health.py).
+    assert set(figures) == set(FIGURE_TITLES) - {"fig-runs", "fig-generator"}
     for figure_id, figure in figures.items():
         assert figure["svg"] >= 1, figure_id
         if figure_id != "fig-server":  # one scrape only: said in words (test_scale.py)
@@ -111,7 +113,7 @@ return {verdict: section.querySelector('.verdict').innerText,
 def test_reports_of_a_minute_an_hour_and_a_day_render(browser, scale_reports, length: str) -> None:
     scale = scale_reports[length]
     figures = _rendered(browser, scale.report)
-    assert set(figures) == set(FIGURE_TITLES) - {"fig-runs", "fig-send-lag"}
+    assert set(figures) == set(FIGURE_TITLES) - {"fig-runs", "fig-send-lag", "fig-generator"}
     for figure_id, figure in figures.items():
         if figure_id != "fig-errors" or length != "1 h":
             assert figure["traces"] >= 1 and figure["drawn"] >= 1, (figure_id, figure)
@@ -119,3 +121,14 @@ def test_reports_of_a_minute_an_hour_and_a_day_render(browser, scale_reports, le
     assert page["verdict"] == "HEALTHY" and page["above"]  # the verdict is read before any chart
     if length == "1 h":
         assert "no errors in 3,600 s" in page["texts"]
+
+
+def test_the_load_generator_panel_and_banner_render(browser, tmp_path: Path) -> None:
+    from reports.build import build_report
+
+    store = tmp_path / "health.sqlite3"
+    run = write_health_run(store, gc_seconds={3, 9}, cpu_seconds={20})
+    figures = _rendered(browser, build_report(store, run.run_id, tmp_path / "health.html"))
+    assert figures["fig-generator"]["traces"] == 3 and figures["fig-generator"]["drawn"] >= 1
+    banner = browser.execute_script("return document.querySelector('.generator-bound').innerText")
+    assert "latency in 3 of 40 seconds is the load generator's, not the target's: GC 2, CPU 1" in banner
