@@ -62,8 +62,13 @@ class GeneratorHealth:
         )
 
 
-def generator_health(gauges: pd.DataFrame, unit_s: int = 1) -> GeneratorHealth | None:
+def generator_health(
+    gauges: pd.DataFrame, unit_s: int = 1, *, ends_run: bool = True
+) -> GeneratorHealth | None:
     """Count the generator-bound rows of ``gauges`` (``name, t, max``; other gauges ignored).
+
+    ``ends_run``: per-second rows reach the run's end (or a live run's latest second), whose last second
+    is not judged; ``False`` for a range that stops before it.
 
     Returns:
         ``None`` when there are no health gauges (a run recorded before they existed).
@@ -71,6 +76,12 @@ def generator_health(gauges: pd.DataFrame, unit_s: int = 1) -> GeneratorHealth |
     judged = generator_bound(gauges)
     if not len(judged):
         return None
+    if ends_run and unit_s <= 1 and len(judged) > 1:
+        # The last second is not judged, as the gate drops it too: it is partial, and holds the run's
+        # stopping (users disconnecting, the final flush), which stalls the loop with no reply waiting;
+        # counting it would flag "1 of 8 seconds" in every short healthy run. A window (long runs) keeps
+        # its seconds: one stopping second in one of hundreds of windows is not worth hiding the rest.
+        judged = judged.iloc[:-1]
     bound = judged[judged["bound"]]
     counts: dict[str, int] = {}
     for reasons in bound["reasons"]:

@@ -489,9 +489,10 @@ def range_health(
     lo = None if start is None else math.floor(start)
     hi = None if end is None else math.ceil(end)
     names = list(GENERATOR_GAUGES)
+    ends_run = end is None  # a range that stops before the run's end judges its last second too
     if width <= 1:
-        return generator_health(store.gauges(run_id, names, lo, hi))
-    return generator_health(store.gauges_bucketed(run_id, width, names, lo, hi), width)
+        return generator_health(store.gauges(run_id, names, lo, hi), ends_run=ends_run)
+    return generator_health(store.gauges_bucketed(run_id, width, names, lo, hi), width, ends_run=ends_run)
 
 
 def _gauge_series(store: RunStore, run_id: int, width: int, lo: int, hi: float) -> list[pd.DataFrame]:

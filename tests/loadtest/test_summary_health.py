@@ -21,10 +21,10 @@ def test_a_generator_bound_run_says_so_in_one_line(tmp_path: Path) -> None:
     run = write_health_run(path, gc_seconds={1, 2, 3}, cpu_seconds={3, 10}, lag_seconds={20})
     summary, text = _printed(path, run.run_id)
     assert summary["generator"] == {
-        "judged_s": 40,
+        "judged_s": 39,
         "bound_s": 5,
         "reasons": {"GC": 3, "CPU": 2, "loop lag": 1},
-        "sentence": "latency in 5 of 40 seconds is the load generator's, not the target's: "
+        "sentence": "latency in 5 of 39 seconds is the load generator's, not the target's: "
         "GC 3, CPU 2, loop lag 1",
     }
     lines = [line for line in text.splitlines() if line.startswith("generator-bound:")]

@@ -478,7 +478,7 @@ def test_a_shape_run_with_generator_stalls_is_described_and_flagged(
         _wait_text(browser, "#runs-list", "TwoSteps shape, peak 4 users")
         assert "to 3 s: 2 users @10/s" in browser.find_element("#runs-list").text
         flag = _wait_text(browser, "#generator-flag", "generator-bound")
-        assert "⚠ generator-bound 4 of 40 s (10%)" in flag
+        assert "⚠ generator-bound 4 of 39 s (10%)" in flag
         traces = _traces(browser, predicate=lambda t: any(k.startswith("generator/") for k in t))
         wanted = {"generator/loop lag ms/max", "generator/GC pause ms/max", "generator/CPU %/max"}
         assert wanted <= set(traces)

@@ -131,4 +131,4 @@ def test_the_load_generator_panel_and_banner_render(browser, tmp_path: Path) -> 
     figures = _rendered(browser, build_report(store, run.run_id, tmp_path / "health.html"))
     assert figures["fig-generator"]["traces"] == 3 and figures["fig-generator"]["drawn"] >= 1
     banner = browser.execute_script("return document.querySelector('.generator-bound').innerText")
-    assert "latency in 3 of 40 seconds is the load generator's, not the target's: GC 2, CPU 1" in banner
+    assert "latency in 3 of 39 seconds is the load generator's, not the target's: GC 2, CPU 1" in banner

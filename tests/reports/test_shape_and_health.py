@@ -47,8 +47,8 @@ def test_an_ordinary_run_keeps_its_u_and_r(store, tmp_path: Path) -> None:
 
 def test_the_banner_counts_generator_bound_seconds_and_names_why(store, tmp_path: Path) -> None:
     text = _report(store, "shape", tmp_path)
-    assert 'class="generator-bound" role="alert" data-bound="5" data-judged="40"' in text
-    sentence = "latency in 5 of 40 seconds is the load generator&#x27;s, not the target&#x27;s: GC 4, CPU 2"
+    assert 'class="generator-bound" role="alert" data-bound="5" data-judged="39"' in text
+    sentence = "latency in 5 of 39 seconds is the load generator&#x27;s, not the target&#x27;s: GC 4, CPU 2"
     assert sentence in text
 
 
