@@ -32,11 +32,10 @@ from reports.thresholds import load_thresholds
 from runstore.location import (
     ENVIRONMENT_VARIABLE,
     StoreLocationError,
+    add_results_option,
     default_location,
-    results_argument,
     store_location,
 )
-from runstore.store import DEFAULT_RESULTS
 
 __all__ = ["EXIT_INCONCLUSIVE", "EXIT_OK", "EXIT_REGRESSION", "EXIT_UNUSABLE", "main"]
 
@@ -57,19 +56,6 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}")
 
 
-def _shared_options(parser: argparse.ArgumentParser) -> None:
-    """Options every subcommand takes, accepted before or after its name (``--results X compare ...`` and
-    ``compare --results X ...``): ``SUPPRESS`` keeps an absent one from overwriting a given one."""
-    parser.add_argument(
-        "--results",
-        type=results_argument,
-        default=argparse.SUPPRESS,
-        metavar="STORE",
-        help=f"run store file (default: ${ENVIRONMENT_VARIABLE}, else {DEFAULT_RESULTS}); "
-        "before or after the subcommand",
-    )
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m reports",
@@ -77,18 +63,18 @@ def _parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 pass (or report written), 1 regression, 2 unusable input, 3 inconclusive "
         "(docs/exit-codes.md)",
     )
-    _shared_options(parser)
+    add_results_option(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     build = commands.add_parser("build", help="write the HTML report of a run")
     build.add_argument("run", nargs="?", type=int, metavar="RUN", help="run id (default: the newest run)")
-    _shared_options(build)
+    add_results_option(build)
     build.add_argument(
         "-o", "--output", metavar="FILE", help="HTML file (default: report-<id>.html by the store)"
     )
 
     def gate_options(sub: argparse.ArgumentParser) -> None:
-        _shared_options(sub)
+        add_results_option(sub)
         sub.add_argument(
             "--thresholds", metavar="FILE", help="TOML thresholds file (default: built-in rules)"
         )

@@ -16,11 +16,11 @@ from typing import NoReturn
 from runstore.location import (
     ENVIRONMENT_VARIABLE,
     StoreLocationError,
+    add_results_option,
     default_location,
-    results_argument,
     store_location,
 )
-from runstore.store import DEFAULT_RESULTS, RunStore, StoreError
+from runstore.store import RunStore, StoreError
 
 __all__ = ["EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -39,33 +39,20 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}")
 
 
-def _shared_options(parser: argparse.ArgumentParser) -> None:
-    """Options every subcommand takes, before or after its name (``--results X list`` and ``list --results
-    X``): ``SUPPRESS`` keeps an absent one from overwriting a given one."""
-    parser.add_argument(
-        "--results",
-        type=results_argument,
-        default=argparse.SUPPRESS,
-        metavar="STORE",
-        help=f"run store file (default: ${ENVIRONMENT_VARIABLE}, else {DEFAULT_RESULTS}); "
-        "before or after the subcommand",
-    )
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m runstore",
         description="List wsgauge runs and clean up old ones.",
         epilog="exit status: 0 done, 2 bad command line, unusable store or unknown run (docs/exit-codes.md)",
     )
-    _shared_options(parser)
+    add_results_option(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _shared_options(commands.add_parser("list", help="list runs, newest first"))
+    add_results_option(commands.add_parser("list", help="list runs, newest first"))
     delete = commands.add_parser("delete", help="delete runs by id")
     delete.add_argument("run_ids", nargs="+", type=int, metavar="RUN")
-    _shared_options(delete)
+    add_results_option(delete)
     prune = commands.add_parser("prune", help="delete old runs (running runs are kept unless stale)")
-    _shared_options(prune)
+    add_results_option(prune)
     prune.add_argument("--keep", type=int, default=None, help="keep the N newest runs")
     prune.add_argument(
         "--older-than", type=float, default=None, metavar="DAYS", help="delete runs older than DAYS"

@@ -18,6 +18,7 @@ from runstore.store import DEFAULT_RESULTS
 __all__ = [
     "ENVIRONMENT_VARIABLE",
     "StoreLocationError",
+    "add_results_option",
     "default_location",
     "results_argument",
     "store_location",
@@ -61,3 +62,18 @@ def results_argument(value: str) -> Path:
         return store_location(value)
     except StoreLocationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_results_option(parser: argparse.ArgumentParser) -> None:
+    """``--results`` for a CLI with subcommands: add it to the main parser and to every subcommand's, so it
+    is taken before or after the subcommand's name (``--results X list`` and ``list --results X``).
+    ``SUPPRESS`` keeps an absent one from overwriting a given one; the caller falls back on
+    :func:`default_location` when neither gave it."""
+    parser.add_argument(
+        "--results",
+        type=results_argument,
+        default=argparse.SUPPRESS,
+        metavar="STORE",
+        help=f"run store file (default: ${ENVIRONMENT_VARIABLE}, else {DEFAULT_RESULTS}); "
+        "before or after the subcommand",
+    )
