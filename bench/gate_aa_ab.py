@@ -25,8 +25,9 @@ Prints one line per pair and the two figures at the end, and writes ``summary.js
 ``--out`` and iteration i of ``DIR`` make one comparison of 2K runs a side (e.g. two 5-run benches run on
 different days give 20 comparisons of 10 runs a side; each side gets the same share of each day).
 
-A comparison that exits 2 (unusable: a run whose load generator fell behind its schedule) counts as neither
-a false alarm nor a detection; the figures say how many there were.
+A comparison that exits 2 (unusable: a run whose load generator fell behind its schedule) or 3
+(inconclusive: nothing failed, some rule had too few samples) counts as neither a false alarm nor a
+detection; the figures say how many there were.
 """
 
 from __future__ import annotations
@@ -280,6 +281,10 @@ def main() -> int:
     false_alarms = sum(p["aa"]["exit"] == 1 for p in pairs)
     caught = sum(p["ab"]["exit"] == 1 for p in pairs)
     unusable = sum(p[k]["exit"] == 2 for p in pairs for k in ("aa", "ab"))
+    # Exit 3 (INCONCLUSIVE: nothing failed, some rule had too few samples) is neither a false alarm nor a
+    # detection, as a pass is; counted apart so a thin rule set shows (pass --thresholds to mark such
+    # rules optional, e.g. connect p95/p99 with a few users).
+    inconclusive = sum(p[k]["exit"] == 3 for p in pairs for k in ("aa", "ab"))
     summary = {
         "pairs": args.pairs,
         "users": args.users,
@@ -293,13 +298,14 @@ def main() -> int:
         "aa_false_alarms": false_alarms,
         "ab_caught": caught,
         "unusable": unusable,
+        "inconclusive": inconclusive,
         "minutes": (time.time() - started) / 60.0,
         "pair_results": pairs,
     }
     (args.out / f"summary{args.tag}.json").write_text(json.dumps(summary, indent=2))
     print(
         f"A/A: {false_alarms}/{args.pairs} false alarms; A/B (+{args.penalty:.0%} of each A's median): "
-        f"{caught}/{args.pairs} caught; {unusable} unusable; "
+        f"{caught}/{args.pairs} caught; {unusable} unusable; {inconclusive} inconclusive; "
         f"{summary['minutes']:.1f} min",
         flush=True,
     )
