@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
@@ -228,28 +228,33 @@ class RunData:
         if width <= self.resolution:
             frame = rows.loc[:, columns].reset_index(drop=True)  # one row per window: the store's own figures
         else:
-            starts = window_starts(rows["t"].to_numpy(), 0, width)
-            out: list[tuple[int, int, int, int, int]] = []
-            blobs = rows["hist"].tolist()
-            bounds = np.flatnonzero(np.diff(starts)) + 1
-            try:
-                for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(blobs)], strict=True):
-                    merged = hdr.merge_encoded(blobs[lo:hi])
-                    summary = hdr.summarize(merged)
-                    out.append(
-                        (
-                            int(starts[lo]),
-                            summary["count"],
-                            summary["p50_us"],
-                            summary["p99_us"],
-                            summary["max_us"],
-                        )
-                    )
-            except ValueError as exc:
-                raise ReportError(f"{self.label}: damaged histogram for {metric}: {exc}") from exc
+            out = [
+                (start, summary["count"], summary["p50_us"], summary["p99_us"], summary["max_us"])
+                for start, _, summary in self._merged_windows(metric, rows, width)
+            ]
             frame = pd.DataFrame(out, columns=columns)
         self._cache[key] = frame
         return frame
+
+    def _merged_windows(
+        self, metric: str, rows: pd.DataFrame, width: int
+    ) -> Iterator[tuple[int, HdrHistogram, dict[str, Any]]]:
+        """Each window of ``width`` seconds over ``rows`` (one metric's rows with samples, in time order):
+        its start, its histograms merged exactly, and the merge's summary.
+
+        Raises:
+            ReportError: if a stored histogram cannot be decoded.
+        """
+        starts = window_starts(rows["t"].to_numpy(), 0, width)
+        blobs = rows["hist"].tolist()
+        bounds = np.flatnonzero(np.diff(starts)) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(blobs)], strict=True):
+            try:
+                merged = hdr.merge_encoded(blobs[lo:hi])
+                summary = hdr.summarize(merged)
+            except ValueError as exc:
+                raise ReportError(f"{self.label}: damaged histogram for {metric}: {exc}") from exc
+            yield int(starts[lo]), merged, summary
 
     def counter_windows(self, prefixes: Sequence[str], width: int) -> pd.DataFrame:
         """Counters whose names start with one of ``prefixes``, summed per window: ``name, t, value``."""
@@ -306,23 +311,15 @@ class RunData:
         for metric in self.metrics:
             group = self.metric_rows(metric)
             group = group[group["count"] > 0]
-            starts = window_starts(group["t"].to_numpy(), 0, width)
-            blobs = group["hist"].tolist()
-            bounds = np.flatnonzero(np.diff(starts)) + 1
-            try:
-                for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(blobs)], strict=True):
-                    merged = hdr.merge_encoded(blobs[lo:hi])
-                    summary = hdr.summarize(merged)
-                    rows.append(
-                        {
-                            "metric": metric,
-                            "t": int(starts[lo]),
-                            **{c: summary[c] for c in LATENCY_COLUMNS[2:-1]},
-                            "hist": hdr.encode(merged).decode("ascii"),
-                        }
-                    )
-            except ValueError as exc:
-                raise ReportError(f"{self.label}: damaged histogram for {metric}: {exc}") from exc
+            rows.extend(
+                {
+                    "metric": metric,
+                    "t": start,
+                    **{c: summary[c] for c in LATENCY_COLUMNS[2:-1]},
+                    "hist": hdr.encode(merged).decode("ascii"),
+                }
+                for start, merged, summary in self._merged_windows(metric, group, width)
+            )
         latency = pd.DataFrame(rows, columns=list(LATENCY_COLUMNS))
         counters = self.counters.assign(t=window_starts(self.counters["t"].to_numpy(), 0, width))
         counters = counters.groupby(["name", "t"], sort=True, as_index=False)["value"].sum()
