@@ -69,14 +69,15 @@ def _env() -> dict[str, str]:
 
 
 class Server:
-    """The reference server on core 0, with a file database."""
+    """The reference server on core 0, with a file database; on ``port`` (0: any free one)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, port: int = 0) -> None:
+        self.port = port
         self.secret = "s" + secrets.token_hex(16)
         self.admin_token = "a" + secrets.token_hex(8)
         command = [
             "taskset", "-c", str(SERVER_CORE), sys.executable, "-m", "reference_server",
-            "--port", "0", "--db", str(tmp / "server.db"), "--rate-limit", "0",
+            "--port", str(port), "--db", str(tmp / "server.db"), "--rate-limit", "0",
             f"--secret={self.secret}", f"--admin-token={self.admin_token}",
         ]  # fmt: skip
         self.proc = subprocess.Popen(

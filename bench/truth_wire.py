@@ -36,7 +36,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -56,6 +55,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench._pcap import Connection, read_capture  # noqa: E402
+from bench.loadtest_worker import Server  # noqa: E402
 from runstore import histogram as hdr  # noqa: E402
 from runstore.health import generator_bound  # noqa: E402
 from runstore.names import (  # noqa: E402
@@ -69,7 +69,6 @@ from runstore.store import RunStore  # noqa: E402
 
 SERVER_CORE = "0"
 WORKER_CORE = "1"
-READY = "listening on "
 METRICS = ("ack:chat_message", "ack:progress_update", "pong", "sync:progress", "delivery:chat", "connect")
 
 
@@ -125,33 +124,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Server:
-    """The reference server on core 0, on a known port (the capture filters on it)."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.secret = "s" + secrets.token_hex(16)
-        self.admin_token = "a" + secrets.token_hex(8)
-        command = [
-            "taskset", "-c", SERVER_CORE, sys.executable, "-m", "reference_server", "--port", str(self.port),
-            "--db", str(tmp / "server.db"), "--rate-limit", "0",
-            f"--secret={self.secret}", f"--admin-token={self.admin_token}",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if READY not in line:
-            raise RuntimeError(f"reference server did not start: {line!r}")
-        self.ws_url = line.split(READY, 1)[1].strip()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 class Capture:
@@ -320,7 +292,7 @@ def store_figures(path: Path) -> tuple[dict[str, Any], dict[str, Any], set[int]]
 
 
 def measure(load: Load, seconds: int, gc_policy: str, tcpdump: str, tmp: Path, repo: Path) -> dict[str, Any]:
-    server = Server(tmp)
+    server = Server(tmp, port=free_port())  # a known port: the capture filters on it
     pcap = tmp / f"{load.name}.pcap"
     store = tmp / f"{load.name}.sqlite3"
     try:
