@@ -30,11 +30,9 @@ from reports.errors import ReportError
 from reports.gate import evaluate_gate
 from reports.thresholds import load_thresholds
 from runstore.location import (
-    ENVIRONMENT_VARIABLE,
     StoreLocationError,
     add_results_option,
-    default_location,
-    store_location,
+    default_store_location,
 )
 
 __all__ = ["EXIT_INCONCLUSIVE", "EXIT_OK", "EXIT_REGRESSION", "EXIT_UNUSABLE", "main"]
@@ -149,9 +147,9 @@ def _with_results(args: argparse.Namespace) -> argparse.Namespace:
     """``--results`` as given, else ``$WSGAUGE_RESULTS`` or the default -- refused like a given value."""
     if not hasattr(args, "results"):
         try:
-            args.results = store_location(default_location())
+            args.results = default_store_location()
         except StoreLocationError as exc:
-            raise _UsageError(f"python -m reports: ${ENVIRONMENT_VARIABLE}: {exc}") from exc
+            raise _UsageError(f"python -m reports: {exc}") from exc
     return args
 
 

@@ -14,11 +14,9 @@ from datetime import UTC, datetime
 from typing import NoReturn
 
 from runstore.location import (
-    ENVIRONMENT_VARIABLE,
     StoreLocationError,
     add_results_option,
-    default_location,
-    store_location,
+    default_store_location,
 )
 from runstore.store import RunStore, StoreError
 
@@ -76,9 +74,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     args = _parser().parse_args(argv)
     if not hasattr(args, "results"):
         try:
-            args.results = store_location(default_location())
+            args.results = default_store_location()
         except StoreLocationError as exc:
-            raise _UsageError(f"python -m runstore: ${ENVIRONMENT_VARIABLE}: {exc}") from exc
+            raise _UsageError(f"python -m runstore: {exc}") from exc
     return args
 
 

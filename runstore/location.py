@@ -20,6 +20,7 @@ __all__ = [
     "StoreLocationError",
     "add_results_option",
     "default_location",
+    "default_store_location",
     "results_argument",
     "store_location",
 ]
@@ -54,6 +55,18 @@ def store_location(value: str | os.PathLike[str]) -> Path:
 def default_location() -> str:
     """``$WSGAUGE_RESULTS`` when set, else :data:`~runstore.store.DEFAULT_RESULTS` (not resolved)."""
     return os.environ.get(ENVIRONMENT_VARIABLE) or str(DEFAULT_RESULTS)
+
+
+def default_store_location() -> Path:
+    """:func:`default_location`, checked like a given ``--results`` value.
+
+    Raises:
+        StoreLocationError: naming ``$WSGAUGE_RESULTS`` when its value is refused.
+    """
+    try:
+        return store_location(default_location())
+    except StoreLocationError as exc:
+        raise StoreLocationError(f"${ENVIRONMENT_VARIABLE}: {exc}") from exc
 
 
 def results_argument(value: str) -> Path:
