@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS messages (
     seq BIGINT NOT NULL,
     id TEXT NOT NULL UNIQUE,
     sender_id TEXT NOT NULL,
-    content TEXT NOT NULL,
+    content TEXT NOT NULL,            -- JSON-encoded: PostgreSQL text cannot hold NUL
     timestamp TEXT NOT NULL,          -- the client's value, JSON-encoded
     created_at TEXT NOT NULL,
     PRIMARY KEY (receiver_id, seq)
@@ -388,7 +388,7 @@ class PgStore:
                     id=mid,
                     sender_id=sender,
                     receiver_id=user_id,
-                    content=content,
+                    content=orjson.loads(content),
                     timestamp=orjson.loads(ts),
                     created_at=created_at,
                 ),
@@ -473,9 +473,8 @@ class PgStore:
             cols: list[list[Any]] = [[], [], [], [], [], [], []]
             for k, i in enumerate(chats):
                 sender, receiver, content, ts, created = batch[i].args
-                for col, value in zip(
-                    cols, (k, receiver, ids[k], sender, content, _dump(ts), created), strict=True
-                ):
+                row = (k, receiver, ids[k], sender, _dump(content), _dump(ts), created)
+                for col, value in zip(cols, row, strict=True):
                     col.append(value)
             cur = await conn.execute(_CHAT_SQL, cols)
             seq_of = dict(await cur.fetchall())
