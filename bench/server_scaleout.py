@@ -51,8 +51,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-import nextauth_tokens as nextauth  # noqa: E402
 from server_throughput import latency, throughput  # noqa: E402
+
+import nextauth_tokens as nextauth  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 KINDS = ("sqlite-1", "pg-1", "pg-redis-1", "pg-redis-2")
@@ -136,8 +137,8 @@ class Server:
         total = 0.0
         if self.kind != "sqlite-1":
             with psycopg.connect(PG_ADMIN) as conn:
-                pids = [r[0] for r in conn.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.dbname,)).fetchall()]  # fmt: skip
+                sql = "SELECT pid FROM pg_stat_activity WHERE datname = %s"
+                pids = [r[0] for r in conn.execute(sql, (self.dbname,)).fetchall()]
             for pid in pids:
                 try:
                     t = psutil.Process(pid).cpu_times()
@@ -297,14 +298,25 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print()
-    print(f"{'config':<11} {'msg/s':>8} {'srv CPU':>8} {'srv us/msg':>10} {'+svc us/msg':>11} "
-          f"{'msg/srv-CPU-s':>13} {'msg/all-CPU-s':>13} {'ack p50':>8} {'ack p99':>8} {'dlv p99':>8}")  # fmt: skip
+    cols = ("msg/s", "srv CPU", "srv us/msg", "+svc us/msg", "msg/srv-CPU-s", "msg/all-CPU-s")
+    print(f"{'config':<11} " + " ".join(f"{c:>13}" for c in cols) + "  ack p50/p99, deliver p99 (ms)")
     for kind in [k for k in KINDS if f"throughput_{k}" in results]:
         r, lat = results[f"throughput_{kind}"], results.get(f"latency_{kind}", {})
-        print(f"{kind:<11} {r['delivered_per_s']:8.0f} {r['server_cpu']:8.0%} {r['server_cpu_us_per_msg']:10.1f} "
-              f"{r['services_cpu_us_per_msg']:11.1f} {r['per_server_cpu_s']:13.0f} {r['per_total_cpu_s']:13.0f} "
-              f"{lat.get('ack_p50_ms', float('nan')):8.2f} {lat.get('ack_p99_ms', float('nan')):8.2f} "
-              f"{lat.get('deliver_p99_ms', float('nan')):8.2f}")  # fmt: skip
+        values = (
+            f"{r['delivered_per_s']:.0f}",
+            f"{r['server_cpu']:.0%}",
+            f"{r['server_cpu_us_per_msg']:.1f}",
+            f"{r['services_cpu_us_per_msg']:.1f}",
+            f"{r['per_server_cpu_s']:.0f}",
+            f"{r['per_total_cpu_s']:.0f}",
+        )
+        nan = float("nan")
+        ack = f"{lat.get('ack_p50_ms', nan):.2f}/{lat.get('ack_p99_ms', nan):.2f}"
+        print(
+            f"{kind:<11} "
+            + " ".join(f"{v:>13}" for v in values)
+            + f"  {ack}, {lat.get('deliver_p99_ms', nan):.2f}"
+        )
     for key, value in results.items():
         if key.startswith("ratio_") or key == "redis_publish_us_per_msg":
             print(f"{key}: {value:.2f}")
