@@ -13,7 +13,7 @@ talks to. What changes when several processes write one database:
   receives N + 1 before N (pushes from two processes race through Redis) knows something is
   missing and can re-read the store (``gapless`` sessions, :mod:`reference_server.protocol`).
 * **Group commit on one writer task.** The jobs queued while a transaction runs form the next
-  one; consecutive chat inserts become one statement (``unnest`` arrays; the heads are bumped in
+  one; consecutive chat inserts become one statement (one JSON parameter; the heads are bumped in
   user order, so two processes lock rows in the same order). A deadlock or serialisation failure
   is retried; any other failure rolls back and retries each job alone, so one bad job cannot
   fail its neighbours.
@@ -105,10 +105,13 @@ CREATE SEQUENCE IF NOT EXISTS message_ids INCREMENT BY {ID_BLOCK};
 
 #: One statement stores a run of chat messages: bump each receiver's head by its count (in
 #: user order), number the messages under the new heads in submission order, insert them.
+#: The rows travel as one JSON array of arrays (orjson, one C call): psycopg's Python array
+#: dumper took ~28 % of the server's CPU when they went as seven ``text[]`` parameters.
 _CHAT_SQL = """
 WITH input AS (
-    SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
-        AS t(ord, receiver_id, id, sender_id, content, timestamp, created_at)
+    SELECT (e->>0)::int AS ord, e->>1 AS receiver_id, e->>2 AS id, e->>3 AS sender_id,
+           e->>4 AS content, e->>5 AS timestamp, e->>6 AS created_at
+    FROM json_array_elements(%s::json) AS e
 ), counts AS (
     SELECT receiver_id, count(*) AS n FROM input GROUP BY receiver_id
 ), heads AS (
@@ -138,7 +141,7 @@ RETURNING seq
 
 _CURSORS_SQL = """
 INSERT INTO cursors AS c (user_id, seq)
-SELECT * FROM unnest(%s::text[], %s::bigint[]) ORDER BY 1
+SELECT e->>0, (e->>1)::bigint FROM json_array_elements(%s::json) AS e ORDER BY 1
 ON CONFLICT (user_id) DO UPDATE SET seq = GREATEST(c.seq, excluded.seq)
 """
 
@@ -470,13 +473,11 @@ class PgStore:
         chats = [i for i, job in enumerate(batch) if job.kind == "chat"]
         if chats:
             ids = await self._ids(conn, len(chats))
-            cols: list[list[Any]] = [[], [], [], [], [], [], []]
+            rows = []
             for k, i in enumerate(chats):
                 sender, receiver, content, ts, created = batch[i].args
-                row = (k, receiver, ids[k], sender, _dump(content), _dump(ts), created)
-                for col, value in zip(cols, row, strict=True):
-                    col.append(value)
-            cur = await conn.execute(_CHAT_SQL, cols)
+                rows.append((k, receiver, ids[k], sender, _dump(content), _dump(ts), created))
+            cur = await conn.execute(_CHAT_SQL, (orjson.dumps(rows).decode(),))
             seq_of = dict(await cur.fetchall())
             for k, i in enumerate(chats):
                 sender, receiver, content, ts, created = batch[i].args
@@ -539,7 +540,7 @@ class PgStore:
                 results[i] = p
         if cursors:
             users = sorted(cursors)
-            await conn.execute(_CURSORS_SQL, (users, [cursors[u] for u in users]))
+            await conn.execute(_CURSORS_SQL, (orjson.dumps([(u, cursors[u]) for u in users]).decode(),))
         return results
 
 
