@@ -286,3 +286,30 @@ def test_single_postgres_server_without_redis_serves_alone(reference_server_fact
     assert recv_json(b)["data"]["content"] == "solo"
     assert recv_json(a)["type"] == "ack"
     assert srv.healthz()["redis"] is None
+
+
+def test_locust_embedded_server_scaled_out(pg_url):
+    """``locust -f loadtest --embedded-workers 2 --embedded-db … --embedded-redis …``'s server."""
+    import nextauth_tokens as nextauth
+    from loadtest._embedded import EmbeddedServer, EmbeddedServerError
+
+    with pytest.raises(EmbeddedServerError, match="need a PostgreSQL db and a Redis"):
+        EmbeddedServer(workers=2)
+    server = EmbeddedServer(workers=2, db=pg_url, redis=REDIS_URL)
+    handle = server.start()
+    try:
+        alice, bob = uid(), uid()
+
+        def connect(user: str) -> Any:
+            import websocket
+
+            cookie = nextauth.cookie_header(nextauth.mint_v4(handle.secret, {"sub": user}, max_age=600))
+            return websocket.create_connection(handle.ws_url, header=[f"Cookie: {cookie}"], timeout=5)
+
+        a, b = connect(alice), connect(bob)
+        a.send(chat(bob, "embedded", requestId=1))
+        assert recv_json(b)["data"]["content"] == "embedded"
+        assert recv_json(a)["type"] == "ack"
+        assert handle.db == pg_url
+    finally:
+        assert server.stop() == 0
