@@ -22,8 +22,9 @@ delivery p50/p99 (send → ``new_message``).
 
     python bench/server_scaleout.py --seconds 5 --repeat 3   # ~4 min
 
-``--profile`` also records a py-spy profile (``--format raw``, collapsed stacks) of one worker of
-``pg-redis-2`` during a throughput run and prints the functions with the most samples.
+``--profile`` also records py-spy profiles of the ``sqlite-1`` server and of one ``pg-redis-2``
+worker under the throughput load and prints where each spends its samples (innermost frame, by
+package).
 """
 
 from __future__ import annotations
@@ -192,27 +193,55 @@ def _median(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return ordered[len(ordered) // 2]
 
 
-def _profile(pid: int, seconds: float, out: Path) -> list[tuple[str, float]]:
-    """py-spy samples of ``pid``: the share of samples in which each function appears."""
+def _profile(pid: int, seconds: float, out: Path) -> dict[str, float]:
+    """py-spy samples of ``pid`` (threads holding the CPU; idle waits are not sampled): the share
+    of samples whose innermost frame is in each package (``psycopg``, ``redis``, ``aiohttp``,
+    ``asyncio``, ``reference_server.pgstore``, ...)."""
     subprocess.run(
-        ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+        ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
          "--format", "raw", "--output", str(out), "--nonblocking"],
         check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     if not out.exists():
-        return []
+        return {}
     counts: collections.Counter[str] = collections.Counter()
     total = 0
     for line in out.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
+        if not n.isdigit() or not stack:
             continue
         total += int(n)
-        for frame in set(stack.split(";")):
-            counts[frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1]] += (
-                int(n)
-            )
-    return [(name, c / max(total, 1)) for name, c in counts.most_common(25)]
+        counts[_package_of(stack.split(";")[-1])] += int(n)
+    return {name: c / max(total, 1) for name, c in counts.most_common(16)}
+
+
+def _package_of(frame: str) -> str:
+    """``fn (path/to/pkg/mod.py:12)`` → ``pkg`` (``reference_server.<module>`` for ours)."""
+    if "epoll" in frame or frame.startswith("select ("):
+        return "idle (epoll wait)"
+    path = frame.rpartition(" (")[2].split(":")[0]
+    parts = path.split("/")
+    if "reference_server" in parts:
+        return "reference_server." + parts[-1].removesuffix(".py")
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    return parts[0] if len(parts) > 1 else path.removesuffix(".py")  # py-spy: "asyncio/events.py"
+
+
+async def _profiled(kind: str, args: argparse.Namespace, tmp: Path, redis: OwnRedis) -> dict[str, float]:
+    """Profile one server process of ``kind`` (a worker, if several) under the throughput load."""
+    db = _new_db()
+    server = Server(kind, tmp, f"postgresql://postgres@127.0.0.1:5432/{db}", redis)
+    try:
+        pids = server.worker_pids() or [server.proc.pid]
+        task = asyncio.create_task(throughput(server, args.pairs, args.window, args.seconds + 2))  # type: ignore[arg-type]
+        await asyncio.sleep(1.5)
+        prof = await asyncio.to_thread(_profile, pids[0], args.seconds, tmp / f"prof-{kind}.txt")
+        await task
+    finally:
+        server.stop()
+        _drop_db(db)
+    return prof
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -252,19 +281,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     server.stop()
                     _drop_db(db)
                 print(json.dumps(results[f"latency_{kind}"]), flush=True)
-            if args.profile and "pg-redis-2" in kinds:
-                db = _new_db()
-                server = Server("pg-redis-2", Path(tmp), f"postgresql://postgres@127.0.0.1:5432/{db}", redis)
-                try:
-                    pid = server.worker_pids()[0]
-                    task = asyncio.create_task(throughput(server, args.pairs, args.window, args.seconds + 2))  # type: ignore[arg-type]
-                    await asyncio.sleep(1.5)
-                    prof = await asyncio.to_thread(_profile, pid, args.seconds, Path(tmp) / "prof.txt")
-                    await task
-                finally:
-                    server.stop()
-                    _drop_db(db)
-                results["profile_pg-redis-2_worker"] = prof
+            if args.profile:
+                for kind in ("sqlite-1", "pg-redis-2"):
+                    results[f"profile_{kind}"] = await _profiled(kind, args, Path(tmp), redis)
         finally:
             redis.stop()
     t = {k: results[f"throughput_{k}"] for k in kinds}
@@ -320,8 +339,11 @@ def main() -> None:
     for key, value in results.items():
         if key.startswith("ratio_") or key == "redis_publish_us_per_msg":
             print(f"{key}: {value:.2f}")
-    for name, share in results.get("profile_pg-redis-2_worker", [])[:20]:
-        print(f"  {share:6.1%}  {name}")
+    for kind in ("sqlite-1", "pg-redis-2"):
+        if f"profile_{kind}" in results:
+            print(f"py-spy, {kind} (one process), innermost frame by package:")
+            for name, share in results[f"profile_{kind}"].items():
+                print(f"  {share:6.1%}  {name}")
     print(f"load average: {results['load_average']}")
 
 
