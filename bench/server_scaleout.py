@@ -272,7 +272,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 results[f"throughput_{kind}"] = _median(runs[kind], "per_server_cpu_s")
                 results[f"throughput_{kind}_runs"] = runs[kind]
             for kind in kinds:
-                rate = 0.5 * _median(runs[kind], "delivered_per_s")["delivered_per_s"]
+                rate = args.latency_rate or 0.5 * _median(runs[kind], "delivered_per_s")["delivered_per_s"]
                 db = _new_db()
                 server = Server(kind, Path(tmp), f"postgresql://postgres@127.0.0.1:5432/{db}", redis)
                 try:
@@ -310,7 +310,10 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase")
     p.add_argument("--repeat", type=int, default=3, help="interleaved throughput runs per configuration")
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="configurations to measure")
-    p.add_argument("--profile", action="store_true", help="py-spy one pg-redis-2 worker under load")
+    p.add_argument("--latency-rate", type=float, default=None, metavar="MSG_PER_S",
+                   help="offered rate of the latency phases (default: half of each configuration's "
+                        "own median throughput)")  # fmt: skip
+    p.add_argument("--profile", action="store_true", help="py-spy sqlite-1 and one pg-redis-2 worker under load")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "server_scaleout.json")
     args = p.parse_args()
     results = asyncio.run(run(args))
