@@ -313,7 +313,9 @@ def main() -> None:
     p.add_argument("--latency-rate", type=float, default=None, metavar="MSG_PER_S",
                    help="offered rate of the latency phases (default: half of each configuration's "
                         "own median throughput)")  # fmt: skip
-    p.add_argument("--profile", action="store_true", help="py-spy sqlite-1 and one pg-redis-2 worker under load")
+    p.add_argument(
+        "--profile", action="store_true", help="py-spy sqlite-1 and one pg-redis-2 worker under load"
+    )
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "server_scaleout.json")
     args = p.parse_args()
     results = asyncio.run(run(args))

@@ -112,7 +112,7 @@ def _contents(ids: list[str], server: RunningServer, user: str) -> list[str]:
         rows = conn.execute(
             "SELECT id, content FROM messages WHERE receiver_id = %s ORDER BY seq", (user,)
         ).fetchall()
-    order = {mid: content for mid, content in rows}
+    order = {mid: json.loads(content) for mid, content in rows}  # stored JSON-encoded
     assert list(order) == ids, "backlog not in seq order"
     return [order[i] for i in ids]
 
