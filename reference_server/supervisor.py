@@ -77,6 +77,9 @@ class _Worker:
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
             preexec_fn=_die_with_parent,
+            # Own session: a terminal's Ctrl-C reaches the supervisor only, which then stops the
+            # workers itself (no race between a worker's exit and the supervisor's restart).
+            start_new_session=True,
         )
         assert self.proc.stdout is not None
         try:
