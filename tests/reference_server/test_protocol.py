@@ -619,3 +619,18 @@ def test_arbitrary_text_never_raises(data):
             check_well_formed(frame)
     else:
         assert s.close_code == 1007
+
+
+def test_the_core_imports_no_io_library():
+    """The sans-I/O core emits pushes; routing them (locally or through Redis) and storing them
+    (SQLite or PostgreSQL) is the shell's business."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, reference_server.protocol, reference_server.messages; "
+        "print(sorted(m for m in ('redis', 'psycopg', 'psycopg_pool', 'sqlite3', 'aiohttp', 'asyncio') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -313,3 +313,22 @@ def test_locust_embedded_server_scaled_out(pg_url):
         assert handle.db == pg_url
     finally:
         assert server.stop() == 0
+
+
+def test_locust_embedded_scale_out_options_are_checked_together():
+    import argparse
+
+    from loadtest._settings import SettingsError, _embedded_scale_out
+
+    def check(**kw: Any) -> dict[str, Any]:
+        return _embedded_scale_out(argparse.Namespace(**kw))
+
+    assert check() == {"embedded_workers": 1, "embedded_db": None, "embedded_redis": None}
+    with pytest.raises(SettingsError, match="--embedded-workers 2 needs --embedded-db postgresql://"):
+        check(embedded_workers=2)
+    with pytest.raises(SettingsError, match="--embedded-workers 2 needs"):
+        check(embedded_workers=2, embedded_db="x.db", embedded_redis=REDIS_URL)
+    with pytest.raises(SettingsError, match="--embedded-db needs --embedded-redis"):
+        check(embedded_db="postgresql://u@h/d")
+    ok = check(embedded_workers=3, embedded_db="postgresql://u@h/d", embedded_redis=REDIS_URL)
+    assert ok == {"embedded_workers": 3, "embedded_db": "postgresql://u@h/d", "embedded_redis": REDIS_URL}
