@@ -164,7 +164,7 @@ class EmbeddedServer:
         secret = secrets.token_urlsafe(32)
         admin_token = secrets.token_urlsafe(24)
         env = dict(os.environ)
-        for name in ("NEXTAUTH_SECRET", *(f"AUTH_SECRET_{i}" for i in range(1, 10))):
+        for name in ("NEXTAUTH_SECRET", "WSGAUGE_REDIS", *(f"AUTH_SECRET_{i}" for i in range(1, 10))):
             env.pop(name, None)
         env["AUTH_SECRET"] = secret
         env["WSGAUGE_ADMIN_TOKEN"] = admin_token

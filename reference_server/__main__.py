@@ -2,7 +2,9 @@
 
 Prints exactly one line, ``wsgauge reference server listening on ws://HOST:PORT/ws``, to stdout
 once it accepts connections. SIGTERM or SIGINT: stop accepting, close every socket with 1001,
-flush the store, exit 0.
+flush the store, exit 0. With ``--workers N`` (N > 1) this process is the supervisor of N
+workers on one port (:mod:`reference_server.supervisor`); bad combinations of ``--workers``,
+``--db`` and ``--redis`` exit 2 with a message naming the fix.
 """
 
 from __future__ import annotations
