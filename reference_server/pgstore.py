@@ -105,8 +105,10 @@ CREATE SEQUENCE IF NOT EXISTS message_ids INCREMENT BY {ID_BLOCK};
 
 #: One statement stores a run of chat messages: bump each receiver's head by its count (in
 #: user order), number the messages under the new heads in submission order, insert them.
-#: The rows travel as one JSON array of arrays (orjson, one C call): psycopg's Python array
-#: dumper took ~28 % of the server's CPU when they went as seven ``text[]`` parameters.
+#: It returns only the new heads (one row per receiver); the caller numbers its messages the
+#: same way (the last ``n`` of a head, in submission order). The rows travel as one JSON array
+#: of arrays (orjson, one C call): psycopg's Python array dumper took ~28 % of the server's CPU
+#: when they went as seven ``text[]`` parameters.
 _CHAT_SQL = """
 WITH input AS (
     SELECT (e->>0)::int AS ord, e->>1 AS receiver_id, e->>2 AS id, e->>3 AS sender_id,
@@ -119,13 +121,14 @@ WITH input AS (
     SELECT receiver_id, n FROM counts ORDER BY receiver_id
     ON CONFLICT (user_id) DO UPDATE SET seq = h.seq + excluded.seq
     RETURNING h.user_id, h.seq
+), stored AS (
+    INSERT INTO messages (receiver_id, seq, id, sender_id, content, timestamp, created_at)
+    SELECT i.receiver_id,
+           heads.seq - c.n + row_number() OVER (PARTITION BY i.receiver_id ORDER BY i.ord),
+           i.id, i.sender_id, i.content, i.timestamp, i.created_at
+    FROM input i JOIN counts c USING (receiver_id) JOIN heads ON heads.user_id = i.receiver_id
 )
-INSERT INTO messages (receiver_id, seq, id, sender_id, content, timestamp, created_at)
-SELECT i.receiver_id,
-       heads.seq - c.n + row_number() OVER (PARTITION BY i.receiver_id ORDER BY i.ord),
-       i.id, i.sender_id, i.content, i.timestamp, i.created_at
-FROM input i JOIN counts c USING (receiver_id) JOIN heads ON heads.user_id = i.receiver_id
-RETURNING id, seq
+SELECT user_id, seq FROM heads
 """
 
 _NOTIFICATION_SQL = """
@@ -478,9 +481,12 @@ class PgStore:
                 sender, receiver, content, ts, created = batch[i].args
                 rows.append((k, receiver, ids[k], sender, _dump(content), _dump(ts), created))
             cur = await conn.execute(_CHAT_SQL, (orjson.dumps(rows).decode(),))
-            seq_of = dict(await cur.fetchall())
+            nxt = dict(await cur.fetchall())  # receiver -> its new head
+            for _, receiver, *_rest in rows:
+                nxt[receiver] -= 1  # -> the seq before the batch's first message to it
             for k, i in enumerate(chats):
                 sender, receiver, content, ts, created = batch[i].args
+                seq = nxt[receiver] = nxt[receiver] + 1
                 m = StoredMessage(
                     id=ids[k],
                     sender_id=sender,
@@ -489,7 +495,7 @@ class PgStore:
                     timestamp=ts,
                     created_at=created,
                 )
-                results[i] = StoredChat(seq_of[ids[k]], m)
+                results[i] = StoredChat(seq, m)
         cursors: dict[str, int] = {}
         for i, job in enumerate(batch):
             kind = job.kind

@@ -60,9 +60,8 @@ def test_each_inbox_is_numbered_without_gaps_in_commit_order_across_two_stores(p
         assert [c.seq for c in mine] == sorted(c.seq for c in mine)
         page = await _backlog(one, "r1", limit=100)
         assert page.more and [e.seq for e in page.entries] == list(range(1, 101))
-        assert page.entries[0].message == next(
-            c.message for c in got if c.message.receiver_id == "r1" and c.seq == 1
-        )
+        stored = {(c.seq, c.message.id) for c in got if c.message.receiver_id == "r1"}
+        assert {(e.seq, e.message.id) for e in page.entries} <= stored  # numbered alike here and there
         await one.close()
         await two.close()
 
