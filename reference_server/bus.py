@@ -115,7 +115,10 @@ class RedisBus:
         Raises:
             redis.exceptions.RedisError: Redis cannot be reached at start.
         """
-        await asyncio.wait_for(self._pub.ping(), timeout)
+        try:
+            await asyncio.wait_for(self._pub.ping(), timeout)
+        except TimeoutError:
+            raise RedisError(f"no answer to PING within {timeout:g} s") from None
         self._tasks = [
             asyncio.create_task(self._subscribe_loop(), name="wsgauge-bus-sub"),
             asyncio.create_task(self._publish_loop(), name="wsgauge-bus-pub"),
