@@ -8,6 +8,11 @@ stops it when Locust quits. The secret and token travel to the child in its envi
 The child runs in its own session, so a Ctrl-C on the terminal reaches Locust only: Locust finalises the run
 (a last drain, a last scrape of the server's ``/metrics``) and then stops the server itself. On Linux the
 child also gets ``PR_SET_PDEATHSIG``: if Locust is killed outright, the server follows it.
+
+Scaled out (``--embedded-workers N`` with ``--embedded-db postgresql://…`` and
+``--embedded-redis redis://…``), the child is the server's supervisor with N worker processes on
+one port, storing in that database and delivering through that Redis under a channel prefix of
+this run's own. The database is the user's: its tables are created if missing and kept.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ class ServerHandle:
     secret: str
     admin_token: str
     pid: int
-    db: Path
+    db: Path | str
 
 
 def _project_root() -> Path | None:
@@ -89,6 +94,9 @@ class EmbeddedServer:
         bind_host: the interface to listen on: loopback unless workers on other machines must reach it
             (``0.0.0.0``: every interface). The handle's URLs use this address, or loopback for a
             wildcard, so that this machine can always reach them.
+        workers: server processes (``--workers``); more than one needs ``db`` and ``redis``.
+        db: a ``postgresql://`` database instead of a fresh SQLite file (needs ``redis``).
+        redis: the ``redis://`` URL that carries pushes between the server's processes.
 
     Call :meth:`start`, then :meth:`stop` (idempotent; also safe if :meth:`start` failed).
     """
@@ -100,10 +108,21 @@ class EmbeddedServer:
         start_timeout: float = 20.0,
         extra_args: tuple[str, ...] = (),
         bind_host: str = "127.0.0.1",
+        workers: int = 1,
+        db: str | None = None,
+        redis: str | None = None,
     ) -> None:
+        if workers > 1 and not (db and redis):
+            raise EmbeddedServerError(f"{workers} embedded server processes need a PostgreSQL db and a Redis")
+        if db and not redis:
+            raise EmbeddedServerError("an embedded server on PostgreSQL needs a Redis")
         self.bind_host = bind_host
+        self.workers = workers
+        self.postgres = db
+        self.redis = redis
         self.test_delay_ms = test_delay_ms
-        self.start_timeout = start_timeout
+        # a supervisor starts its workers one after another's imports: allow them the time
+        self.start_timeout = start_timeout if workers <= 1 else max(start_timeout, 20.0 + 10.0 * workers)
         self.extra_args = extra_args
         self.handle: ServerHandle | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -137,11 +156,15 @@ class EmbeddedServer:
             EmbeddedServerError: if it exits or does not become ready within ``start_timeout``.
         """
         self._tmpdir = Path(tempfile.mkdtemp(prefix="wsgauge-embedded-"))
-        db = self._tmpdir / "reference.sqlite3"
+        db: Path | str = self.postgres or self._tmpdir / "reference.sqlite3"
+        scale_out: list[str] = []
+        if self.redis:
+            prefix = f"wsgauge-embedded-{secrets.token_hex(6)}:"  # this run's own channels
+            scale_out = ["--workers", str(self.workers), "--redis", self.redis, "--redis-prefix", prefix]
         secret = secrets.token_urlsafe(32)
         admin_token = secrets.token_urlsafe(24)
         env = dict(os.environ)
-        for name in ("NEXTAUTH_SECRET", *(f"AUTH_SECRET_{i}" for i in range(1, 10))):
+        for name in ("NEXTAUTH_SECRET", "WSGAUGE_REDIS", *(f"AUTH_SECRET_{i}" for i in range(1, 10))):
             env.pop(name, None)
         env["AUTH_SECRET"] = secret
         env["WSGAUGE_ADMIN_TOKEN"] = admin_token
@@ -161,6 +184,7 @@ class EmbeddedServer:
             str(db),
             "--test-delay-ms",
             repr(float(self.test_delay_ms)),
+            *scale_out,
             *self.extra_args,
         ]
         try:

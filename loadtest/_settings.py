@@ -86,6 +86,10 @@ class LoadSettings:
     """Messages per second in total, spread evenly over Locust's ``-u`` users (0 = use ``open_rate``)."""
     open_poisson: bool = False
     """Open-model arrivals: ``False`` exactly ``1/rate`` apart, ``True`` a seeded Poisson process per user."""
+    # embedded scale-out (ignored with --host): N server processes on PostgreSQL + Redis
+    embedded_workers: int = 1
+    embedded_redis: str | None = None
+    embedded_db: str | None = None
 
     def open_rate_per_user(self, users: int | None) -> float:
         """The open-model rate of one user, given Locust's total user count (``-u``)."""
@@ -323,6 +327,21 @@ def add_arguments(parser: Any) -> None:
         help="embedded server "
         "only, for tests and benchmarks: delay every frame's handling by this many ms (default: %(default)s)",
     )
+    add(
+        "--embedded-workers",
+        type=int,
+        default=1,
+        web=False,
+        help="embedded server only: run it scaled out, as this many processes on one port, which needs "
+        "--embedded-db postgresql://... and --embedded-redis redis://... (default: %(default)s: one "
+        "process on a fresh SQLite file)",
+    )
+    add("--embedded-db", default=None, web=False,
+        help="embedded server only: the PostgreSQL database (postgresql://USER@HOST/DBNAME) of a scaled-out "
+        "embedded server (--embedded-workers)")  # fmt: skip
+    add("--embedded-redis", default=None, web=False,
+        help="embedded server only: the Redis (redis://HOST:PORT) that carries pushes between the processes "
+        "of a scaled-out embedded server (--embedded-workers)")  # fmt: skip
 
 
 def http_base_of(ws_url: str) -> str:
@@ -409,4 +428,26 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         server_test_delay_ms=float(options.server_test_delay_ms),
         open_total_rate=float(options.open_total_rate),
         open_poisson=options.open_arrivals == "poisson",
+        **_embedded_scale_out(options),
     )
+
+
+def _embedded_scale_out(options: argparse.Namespace) -> dict[str, Any]:
+    """``--embedded-workers``/``--embedded-db``/``--embedded-redis``, checked together."""
+    workers = int(getattr(options, "embedded_workers", 1) or 1)
+    db = getattr(options, "embedded_db", None) or None
+    redis = getattr(options, "embedded_redis", None) or None
+    if workers < 1:
+        raise SettingsError(f"--embedded-workers must be at least 1, got {workers}")
+    if workers > 1 and not (db and db.startswith(("postgresql://", "postgres://")) and redis):
+        raise SettingsError(
+            f"--embedded-workers {workers} needs --embedded-db postgresql://USER@HOST/DBNAME and "
+            "--embedded-redis redis://HOST:PORT (processes share the store and deliver through Redis)"
+        )
+    if db and not db.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(f"--embedded-db must be a postgresql:// URL, got {db!r}")
+    if redis and not redis.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"--embedded-redis must be a redis:// URL, got {redis!r}")
+    if db and not redis:
+        raise SettingsError("--embedded-db needs --embedded-redis redis://HOST:PORT")
+    return {"embedded_workers": workers, "embedded_db": db, "embedded_redis": redis}

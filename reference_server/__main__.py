@@ -2,7 +2,9 @@
 
 Prints exactly one line, ``wsgauge reference server listening on ws://HOST:PORT/ws``, to stdout
 once it accepts connections. SIGTERM or SIGINT: stop accepting, close every socket with 1001,
-flush the store, exit 0.
+flush the store, exit 0. With ``--workers N`` (N > 1) this process is the supervisor of N
+workers on one port (:mod:`reference_server.supervisor`); bad combinations of ``--workers``,
+``--db`` and ``--redis`` exit 2 with a message naming the fix.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
+import psycopg
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from .app import create_app
 from .config import EVENT_LOOPS, ServerConfig, secrets_from_env
+from .supervisor import supervise
 
 __all__ = ["build_parser", "config_from_args", "main", "serve"]
 
@@ -35,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m reference_server",
         description=(
             "wsgauge reference server: the seed WebSocket protocol on ws://HOST:PORT/ws, "
-            "authenticated with NextAuth session cookies (v4 and v5) and stored in SQLite. "
+            "authenticated with NextAuth session cookies (v4 and v5) and stored in SQLite, or, "
+            "scaled out over several processes and servers, in PostgreSQL with Redis between them. "
             "Also serves GET /healthz, GET /metrics (Prometheus) and POST /api/notifications."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -44,8 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     a("--host", default=_DEFAULTS.host, help="interface to bind")
     a("--port", type=int, default=_DEFAULTS.port, help="TCP port (0: pick a free one)")
     a("--db", default=os.environ.get("WSGAUGE_DB", _DEFAULTS.db),
-      help="SQLite database file (WAL mode), or ':memory:' for a volatile in-RAM store "
-           "[env WSGAUGE_DB]")  # fmt: skip
+      help="SQLite database file (WAL mode), ':memory:' for a volatile in-RAM store, or "
+           "postgresql://USER@HOST/DBNAME, shared by several processes and servers (needs "
+           "--redis) [env WSGAUGE_DB]")  # fmt: skip
+    a("--workers", type=int, default=_DEFAULTS.workers,
+      help="server processes sharing the port (SO_REUSEPORT) under a supervisor that restarts "
+           "a dead one; more than 1 needs a PostgreSQL --db and --redis")  # fmt: skip
+    a("--redis", default=os.environ.get("WSGAUGE_REDIS"),
+      help="redis://HOST:PORT: carries pushes between processes and servers of one deployment "
+           "(needed with a PostgreSQL --db; 'none': this process is the database's only server) "
+           "[env WSGAUGE_REDIS]")  # fmt: skip
+    a("--redis-prefix", default=_DEFAULTS.redis_prefix,
+      help="prefix of the Redis channels: servers with the same --db and prefix form one "
+           "deployment")  # fmt: skip
+    a("--gap-wait", type=float, default=_DEFAULTS.gap_wait,
+      help="seconds a connection waits for a missing inbox item (racing through Redis from "
+           "another process) before re-reading the store")  # fmt: skip
+    a("--worker", action="store_true", help=argparse.SUPPRESS)  # set by the --workers supervisor
     a("--secret", action="append", default=None, metavar="SECRET",
       help="NextAuth secret for session tokens; repeat to accept old secrets during rotation "
            "(first = current). Default: env AUTH_SECRET, AUTH_SECRET_1..9, NEXTAUTH_SECRET; "
@@ -127,10 +148,14 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         loop=args.loop,
         max_header_size=args.max_header_size,
         test_delay_ms=args.test_delay_ms,
+        workers=args.workers,
+        redis=args.redis or None,
+        redis_prefix=args.redis_prefix,
+        gap_wait=args.gap_wait,
     )
 
 
-async def serve(config: ServerConfig, *, ready_line: bool = True) -> None:
+async def serve(config: ServerConfig, *, ready_line: bool = True, reuse_port: bool = False) -> None:
     """Run the server until SIGTERM or SIGINT, then shut down gracefully."""
     loop = asyncio.get_running_loop()
     app = create_app(config)
@@ -144,7 +169,9 @@ async def serve(config: ServerConfig, *, ready_line: bool = True) -> None:
         max_line_size=config.max_header_size,
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, backlog=4096, reuse_address=True)
+    site = web.TCPSite(
+        runner, config.host, config.port, backlog=4096, reuse_address=True, reuse_port=reuse_port or None
+    )
     await site.start()
     port = config.port
     for address in runner.addresses:
@@ -192,11 +219,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if config.workers > 1 and not args.worker:
+        return supervise(config, sys.argv[1:] if argv is None else list(argv))
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(serve(config))
-    except OSError as exc:
+            runner.run(serve(config, reuse_port=args.worker))
+    except (OSError, psycopg.Error) as exc:
         print(f"wsgauge reference server: {exc}", file=sys.stderr)
+        return 1
+    except RedisError as exc:
+        print(f"wsgauge reference server: Redis at {config.redis}: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -26,13 +27,18 @@ from aiohttp import web
 from nextauth_tokens import AuthConfig, AuthError, authenticate
 
 from . import __version__
+from .bus import RedisBus
 from .config import ServerConfig
 from .connection import Connection, Hub
 from .errors import CLOSE_GOING_AWAY, RemoteProtocolError
 from .messages import MAX_FIELD_LENGTH, StoredNotification, encode, validate_user_id
 from .metrics import CONTENT_TYPE, ServerMetrics
+from .pgstore import PgStore, is_postgres_url, redact_url
 from .protocol import Session, notification_push
 from .store import Store
+
+#: Either durable store: SQLite for one process, PostgreSQL when several processes serve.
+AnyStore = Store | PgStore
 
 __all__ = [
     "CONFIG",
@@ -47,7 +53,7 @@ log = logging.getLogger(__name__)
 
 CONFIG = web.AppKey("config", ServerConfig)
 AUTH = web.AppKey("auth", AuthConfig)
-STORE = web.AppKey("store", Store)
+STORE: web.AppKey[AnyStore] = web.AppKey("store")
 HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", ServerMetrics)
 CONNECTIONS: web.AppKey[weakref.WeakSet[Connection]] = web.AppKey("connections")
@@ -104,6 +110,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         rate_limit=config.rate_limit,
         rate_burst=config.rate_burst,
         hooks=metrics,
+        gapless=app[STORE].gapless,
     )
     conn = Connection(
         ws,
@@ -118,7 +125,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     metrics.connections_open += 1
     metrics.connections_total += 1
     try:
-        conn.start()
+        await conn.start()
         await conn.run()
     finally:
         conn.stop()
@@ -139,6 +146,7 @@ async def healthz(request: web.Request) -> web.Response:
     """
     app = request.app
     stopping = app[STOPPING][0]
+    hub = app[HUB]
     return _json(
         {
             "status": "stopping" if stopping else "ok",
@@ -146,9 +154,11 @@ async def healthz(request: web.Request) -> web.Response:
             "connections": app[METRICS].connections_open,
             "uptime_s": round(time.monotonic() - app[STARTED_AT], 3),
             "version": __version__,
-            "db": app[CONFIG].db,
+            "db": redact_url(app[CONFIG].db),
             "store_pending": app[STORE].pending,
             "event_loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
+            "pid": os.getpid(),
+            "redis": None if hub.bus is None else hub.bus.connected,
         },
         503 if stopping else 200,
     )
@@ -227,20 +237,42 @@ async def create_notification(request: web.Request) -> web.Response:
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the store for the app's lifetime; flush and close it at cleanup."""
+    """Open the store (and, with ``--redis``, the bus) for the app's lifetime; flush and close
+    them at cleanup."""
     config = app[CONFIG]
     metrics = app[METRICS]
-    store = Store(
-        config.db,
-        batch_max=config.batch_max,
-        synchronous=config.synchronous,
-        on_commit=metrics.observe_commit,
-    )
-    store.start()
+    store: AnyStore
+    if is_postgres_url(config.db):
+        store = PgStore(config.db, batch_max=config.batch_max, on_commit=metrics.observe_commit)
+        await store.open()
+    else:
+        store = Store(
+            config.db,
+            batch_max=config.batch_max,
+            synchronous=config.synchronous,
+            on_commit=metrics.observe_commit,
+        )
+        store.start()
     app[STORE] = store
-    app[HUB] = Hub(asyncio.get_running_loop())
-    yield
-    await store.close()
+    hub = Hub(asyncio.get_running_loop(), gap_wait=config.gap_wait)
+    app[HUB] = hub
+    bus: RedisBus | None = None
+    if config.redis and config.redis != "none":
+        bus = RedisBus(
+            config.redis, prefix=config.redis_prefix, deliver=hub.deliver_remote, on_resync=hub.resync
+        )
+        try:
+            await bus.open()
+        except BaseException:
+            await store.close()
+            raise
+        hub.bus = bus
+    try:
+        yield
+    finally:
+        if bus is not None:
+            await bus.close()
+        await store.close()
 
 
 async def _loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -279,6 +311,11 @@ async def _on_shutdown(app: web.Application) -> None:
     log.info("closed %d connections with %d", len(conns), CLOSE_GOING_AWAY)
 
 
+def _bus_stats(app: web.Application) -> tuple[int, int, bool] | None:
+    bus = app[HUB].bus if HUB in app else None
+    return None if bus is None else (bus.published, bus.received, bus.connected)
+
+
 def create_app(config: ServerConfig) -> web.Application:
     """Build the reference server application.
 
@@ -297,6 +334,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app[METRICS] = ServerMetrics(
         buffer_sizes=lambda: [c.out.buffered() for c in app[CONNECTIONS]],
         pending_jobs=lambda: app[STORE].pending if STORE in app else 0,
+        bus_stats=lambda: _bus_stats(app),
     )
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_loop_lag_ctx)

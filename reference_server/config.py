@@ -59,6 +59,13 @@ class ServerConfig:
             such clients go through aiohttp's compressing writer.
         loop: The event loop: ``"asyncio"`` (the standard library's) or ``"uvloop"`` (libuv;
             the optional ``uvloop`` package).
+        workers: Server processes on one port (SO_REUSEPORT); more than one needs a
+            PostgreSQL ``db`` and ``redis``.
+        redis: ``redis://`` URL of the bus that carries pushes between processes (and
+            servers), or ``None``: one process, pushes stay local.
+        redis_prefix: Prefix of the bus's channels: one deployment per prefix.
+        gap_wait: Seconds a connection waits for a missing inbox item (a push racing through
+            Redis) before it re-reads the store.
         test_delay_ms: TEST ONLY. Delay every inbound frame's handling by this many
             milliseconds (per connection, in order) to simulate a slower server.
     """
@@ -85,6 +92,10 @@ class ServerConfig:
     shutdown_timeout: float = 5.0
     compress: bool = False
     loop: str = "asyncio"
+    workers: int = 1
+    redis: str | None = None
+    redis_prefix: str = "wsgauge:"
+    gap_wait: float = 0.1
     test_delay_ms: float = 0.0
 
     def __post_init__(self) -> None:
@@ -97,5 +108,29 @@ class ServerConfig:
             raise ValueError("rate_limit and test_delay_ms must not be negative")
         if self.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"bad synchronous mode {self.synchronous!r}")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, not {self.workers}")
+        if self.gap_wait <= 0:
+            raise ValueError("--gap-wait must be positive")
+        postgres = self.db.startswith(("postgresql://", "postgres://"))
+        if self.workers > 1 and not postgres:
+            raise ValueError(
+                f"--workers {self.workers} needs a database all processes share: give --db "
+                f"postgresql://USER@HOST/DBNAME (a SQLite file, here {self.db!r}, serves one process)"
+            )
+        if postgres and not self.redis:
+            raise ValueError(
+                "a PostgreSQL --db is shared by several processes or servers, which need --redis "
+                "redis://HOST:PORT to deliver pushes to each other; give --redis none if this one "
+                "process is the only server of this database"
+            )
+        if self.workers > 1 and self.redis == "none":
+            raise ValueError(f"--workers {self.workers} needs --redis redis://HOST:PORT (not none)")
+        if (
+            self.redis
+            and self.redis != "none"
+            and not self.redis.startswith(("redis://", "rediss://", "unix://"))
+        ):
+            raise ValueError(f"--redis must be a redis://HOST:PORT URL (or none), not {self.redis!r}")
         if self.loop not in EVENT_LOOPS:
             raise ValueError(f"event loop must be one of {', '.join(EVENT_LOOPS)}, not {self.loop!r}")

@@ -16,6 +16,7 @@ confirmed stays in the store and is delivered again when it reconnects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from .outbound import DeflateOutbound, Outbound, RawOutbound
 from .protocol import Push, Session, State, StoreRequest, StoreResult
 
 if TYPE_CHECKING:
+    from .bus import RedisBus
     from .config import ServerConfig
     from .metrics import ServerMetrics
     from .store import Store
@@ -48,16 +50,33 @@ _TIMER_SLACK = 0.002
 
 
 class Hub:
-    """Routes frames to every open connection of a user, and batches their writes."""
+    """Routes frames to every open connection of a user, and batches their writes.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    With a ``bus`` (:class:`reference_server.bus.RedisBus`, several processes), every push is
+    also published for the user's connections on other processes, and pushes from them arrive
+    through :meth:`deliver_remote`. ``gap_wait`` is how long a gapless session waits for a
+    missing inbox item to arrive before it re-reads the store.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, bus: RedisBus | None = None, gap_wait: float = 0.1
+    ) -> None:
         self.by_user: dict[str, set[Connection]] = {}
         self._loop = loop
         self._dirty: list[Connection] = []
         self._scheduled = False
+        self.bus = bus
+        self.gap_wait = gap_wait
 
-    def add(self, conn: Connection) -> None:
-        self.by_user.setdefault(conn.user_id, set()).add(conn)
+    def add(self, conn: Connection) -> asyncio.Future[None] | None:
+        """Register ``conn``; with a bus, returns the future of its user's subscription (load
+        the backlog after it resolves)."""
+        conns = self.by_user.get(conn.user_id)
+        if conns is None:
+            self.by_user[conn.user_id] = {conn}
+            return None if self.bus is None else self.bus.add_user(conn.user_id)
+        conns.add(conn)
+        return None
 
     def remove(self, conn: Connection) -> None:
         conns = self.by_user.get(conn.user_id)
@@ -65,15 +84,35 @@ class Hub:
             conns.discard(conn)
             if not conns:
                 del self.by_user[conn.user_id]
+                if self.bus is not None:
+                    self.bus.remove_user(conn.user_id)
 
     def route(self, push: Push) -> None:
-        """Deliver ``push`` to every open connection of its user (none open: it waits in the
-        store if it is an inbox item)."""
-        conns = self.by_user.get(push.user_id)
+        """Deliver ``push`` to every open connection of its user, here and (with a bus) on the
+        other processes (none open: it waits in the store if it is an inbox item)."""
+        self._deliver(push.user_id, push.seq, push.frame)
+        if self.bus is not None:
+            self.bus.publish(push.user_id, push.seq, push.frame)
+
+    def deliver_remote(self, user_id: str, seq: int | None, frame: bytes) -> None:
+        """A push from another process (through the bus)."""
+        self._deliver(user_id, seq, frame)
+
+    def _deliver(self, user_id: str, seq: int | None, frame: bytes) -> None:
+        conns = self.by_user.get(user_id)
         if conns:
             for conn in conns:
-                conn.session.deliver(push.seq, push.frame)
+                session = conn.session
+                session.deliver(seq, frame)
+                if session.gapless and session.has_gap:
+                    conn.gap_seen()
                 self.mark_dirty(conn)
+
+    def resync(self) -> None:
+        """Pushes may have been lost (Redis reconnected): every connection re-reads its inbox."""
+        for conns in list(self.by_user.values()):
+            for conn in list(conns):
+                conn.reread()
 
     def mark_dirty(self, conn: Connection) -> None:
         """Flush ``conn`` at the end of this event-loop pass."""
@@ -127,6 +166,7 @@ class Connection:
         self.dirty = False
         self._loop = asyncio.get_running_loop()
         self._confirm_timer: asyncio.TimerHandle | None = None
+        self._gap_timer: asyncio.TimerHandle | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._inflight_waiter: asyncio.Future[None] | None = None
         #: The close frame has been written; nothing more may be.
@@ -139,9 +179,16 @@ class Connection:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Register with the hub, start the offline backlog and the expiry timer."""
-        self.hub.add(self)
+    async def start(self) -> None:
+        """Register with the hub, start the offline backlog and the expiry timer.
+
+        With a bus, the backlog is read only once the user's subscription is confirmed (or
+        after a second without Redis: the resync after its return covers the rest).
+        """
+        waiter = self.hub.add(self)
+        if waiter is not None and not waiter.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), 1.0)
         self.store.load_backlog(self.user_id, self._on_backlog, limit=self.config.backlog_page)
         expires_at = self.session.expires_at
         if expires_at is not None:
@@ -156,7 +203,7 @@ class Connection:
         self.hub.remove(self)
         if self.session.state is not State.CLOSED:
             self.session.connection_lost()
-        for timer in (self._confirm_timer, self._expiry_timer):
+        for timer in (self._confirm_timer, self._expiry_timer, self._gap_timer):
             if timer is not None:
                 timer.cancel()
         if self._delay_task is not None:
@@ -322,9 +369,29 @@ class Connection:
             self.session.fail(ConnectionClosingError("could not load undelivered messages"))
             self._close_as_decided()
             return
-        self.session.backlog_loaded(result)
+        session = self.session
+        session.backlog_loaded(result)
         self.flush()
-        if result.more and self.session.state is State.OPEN:
+        if session.catching_up and session.state is State.OPEN:
+            self._next_backlog_page()  # a full page, or a re-read asked for meanwhile
+        elif session.gapless and session.has_gap:
+            self.gap_seen()
+
+    def gap_seen(self) -> None:
+        """An inbox item is missing before what arrived: wait ``gap_wait`` for it (it may be in
+        flight from another process), then re-read the store."""
+        if self._gap_timer is None:
+            self._gap_timer = self._loop.call_later(self.hub.gap_wait, self._gap_expired)
+
+    def _gap_expired(self) -> None:
+        self._gap_timer = None
+        if self.session.has_gap:
+            self.reread("gap")
+
+    def reread(self, reason: str = "resync") -> None:
+        """Re-read this user's inbox after what this connection has sent."""
+        self.metrics.rereads[reason] += 1
+        if self.session.request_reread():
             self._next_backlog_page()
 
     def _next_backlog_page(self) -> None:

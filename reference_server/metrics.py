@@ -19,6 +19,12 @@ them into metric families when ``/metrics`` is scraped. Exposed series (prefix `
 ``db_commit_seconds``              histogram  duration of each group commit
 ``db_commit_jobs``                 histogram  jobs per group commit
 ``db_pending_jobs``                gauge      jobs queued for the store thread
+``inbox_rereads_total``            counter    store re-reads by a connection: a gap in its inbox
+                                              ``seq`` (``reason="gap"``), or pushes possibly lost
+                                              while Redis was away (``reason="resync"``)
+``bus_published_total``            counter    pushes published to Redis (several processes)
+``bus_received_total``             counter    pushes from other processes delivered here
+``bus_connected``                  gauge      1 while the Redis subscriber is connected
 =================================  =========  ===================================================
 """
 
@@ -78,12 +84,15 @@ class ServerMetrics(Collector):
     Args:
         buffer_sizes: Returns the write-buffer size of every open connection (scrape time).
         pending_jobs: Returns the store's queued job count (scrape time).
+        bus_stats: Returns ``(published, received, connected)`` of the Redis bus, or ``None``
+            without one (scrape time).
     """
 
     def __init__(
         self,
         buffer_sizes: Callable[[], list[int]] = list,
         pending_jobs: Callable[[], int] = int,
+        bus_stats: Callable[[], tuple[int, int, bool] | None] = lambda: None,
     ) -> None:
         self.connections_open = 0
         self.connections_total = 0
@@ -99,6 +108,8 @@ class ServerMetrics(Collector):
         self.loop_lag_max = 0.0
         self._buffer_sizes = buffer_sizes
         self._pending_jobs = pending_jobs
+        self._bus_stats = bus_stats
+        self.rereads: defaultdict[str, int] = defaultdict(int)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -168,6 +179,18 @@ class ServerMetrics(Collector):
         yield GaugeMetricFamily(
             "wsgauge_db_pending_jobs", "Jobs queued for the store", value=self._pending_jobs()
         )
+        yield _labelled("wsgauge_inbox_rereads", "Inbox re-reads from the store by reason", "reason",
+                        self.rereads)  # fmt: skip
+        bus = self._bus_stats()
+        if bus is not None:
+            published, received, connected = bus
+            yield CounterMetricFamily("wsgauge_bus_published", "Pushes published to Redis", value=published)
+            yield CounterMetricFamily(
+                "wsgauge_bus_received", "Pushes from other processes delivered here", value=received
+            )
+            yield GaugeMetricFamily(
+                "wsgauge_bus_connected", "Redis subscriber connected", value=int(connected)
+            )
 
 
 def _labelled(

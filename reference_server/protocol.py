@@ -216,6 +216,12 @@ class Session:
             ``0`` disables the limit.
         rate_burst: Bucket size for the rate limit; defaults to ``max(rate_limit, max_batch)``.
         hooks: Receives frame and error counts for metrics.
+        gapless: The store numbers each user's inbox ``1, 2, 3, …`` without gaps (the
+            PostgreSQL store, shared by several processes). Pushes from other processes can
+            then arrive out of order or not at all (a Redis outage); an inbox frame ahead of
+            the next expected ``seq`` is held, and :attr:`has_gap` tells the driver to wait a
+            little and then re-read the store (:meth:`request_reread`). Frames leave in ``seq``
+            order, so a confirmed cursor never passes an item this connection has not sent.
     """
 
     def __init__(
@@ -229,8 +235,10 @@ class Session:
         rate_limit: float = 1000.0,
         rate_burst: float | None = None,
         hooks: SessionHooks | None = None,
+        gapless: bool = False,
     ) -> None:
         self.user_id = user_id
+        self.gapless = gapless
         self.state = State.OPEN
         self.close_code: int | None = None
         self.close_reason = ""
@@ -255,6 +263,8 @@ class Session:
         self.sent_seq = 0
         self.confirmed_seq = 0
         self._ping_outstanding: int | None = None
+        self._ahead: dict[int, bytes] = {}  # gapless: inbox frames past the next expected seq
+        self._reread = False  # a store re-read was asked for while a backlog load ran
 
     # -- state machine ------------------------------------------------------------------------
 
@@ -453,27 +463,79 @@ class Session:
         """Queue a frame routed to this session's user.
 
         Inbox frames (``seq`` not ``None``) already sent are dropped; while the offline backlog
-        is loading, frames are held and sent after it.
+        is loading, frames are held and sent after it. In ``gapless`` mode an inbox frame
+        beyond ``sent_seq + 1`` waits for the ones before it (see :attr:`has_gap`).
         After calling this, you must call :meth:`messages_to_send`.
         """
         if self.state is not State.OPEN:
             return
-        if self._catching_up:
-            # Inbox frames committed before the backlog query are in the backlog; later
-            # ones arrive after it. Only live-only frames need holding.
-            if seq is None:
+        if seq is None:
+            if self._catching_up:
                 self._held.append((seq, frame))
-        elif seq is None:
-            self._outbox.append(frame)
-        elif seq > self.sent_seq:
+            else:
+                self._outbox.append(frame)
+            return
+        if self.gapless:
+            if seq <= self.sent_seq:
+                return
+            if self._catching_up or seq != self.sent_seq + 1:
+                self._ahead[seq] = frame
+                return
             self.sent_seq = seq
             self._outbox.append(frame)
+            if self._ahead:
+                self._drain_ahead()
+            return
+        if self._catching_up:
+            # Inbox frames committed before the backlog query are in the backlog; later
+            # ones arrive after it (one process, one store thread: results come in order).
+            return
+        if seq > self.sent_seq:
+            self.sent_seq = seq
+            self._outbox.append(frame)
+
+    def _drain_ahead(self) -> None:
+        """Send held inbox frames that now follow ``sent_seq`` without a gap; drop stale ones."""
+        ahead = self._ahead
+        for seq in [s for s in ahead if s <= self.sent_seq]:
+            del ahead[seq]
+        nxt = self.sent_seq + 1
+        while nxt in ahead:
+            self._outbox.append(ahead.pop(nxt))
+            self.sent_seq = nxt
+            nxt += 1
+
+    @property
+    def has_gap(self) -> bool:
+        """``gapless`` only: inbox frames wait for an earlier one that has not arrived.
+
+        The driver should wait briefly (the missing push may be in flight from another process)
+        and, if this is still true, call :meth:`request_reread` and load the backlog.
+        """
+        return bool(self._ahead) and not self._catching_up
+
+    def request_reread(self) -> bool:
+        """Re-read the inbox from the store after :attr:`sent_seq` (a gap, or pushes lost with a
+        Redis outage).
+
+        Returns ``True`` if the driver should load a backlog page now (``after=sent_seq``);
+        ``False`` if a load is already running, in which case one more follows it (the driver
+        sees :attr:`catching_up` still set after :meth:`backlog_loaded`).
+        """
+        if self.state is not State.OPEN:
+            return False
+        if self._catching_up:
+            self._reread = True
+            return False
+        self._catching_up = True
+        return True
 
     def backlog_loaded(self, page: Backlog) -> None:
         """Send one page of the offline backlog (inbox items after the user's cursor).
 
-        If ``page.more``, read the next page after :attr:`sent_seq` and call this again; live
-        frames are held until the last page.
+        While :attr:`catching_up` stays ``True`` afterwards (``page.more``, or a re-read was
+        asked for meanwhile), read the next page after :attr:`sent_seq` and call this again;
+        live frames are held until the last page.
         After calling this, you must call :meth:`messages_to_send`.
         """
         cursor = page.cursor
@@ -492,14 +554,19 @@ class Session:
             self._hooks.frame_out("backlog", sent)
         if page.more:
             return
+        if self._reread:  # asked for while this load ran: its snapshot may predate the ask
+            self._reread = False
+            return
         self._catching_up = False
         held, self._held = self._held, []
         for seq, frame in held:
             self.deliver(seq, frame)
+        if self._ahead:
+            self._drain_ahead()
 
     @property
     def catching_up(self) -> bool:
-        """``True`` until :meth:`backlog_loaded` is called."""
+        """``True`` while the backlog (or a re-read of it) is loading."""
         return self._catching_up
 
     def messages_to_send(self) -> list[bytes]:

@@ -296,6 +296,10 @@ class Store:
     Call :meth:`start` from the event loop before use and ``await`` :meth:`close` at the end.
     """
 
+    #: One counter numbers every inbox, in commit order of this one process: a user's ``seq``
+    #: has gaps (other users' items), so sessions must not wait for the missing numbers.
+    gapless = False
+
     def __init__(
         self,
         path: str,

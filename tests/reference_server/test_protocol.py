@@ -454,6 +454,83 @@ def test_backlog_entries_become_the_frames_of_their_kind():
     assert json.loads(push.frame) == update
 
 
+# -- gapless inboxes (PostgreSQL: per-user seq 1, 2, 3, ...; pushes race through Redis) --------
+
+
+def _push(s: Session, *seqs: int) -> None:
+    for seq in seqs:
+        s.deliver(seq, inbox_frame(inbox(seq)))
+
+
+def test_gapless_frames_leave_in_seq_order_whatever_order_they_arrive_in():
+    s = make_session(gapless=True)
+    s.backlog_loaded(Backlog(0, [inbox(1)]))
+    _push(s, 3, 4)  # 2 is still in flight from another process
+    assert ids(sent(s)) == ["m1"] and s.has_gap and s.sent_seq == 1
+    _push(s, 2)
+    assert ids(sent(s)) == ["m2", "m3", "m4"] and not s.has_gap
+    _push(s, 3, 2)  # duplicates (e.g. also in a re-read) are dropped
+    assert sent(s) == []
+
+
+def test_a_confirmation_never_passes_a_missing_item():
+    s = make_session(gapless=True)
+    s.backlog_loaded(Backlog(0, []))
+    _push(s, 1, 3)
+    sent(s)
+    payload = s.confirmation_ping()
+    assert payload is not None
+    assert s.pong_received(payload) == 1  # not 3: 2 was never sent
+
+
+def test_a_gap_is_filled_by_a_reread_of_the_store():
+    s = make_session(gapless=True)
+    s.backlog_loaded(Backlog(0, []))
+    _push(s, 1, 4)
+    sent(s)
+    assert s.has_gap
+    assert s.request_reread() is True  # the driver loads the backlog after sent_seq
+    assert s.catching_up and not s.has_gap
+    s.deliver(None, b'{"live":1}')  # live-only frames wait behind the re-read
+    _push(s, 5)
+    s.backlog_loaded(Backlog(0, [inbox(2), inbox(3), inbox(4)]))
+    assert ids(sent(s)) == ["m2", "m3", "m4", {"live": 1}, "m5"]
+    assert not s.catching_up and not s.has_gap
+
+
+def test_inbox_frames_arriving_during_the_first_backlog_are_kept_not_dropped():
+    # Another process may commit after the backlog's snapshot and publish before it returns.
+    s = make_session(gapless=True)
+    _push(s, 3, 4)
+    s.backlog_loaded(Backlog(1, [inbox(2)]))
+    assert ids(sent(s)) == ["m2", "m3", "m4"]
+
+
+def test_a_reread_asked_for_during_a_load_runs_after_it():
+    s = make_session(gapless=True)
+    assert s.request_reread() is False  # the first backlog load is running
+    s.backlog_loaded(Backlog(0, [inbox(1)]))
+    assert s.catching_up  # its snapshot may predate the ask: the driver loads again
+    s.backlog_loaded(Backlog(0, [inbox(2)]))
+    assert ids(sent(s)) == ["m1", "m2"] and not s.catching_up
+
+
+def test_the_users_cursor_moves_a_lagging_connection_past_what_another_tab_confirmed():
+    s = make_session(gapless=True)
+    s.backlog_loaded(Backlog(0, []))
+    _push(s, 4)
+    assert s.request_reread()
+    s.backlog_loaded(Backlog(3, [inbox(4)]))  # 1..3 confirmed on another tab
+    assert ids(sent(s)) == ["m4"] and s.sent_seq == 4
+
+
+def test_without_gapless_a_later_seq_is_sent_at_once():
+    s = make_session()  # SQLite: one counter for all inboxes, so a user's seqs have gaps
+    s.backlog_loaded(Backlog(0, []))
+    _push(s, 3, 7)
+    assert ids(sent(s)) == ["m3", "m7"] and not s.has_gap
+
+
 def test_delivery_is_confirmed_by_a_matching_pong_only():
     s = make_session()
     s.backlog_loaded(Backlog(0, [inbox(7)]))
@@ -542,3 +619,18 @@ def test_arbitrary_text_never_raises(data):
             check_well_formed(frame)
     else:
         assert s.close_code == 1007
+
+
+def test_the_core_imports_no_io_library():
+    """The sans-I/O core emits pushes; routing them (locally or through Redis) and storing them
+    (SQLite or PostgreSQL) is the shell's business."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, reference_server.protocol, reference_server.messages; "
+        "print(sorted(m for m in ('redis', 'psycopg', 'psycopg_pool', 'sqlite3', 'aiohttp', 'asyncio') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
