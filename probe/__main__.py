@@ -27,7 +27,7 @@ from probe._rules import (
     parse_rule,
 )
 from probe._runner import ProbeConfig, run_probe
-from probe._runs import open_probe_run
+from probe._runs import open_probe_run, store_resumes_runs
 from probe._writer import RetentionPolicy, StoreWriter
 from runstore.location import default_location, store_location
 from runstore.store import RunStore, StoreError
@@ -144,11 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     store = parser.add_argument_group("store")
     store.add_argument("--results", default=default_location(), help="run store file (default: %(default)s)")
     store.add_argument(
-        "--keep-seconds", type=_days, default=2 * 86400.0, help="keep per-second rows (default 2d)"
+        "--keep-seconds", type=_days, default=86400.0, help="keep per-second rows (default 1d)"
     )
     store.add_argument(
-        "--keep-minutes", type=_days, default=400 * 86400.0, help="keep per-minute rows (default 400d)"
+        "--keep-minutes", type=_days, default=30 * 86400.0, help="keep per-minute rows (default 30d)"
     )
+    store.add_argument("--tag", default=None, help="a label stored with the run (e.g. the region)")
+    store.add_argument("--build", default=None, help="the target's build or version, stored with the run")
     store.add_argument(
         "--duration", type=_positive_seconds, default=None, help="stop after this long (default: never)"
     )
@@ -236,12 +238,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "users": credentials.user_ids,
         }
         run_id, continued = open_probe_run(
-            store, config.name, config.ws_url, options, {"wsgauge": _version()}
+            store,
+            config.name,
+            config.ws_url,
+            options,
+            {"wsgauge": _version()},
+            tag=args.tag,
+            build=args.build,
         )
     except (StoreError, sqlite3.Error, OSError) as exc:
         return _fail(f"cannot write the run store {path}: {exc}")
     retention = RetentionPolicy(keep_seconds_s=args.keep_seconds, keep_minutes_s=args.keep_minutes)
-    writer = StoreWriter(store, run_id, retention=retention)
+    writer = StoreWriter(
+        store, run_id, retention=retention, finish_status="stopped" if store_resumes_runs(store) else None
+    )
     writer.start()
     print(
         f"wsgauge-probe {config.name}: probing {config.ws_url} as {', '.join(credentials.user_ids)} every "

@@ -46,13 +46,14 @@ class StoreEvent:
 class RetentionPolicy:
     """How long each resolution of a probe's series is kept.
 
-    Per-second rows for ``keep_seconds_s`` (default 2 days: the monitor's 15-minute and 24-hour windows at
-    full resolution), per-minute roll-ups for ``keep_minutes_s`` (default 400 days), checked every
-    ``every_s``. ``docs/probe.md`` gives the store size this bounds.
+    Per-second rows for ``keep_seconds_s`` (default 1 day: the monitor's 15-minute and 24-hour windows at
+    full resolution), per-minute roll-ups for ``keep_minutes_s`` (default 30 days: the 7-day window);
+    the store keeps per-hour roll-ups for ever. Checked every ``every_s``. ``docs/probe.md`` gives the
+    store size this bounds.
     """
 
-    keep_seconds_s: float = 2 * 86400.0
-    keep_minutes_s: float = 400 * 86400.0
+    keep_seconds_s: float = 86400.0
+    keep_minutes_s: float = 30 * 86400.0
     every_s: float = 3600.0
 
     def apply(self, store: RunStore, run_id: int) -> bool:
@@ -76,6 +77,8 @@ class StoreWriter:
         retention: the retention policy.
         buffer_seconds: at most this many unwritten batches are kept while writes fail (oldest dropped).
         err: where problems are reported for the operator.
+        finish_status: the run's status after :meth:`stop` (``None``: leave it ``running``, for a store
+            that cannot reopen a finished run).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class StoreWriter:
         buffer_seconds: int = 3600,
         err: TextIO = sys.stderr,
         backoff: Backoff | None = None,
+        finish_status: str | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -103,6 +107,7 @@ class StoreWriter:
         self._last_heartbeat = 0.0
         self._last_retention = 0.0
         self._retention_missing_said = False
+        self._finish_status = finish_status
 
     def start(self) -> None:
         self._thread.start()
@@ -130,12 +135,16 @@ class StoreWriter:
                 if item is None:
                     self._drain_queue()
                     self._flush(final=True)
+                    if self._finish_status is not None and not self.failing:
+                        self.store.finish_run(self.run_id, self._finish_status)
                     return
                 if item:
                     if len(self._unwritten) == self._unwritten.maxlen:
                         self.dropped_batches += 1
                     self._unwritten.append(item)
                 self._flush()
+        except (sqlite3.Error, StoreError, OSError) as exc:
+            self._say(f"wsgauge-probe: cannot finish the run in {self.store.path}: {exc}")
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self.store.close()
