@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from probe.__main__ import main
 from runstore.store import RunStore
 from tests.probe.helpers import ProbeProcess, WebhookReceiver
 
@@ -198,40 +199,35 @@ def test_wrong_secret_is_a_clear_error_and_exit_2(reference_server, tmp_path: Pa
         (["--rule", "disconnected > 30s", "--rule", "disconnected  >  30s"], "given twice"),
         (["--auth", "cookies"], "--auth cookies needs --cookies-file"),
         (["--alert-webhook", "ftp://x"], "--alert-webhook must be an http"),
+        (["--host", "http://127.0.0.1:9/ws"], "--host must be a ws:// or wss:// URL"),
+        (["--results", "postgresql://db/x"], "stores are not supported"),
     ],
 )
-def test_bad_input_exits_2_naming_the_problem(tmp_path: Path, args: list[str], message: str) -> None:
-    probe = ProbeProcess(
-        "--host", "ws://127.0.0.1:9/ws", "--secret=s", "--results", str(tmp_path / "s.sqlite3"), *args
-    )
-    assert probe.wait(30) == 2
-    assert message in probe.errors(), probe.errors()
-    assert "Traceback" not in probe.errors()
+def test_bad_input_exits_2_naming_the_problem(tmp_path: Path, capsys, args: list[str], message: str) -> None:
+    # In-process: the real command line code, without a Python start-up per case.
+    base = ["--host", "ws://127.0.0.1:9/ws", "--secret=s", "--results", str(tmp_path / "s.sqlite3")]
+    assert main([*base, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not (tmp_path / "s.sqlite3").exists()  # refused before touching the store
 
 
-def test_rules_file_errors_name_the_line(tmp_path: Path) -> None:
+def test_rules_file_errors_name_the_line(tmp_path: Path, capsys) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(
         '[probe]\nwindow = "1m"\n\n[absolute]\nrules = [\n  "pong.p99 < 50ms",\n  "pong.p99 <<< 1",\n]\n'
     )
-    probe = ProbeProcess(
-        "--host",
-        "ws://127.0.0.1:9/ws",
-        "--secret=s",
-        "--results",
-        str(tmp_path / "s.sqlite3"),
-        "--rules-file",
-        str(rules),
-    )
-    assert probe.wait(30) == 2
-    assert f"--rules-file {rules} line 7" in probe.errors(), probe.errors()
+    args = ["--host", "ws://127.0.0.1:9/ws", "--secret=s", "--results", str(tmp_path / "s.sqlite3")]
+    assert main([*args, "--rules-file", str(rules)]) == 2
+    assert f"--rules-file {rules} line 7" in capsys.readouterr().err
 
 
-def test_an_unwritable_store_is_a_clear_error_and_exit_2(tmp_path: Path) -> None:
+def test_an_unwritable_store_is_a_clear_error_and_exit_2(tmp_path: Path, capsys) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    for results in (blocker / "store.sqlite3", tmp_path):  # parent is a file; a directory
-        probe = ProbeProcess("--host", "ws://127.0.0.1:9/ws", "--secret=s", "--results", str(results))
-        assert probe.wait(30) == 2
-        assert "cannot write the run store" in probe.errors(), probe.errors()
-        assert "Traceback" not in probe.errors()
+    corrupt = tmp_path / "corrupt.sqlite3"
+    corrupt.write_bytes(b"this is not an SQLite file" * 100)
+    for results in (blocker / "store.sqlite3", tmp_path, corrupt):  # parent is a file; a directory; junk
+        assert main(["--host", "ws://127.0.0.1:9/ws", "--secret=s", "--results", str(results)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot write the run store" in err, err
