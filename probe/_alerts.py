@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from probe._checks import CheckDone
 from probe._rules import AlertRule
 from runstore import histogram as hdr
+from runstore.names import EVENT_ALERT_FIRING, EVENT_ALERT_RESOLVED
 
 __all__ = ["ALERT_FIRING", "ALERT_RESOLVED", "AlertEvaluator", "AlertTransition"]
 
-ALERT_FIRING = "alert_firing"
-ALERT_RESOLVED = "alert_resolved"
+ALERT_FIRING = EVENT_ALERT_FIRING
+ALERT_RESOLVED = EVENT_ALERT_RESOLVED
 
 
 @dataclass(frozen=True)

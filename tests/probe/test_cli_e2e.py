@@ -99,7 +99,8 @@ def test_outage_shows_as_a_gap_alert_fires_and_recovers_and_a_restart_continues_
     assert hook.attempts == 3
 
     run_id, run = _run(store)
-    assert run.options["kind"] == "probe"
+    assert run.kind == "probe" and run.name == "e2e"
+    assert run.status == "stopped" and run.ended_at is not None  # SIGINT: a clean stop, continuable
     with RunStore.open(store, readonly=True) as runs:
         events = runs.events(run_id)
         gauges = runs.gauges(run_id, ["users.connected"])
@@ -140,7 +141,12 @@ def test_outage_shows_as_a_gap_alert_fires_and_recovers_and_a_restart_continues_
     finally:
         probe.kill()
     with RunStore.open(store, readonly=True) as runs:
-        assert [r.id for r in runs.list_runs()] == [run_id]
+        [again_run] = runs.list_runs()
+        assert again_run.id == run_id and again_run.started_at == run.started_at
+        assert again_run.status == "stopped"
+        # one series: the first process's seconds and the restarted one's, in the same run
+        assert not runs.latency(run_id, ["pong"], end=outage_start).empty
+        assert not runs.latency(run_id, ["pong"], start=restarted).empty
 
 
 def _count(store: Path, metric: str, since: float = 0.0) -> int:

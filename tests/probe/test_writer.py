@@ -10,7 +10,7 @@ from probe._backoff import Backoff
 from probe._runs import open_probe_run
 from probe._writer import RetentionPolicy, StoreEvent, StoreWriter
 from runstore.samples import SampleAggregator
-from runstore.store import RunStore
+from runstore.store import RunInfo, RunStore
 
 T0 = 1_800_000_000
 
@@ -40,11 +40,11 @@ def test_one_run_per_probe_name_continued_on_reopen(tmp_path: Path) -> None:
         first, continued = open_probe_run(store, "prod", "ws://h/ws", {}, {})
         assert not continued
         other, _ = open_probe_run(store, "staging", "ws://h2/ws", {}, {})
-        store.create_run(__import__("runstore.store", fromlist=["RunInfo"]).RunInfo(name="prod", target="x"))
+        store.create_run(RunInfo(name="prod", target="x"))  # a load run of the same name
     with RunStore.open(path) as store:
         again, continued = open_probe_run(store, "prod", "ws://h/ws", {}, {})
         assert continued and again == first and other != first  # a load run named "prod" is not the probe's
-        assert store.get_run(first).options["kind"] == "probe"
+        assert store.get_run(first).kind == "probe"
 
 
 def test_writes_samples_and_events_then_survives_a_full_disk_and_catches_up(tmp_path: Path) -> None:
