@@ -100,9 +100,13 @@ class ProbeConnection:
             AuthRefused: the first connect was refused with 401 (or closed with 4401).
         """
         while True:
-            connected = await self._connect()
-            if connected:
-                await self._serve()
+            try:
+                if await self._connect():
+                    await self._serve()
+            except (AuthRefused, asyncio.CancelledError):
+                raise
+            except Exception:  # a bug must cost one connection, never the probe that watches production
+                log.exception("probe user %d: unexpected error; reconnecting", self.index)
             await asyncio.sleep(self._backoff.next_delay())
 
     async def close(self) -> None:
