@@ -26,7 +26,7 @@ from runstore.store import RunStore
 T0 = 1_800_000_000
 
 
-def simulate(store: RunStore, run_id: int, hours: float, interval: float) -> None:
+def simulate(store: RunStore, run_id: int, hours: float, interval: float, batch_s: int = 60) -> None:
     now = [float(T0)]
     agg = SampleAggregator(clock=lambda: now[0])
     checks = ProbeChecks(["probe-a", "probe-b"], agg, notify=True)
@@ -56,9 +56,13 @@ def simulate(store: RunStore, run_id: int, hours: float, interval: float) -> Non
                     checks.receive(0, sync, reply_at)
                     checks.receive(0, {"type": "ack", "requestId": frame["requestId"]}, reply_at)
         checks.snapshot(second + 0.5, [0, 0])
-        samples, events = agg.drain(before=second + 1)
-        store.write_samples(run_id, samples)
-        store.write_events(run_id, [StoreEvent(e.ts, e.user, e.kind, e.detail) for e in events])
+        if (second + 1) % batch_s == 0:  # the writer thread writes each second; batching only saves fsyncs
+            samples, events = agg.drain(before=second + 1)
+            store.write_samples(run_id, samples)
+            store.write_events(run_id, [StoreEvent(e.ts, e.user, e.kind, e.detail) for e in events])
+    samples, events = agg.drain()
+    store.write_samples(run_id, samples)
+    store.write_events(run_id, [StoreEvent(e.ts, e.user, e.kind, e.detail) for e in events])
 
 
 def table_bytes(path: Path) -> dict[str, int]:
@@ -74,46 +78,65 @@ def table_bytes(path: Path) -> dict[str, int]:
     return {name: int(size) for name, size in rows}
 
 
+def store_bytes(store: RunStore) -> int:
+    """Bytes in use after a VACUUM (pages minus free pages)."""
+    db = store._db
+    db.execute("VACUUM")
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    return (
+        db.execute("PRAGMA page_count").fetchone()[0] - db.execute("PRAGMA freelist_count").fetchone()[0]
+    ) * page
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--hours", type=float, default=2.0)
+    parser.add_argument("--hours", type=float, default=4.0)
     parser.add_argument("--interval", type=float, default=5.0)
     args = parser.parse_args()
+    policy = RetentionPolicy()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "probe.sqlite3"
         store = RunStore.open(path)
         run_id, _ = open_probe_run(store, "bench", "ws://127.0.0.1:1/ws", {}, {})
-        empty = table_bytes(path)
+        empty = store_bytes(store)
         started = time.perf_counter()
         simulate(store, run_id, args.hours, args.interval)
         took = time.perf_counter() - started
-        full = table_bytes(path)
         per_day = 24.0 / args.hours
+        end = T0 + int(args.hours * 3600)
+        everything = store_bytes(store) - empty
         print(f"simulated {args.hours:g} h at a {args.interval:g} s interval in {took:.1f} s")
-        print(f"{'table/index':40s} {'MB/day':>8s}")
-        for name in sorted(full):
-            grown = (full[name] - empty.get(name, 0)) * per_day / 1e6
-            if grown > 0.005:
-                print(f"{name:40s} {grown:8.2f}")
-        total = (sum(full.values()) - sum(empty.values())) * per_day / 1e6
-        print(f"{'total':40s} {total:8.2f}")
-        minute_rows = store._db.execute(
-            "SELECT COUNT(*) FROM latency WHERE run_id = ? AND resolution = 60", (run_id,)
+        if not hasattr(store, "apply_retention"):
+            print(f"all rows: {everything * per_day / 1e6:.2f} MB/day (this store has no retention)")
+            return
+        for table in ("latency", "counters", "gauges"):
+            counts = store._db.execute(
+                f"SELECT resolution, COUNT(*) FROM {table} WHERE run_id = ? GROUP BY resolution", (run_id,)
+            ).fetchall()
+            print(f"{table} rows per day by resolution:", {r: round(n * per_day) for r, n in counts})
+        hour_latency_bytes = store._db.execute(
+            "SELECT SUM(length(hist)) FROM latency WHERE run_id = ? AND resolution = 3600", (run_id,)
         ).fetchone()[0]
-        second_rows = store._db.execute(
-            "SELECT COUNT(*) FROM latency WHERE run_id = ? AND resolution = 1", (run_id,)
-        ).fetchone()[0]
-        print(
-            f"latency rows per day: {second_rows * per_day:,.0f} per-second,"
-            f" {minute_rows * per_day:,.0f} per-minute"
-        )
-        policy = RetentionPolicy()
-        if hasattr(store, "apply_retention"):
-            policy.apply(store, run_id)
-            print("after apply_retention:", sum(table_bytes(path).values()) / 1e6, "MB")
+        print(f"per-hour latency histograms: {(hour_latency_bytes or 0) * per_day / 1e3:.1f} kB/day (blobs)")
+        store.apply_retention(run_id, keep_seconds=0, keep_minutes=None, now=end)
+        without_seconds = store_bytes(store) - empty
+        store.apply_retention(run_id, keep_seconds=0, keep_minutes=0, now=end)
+        hours_only = store_bytes(store) - empty
         store.close()
+    seconds_day = (everything - without_seconds) * per_day / 1e6
+    minutes_day = (without_seconds - hours_only) * per_day / 1e6
+    hours_day = hours_only * per_day / 1e6
+    keep_s, keep_m = policy.keep_seconds_s / 86400, policy.keep_minutes_s / 86400
+    print(f"per-second rows: {seconds_day:7.2f} MB/day")
+    print(f"per-minute rows: {minutes_day:7.2f} MB/day")
+    print(f"per-hour rows + events: {hours_day:7.3f} MB/day")
+    steady = seconds_day * keep_s + minutes_day * keep_m
+    print(
+        f"default retention ({keep_s:g} d seconds, {keep_m:g} d minutes, hours kept): {steady:.1f} MB"
+        f" + {hours_day:.3f} MB per day of the probe's life ({hours_day * 365:.1f} MB a year)"
+    )
 
 
 if __name__ == "__main__":
