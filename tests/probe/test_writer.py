@@ -93,3 +93,22 @@ def test_retention_is_applied_when_the_store_has_it_and_said_once_when_not(tmp_p
     assert calls == [(7, 10.0, 20.0)]
     with RunStore.open(tmp_path / "s.sqlite3") as store:
         assert policy.apply(store, 1) is hasattr(store, "apply_retention")
+
+
+def test_the_writer_applies_retention_to_the_real_store(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = RunStore.open(path)
+    run_id, _ = open_probe_run(store, "p", "ws://h/ws", {}, {})
+    old = int(time.time()) // 3600 * 3600 - 3 * 3600  # three hours ago, on an hour
+    policy = RetentionPolicy(keep_seconds_s=3600.0, keep_minutes_s=7200.0, every_s=0.0)
+    writer = StoreWriter(store, run_id, retention=policy, err=io.StringIO())
+    writer.submit(_seconds(old, 120), [])
+    writer.start()
+    writer.stop()
+    with RunStore.open(path, readonly=True) as reader:
+        seconds = reader.latency(run_id, ["pong"])
+        minutes = reader.latency(run_id, ["pong"], resolution=60)
+        hours = reader.latency(run_id, ["pong"], resolution=3600)
+    assert seconds.empty  # older than an hour: gone
+    assert minutes.empty  # older than two hours: gone too; the hour roll-up answers
+    assert list(hours.t) == [old] and hours["count"].sum() == 120  # nothing of the counts lost
