@@ -37,6 +37,7 @@ from runstore.names import (
     METRIC_HTTP_NOTIFICATION,
     METRIC_PONG,
     METRIC_PUSH_NOTIFICATION,
+    METRIC_SEND_LAG,
     METRIC_SYNC_PROGRESS,
     ack_metric,
     error_counter,
@@ -66,6 +67,7 @@ PROBE_METRICS = (
     METRIC_PUSH_NOTIFICATION,
     METRIC_HTTP_NOTIFICATION,
     METRIC_CONNECT,
+    METRIC_SEND_LAG,
 )
 """The latency metrics a probe records (the load test's names)."""
 PROBE_REQUEST_TYPES = ("ping", "chat_message", "progress_update", "notification_create", "connect")
@@ -80,6 +82,8 @@ class Send:
 
     user: int
     frame: dict[str, Any]
+    scheduled: float = 0.0
+    """The round's scheduled time; report the actual send with :meth:`ProbeChecks.frame_sent`."""
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,8 @@ class ProbeChecks:
                 self._expect(
                     ("reply", user, request_id), _Check("ping", scheduled, 1), METRIC_PONG, user, scheduled
                 )
-                out.append(Send(user, {"type": "ping", "ts": int(scheduled * 1000), "requestId": request_id}))
+                frame = {"type": "ping", "ts": int(scheduled * 1000), "requestId": request_id}
+                out.append(Send(user, frame, scheduled))
         if self._require((a, b), "chat_message", scheduled):
             request_id, token = self._request_id(), self._token()
             check = _Check("chat_message", scheduled, 2)
@@ -273,6 +278,7 @@ class ProbeChecks:
                         "message": {"content": f"{_SUBJECT} {self._label} {token}", "timestamp": scheduled},
                         "requestId": request_id,
                     },
+                    scheduled,
                 )
             )
         if self._require((a,), "progress_update", scheduled):
@@ -289,6 +295,7 @@ class ProbeChecks:
                         "progress": {"subject": _SUBJECT, "topic": self._label, "completion": completion},
                         "requestId": request_id,
                     },
+                    scheduled,
                 )
             )
         if self.notify and self._require((b,), "notification_create", scheduled):
@@ -381,6 +388,14 @@ class ProbeChecks:
         push = self._pending.pop(("push", token), None)
         if push is not None:
             self._close(push.check, at)  # no push can come: the check already failed
+
+    def frame_sent(self, scheduled: float, at: float) -> None:
+        """A round's frame was written to the socket at ``at``: its lateness is ``send_lag``.
+
+        The probe's own stalls show here (as in the load test's open model), apart from the target's latency.
+        """
+        if scheduled:
+            self.agg.record_latency(METRIC_SEND_LAG, max(0.0, (at - scheduled) * 1e6), at=at)
 
     def expire(self, now: float) -> None:
         """Fail every expectation whose deadline has passed; call about every 100 ms."""

@@ -81,7 +81,7 @@ class ProbeConnection:
         self._connect_timeout = connect_timeout
         self._heartbeat = heartbeat
         self._on_state = on_state
-        self._outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbound: asyncio.Queue[tuple[dict[str, Any], float]] = asyncio.Queue()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
 
     @property
@@ -89,9 +89,9 @@ class ProbeConnection:
         """Frames queued and not yet written to the socket (the seed's ``messageQueueSize``)."""
         return self._outbound.qsize()
 
-    def send(self, frame: dict[str, Any]) -> None:
-        """Queue ``frame`` for sending; returns at once."""
-        self._outbound.put_nowait(frame)
+    def send(self, frame: dict[str, Any], scheduled: float = 0.0) -> None:
+        """Queue ``frame`` (due at ``scheduled``) for sending; returns at once."""
+        self._outbound.put_nowait((frame, scheduled))
 
     async def run(self) -> None:
         """Connect and stay connected until cancelled.
@@ -188,11 +188,12 @@ class ProbeConnection:
 
     async def _write(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
-            frame = await self._outbound.get()
+            frame, scheduled = await self._outbound.get()
             try:
                 await ws.send_str(orjson.dumps(frame).decode())
             except (aiohttp.ClientError, OSError, ConnectionResetError):
                 return
+            self._checks.frame_sent(scheduled, time.time())
 
     def _state(self, state: str, detail: str) -> None:
         if self._on_state is not None:

@@ -205,7 +205,7 @@ class _Probe:
                     if due is not None:
                         for action in self.checks.start_round(due.at, due.skipped):
                             if isinstance(action, Send):
-                                connections[action.user].send(action.frame)
+                                connections[action.user].send(action.frame, action.scheduled)
                             else:
                                 self._spawn(self._notify(session, action))
                     self.checks.expire(now)

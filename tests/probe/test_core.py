@@ -111,6 +111,7 @@ def test_a_round_sends_ping_chat_progress_and_notify_and_every_reply_is_matched_
     h.checks.receive(1, {"type": "notification_update", "data": {"title": notify.body["title"]}}, T0 + 1.008)
 
     assert h.checks.outstanding == 0
+    assert all(isinstance(a, Notify) or a.scheduled == T0 + 1 for a in actions)
     metrics = dict(h.latencies)
     assert metrics["pong"] == pytest.approx(2000, abs=1)  # from the scheduled time, in µs
     assert metrics["ack:chat_message"] == pytest.approx(3000, abs=1)
@@ -119,7 +120,10 @@ def test_a_round_sends_ping_chat_progress_and_notify_and_every_reply_is_matched_
     assert metrics["ack:progress_update"] == pytest.approx(6000, abs=1)
     assert metrics["http:notification_create"] == pytest.approx(7000, abs=1)
     assert metrics["push:notification"] == pytest.approx(8000, abs=1)
+    h.checks.frame_sent(chat.scheduled, T0 + 1.0005)  # the shell wrote it 0.5 ms late
     sample, _ = h.sample()
+    assert sample.latency["send_lag"].get_total_count() == 1
+    assert sample.latency["send_lag"].get_max_value() == pytest.approx(500, rel=0.01)
     assert sample.counters["sent.ping"] == 2 and sample.counters["sent.chat_message"] == 1
     assert sample.counters["recv.new_message"] == 1
     assert not any(name.startswith("errors.") for name in sample.counters)
