@@ -15,31 +15,21 @@ import functools
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from runstore.errors import SchemaTooNew, StoreError, StoreNotFound
+from runstore.location import redacted
 from runstore.schema import RESOLUTIONS, SCHEMA_VERSION, migrations, statements
 
-__all__ = ["PostgresBackend", "close_pools", "redacted"]
+__all__ = ["PostgresBackend", "close_pools"]
 
 _MIGRATION_LOCK = 0x77736761  # "wsga": one migrating writer at a time, on any machine
 _RUN_LOCK = 0x77736762  # open_run's look-up-then-create
 _CONNECT_TIMEOUT_S = 10
 _pools: dict[tuple[str, bool], ConnectionPool] = {}
 _pools_lock = threading.Lock()
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for messages and listings."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -98,7 +88,7 @@ class PostgresBackend:
 
     def __init__(self, url: str, *, readonly: bool) -> None:
         self.location = redacted(url)
-        self.path = self.location
+        self.path = url  # as given: what another process needs to open the same store
         self.readonly = readonly
         self._pool = _pool(url, readonly)
         try:

@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from runstore.store import DEFAULT_RESULTS, POSTGRES_SCHEMES
 
@@ -23,6 +24,7 @@ __all__ = [
     "default_location",
     "default_store_location",
     "is_url",
+    "redacted",
     "results_argument",
     "store_location",
 ]
@@ -41,6 +43,17 @@ def is_url(location: StoreLocation) -> bool:
 
 class StoreLocationError(ValueError):
     """A ``--results`` value that names no store this wsgauge can open."""
+
+
+def redacted(url: str | os.PathLike[str]) -> str:
+    """``url`` without its password, for messages and listings (a path as it is)."""
+    url = os.fspath(url)
+    parts = urlsplit(url)
+    if not _URL.match(url) or parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def store_location(value: str | os.PathLike[str]) -> StoreLocation:

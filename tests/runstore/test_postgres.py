@@ -79,3 +79,18 @@ def test_read_only_sessions_and_an_empty_database(postgres_url: str) -> None:
 def test_a_missing_database_is_a_clear_error(postgres_url: str) -> None:
     with pytest.raises(StoreError, match=r"cannot connect to the run store .*does not exist"):
         RunStore.open(postgres_url + "_absent")
+
+
+def test_monitor_and_reports_take_the_url(postgres_url: str) -> None:
+    from monitor.__main__ import results_problem
+    from reports.build import default_output
+    from reports.data import load_run
+    from tests.synthetic_runs import write_synthetic_run
+
+    assert results_problem(postgres_url) is None  # reachable, no store yet: the monitor waits for one
+    run = write_synthetic_run(postgres_url, seconds=90, rate=3)
+    assert results_problem(postgres_url) is None
+    assert "cannot connect" in (results_problem(postgres_url + "_absent") or "")
+    data = load_run(postgres_url, run.run_id)
+    assert int(data.run["id"]) == run.run_id
+    assert default_output(postgres_url, run.run_id) == Path("results") / f"report-{run.run_id}.html"
