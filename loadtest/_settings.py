@@ -56,7 +56,8 @@ class LoadSettings:
     cookies_file: Path | None
     admin_token: str | None
     # results
-    results: Path
+    results: Path | str
+    """The run store: an SQLite file path, or a ``postgresql://`` URL (a string)."""
     run_name: str | None
     report: bool
     scrape_metrics: bool
@@ -125,7 +126,7 @@ def _bool(text: str | bool) -> bool:
 
 
 def _results(text: str) -> str:
-    """``--results``: refused at parse time when it names no store (``postgresql://...``), never a stray file.
+    """``--results``: refused at parse time when it names no store (``redis://...``), never a stray file.
 
     Stays a string: Locust forwards the options to its workers with msgpack, which has no ``Path``.
     """
@@ -192,7 +193,7 @@ def add_arguments(parser: Any) -> None:
         type=_results,
         default=default_location(),
         web=False,
-        help="run store file; a URL such as postgresql://... is refused (default: %(default)s)",
+        help="run store: SQLite file or postgresql://user@host/db URL (default: %(default)s)",
     )
     add("--run-name", default=None, help="name of the run in the store (default: personas and user count)")
     add("--tag", default=None, help="free-text label of the run in the store, e.g. nightly (default: none)")

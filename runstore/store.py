@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import pandas as pd
@@ -32,10 +32,16 @@ from runstore.errors import RunNotFound, SchemaTooNew, StoreCorrupt, StoreError,
 from runstore.samples import ConnectionEvent, SecondSample
 from runstore.schema import LATENCY_COLUMNS, LATENCY_UPSERT, RESOLUTIONS
 
+if TYPE_CHECKING:
+    from runstore._postgres import PostgresBackend
+
+Backend = Union[SQLiteBackend, "PostgresBackend"]
+
 __all__ = [
     "DEFAULT_KEEP_MINUTES_S",
     "DEFAULT_KEEP_SECONDS_S",
     "DEFAULT_RESULTS",
+    "POSTGRES_SCHEMES",
     "RESOLUTIONS",
     "ROLLUP_SECONDS",
     "RUN_KINDS",
@@ -71,6 +77,8 @@ _RUN_COLUMNS = (
     " summary, kind, host, tag, build"
 )
 _SERIES_TABLES = ("latency", "counters", "gauges")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+"""URL schemes of a PostgreSQL run store (``postgresql://user@host/db``); anything else is an SQLite path."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +215,7 @@ class RunStore:
     Instances are not thread safe; one per thread (or greenlet hub). Use as a context manager to close.
     """
 
-    def __init__(self, backend: SQLiteBackend) -> None:
+    def __init__(self, backend: Backend) -> None:
         self._backend = backend
         self.readonly = backend.readonly
         self.schema_version = backend.schema_version
@@ -224,7 +232,8 @@ class RunStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> RunStore:
-        """Open (for writing: create or upgrade if needed) the store at ``path``.
+        """Open (for writing: create or upgrade if needed) the store at ``path``: an SQLite file path, or a
+        ``postgresql://user@host/db`` URL (libpq's URL: password, port, ``?sslmode=`` ... as psql takes them).
 
         Opening writable runs the migrations the store lacks (a v1 file upgrades in place). Read-only, a v1
         file is read as it is: runs have kind ``load``, their host from ``machine``, and no tag.
@@ -232,8 +241,17 @@ class RunStore:
         Raises:
             StoreNotFound: read-only and no file at ``path``.
             StoreCorrupt: the file is not an SQLite database with a wsgauge schema.
+            StoreError: the database cannot be reached, or the URL's scheme is not served.
             SchemaTooNew: the store's schema version is newer than this wsgauge understands.
         """
+        text = os.fspath(path)
+        scheme = text.split("://", 1)[0].lower() if "://" in text else None
+        if scheme in POSTGRES_SCHEMES:
+            from runstore._postgres import PostgresBackend  # psycopg loads only for a PostgreSQL store
+
+            return cls(PostgresBackend(text, readonly=readonly))
+        if scheme is not None:
+            raise StoreError(f"run store {text!r}: '{scheme}://' stores are not supported")
         return cls(SQLiteBackend(path, readonly=readonly))
 
     def close(self) -> None:
@@ -816,7 +834,7 @@ class RunStore:
             "counters", "name, t, value", run_id, width, start, end, extra, extra_params
         )
         return self._frame(
-            f"SELECT name, (t / ?) * ? AS b, SUM(value) FROM ({union}) AS x"
+            f"SELECT name, (t / ?) * ? AS b, CAST(SUM(value) AS BIGINT) FROM ({union}) AS x"
             " GROUP BY name, b ORDER BY name, b",
             [int(width), int(width), *params],
             ["name", "t", "value"],
@@ -849,7 +867,8 @@ class RunStore:
             "gauges", "name, t, sum, count, min, max, seconds", run_id, width, start, end, extra, extra_params
         )
         frame = self._frame(
-            "SELECT name, (t / ?) * ? AS b, SUM(sum), SUM(count), MIN(min), MAX(max), SUM(seconds)"
+            "SELECT name, (t / ?) * ? AS b, SUM(sum), CAST(SUM(count) AS BIGINT), MIN(min), MAX(max),"
+            " CAST(SUM(seconds) AS BIGINT)"
             f" FROM ({union}) AS x GROUP BY name, b ORDER BY name, b",
             [int(width), int(width), *params],
             columns,
@@ -931,19 +950,24 @@ class RunStore:
         clause += extra
         params += extra_params
         args = [int(width), int(width), run_id, *params]
-        # With a single MAX() aggregate, SQLite takes the bare column (value) from the row holding MAX(t).
-        last = self._frame(
-            f"SELECT name, (t / ?) * ? AS b, MAX(t), value FROM server_metrics WHERE run_id = ?{clause}"
-            " GROUP BY name, b ORDER BY name, b",
-            args,
-            columns[:4],
-        )
+        if self._backend.dialect == "sqlite":
+            # With a single MAX() aggregate, SQLite takes the bare column (value) from the row holding MAX(t).
+            last_sql = (
+                f"SELECT name, (t / ?) * ? AS b, MAX(t), value FROM server_metrics WHERE run_id = ?{clause}"
+                " GROUP BY name, b ORDER BY name, b"
+            )
+        else:
+            last_sql = (
+                f"SELECT DISTINCT ON (name, b) name, (t / ?) * ? AS b, t, value FROM server_metrics"
+                f" WHERE run_id = ?{clause} ORDER BY name, b, t DESC"
+            )
+        last = self._frame(last_sql, args, columns[:4])
         stats = self._frame(
-            f"SELECT MIN(value), MAX(value), AVG(value) FROM server_metrics WHERE run_id = ?{clause}"
-            " GROUP BY name, (t / ?) * ? ORDER BY name, (t / ?) * ?",
-            [run_id, *params, *args[:2], *args[:2]],
-            columns[4:],
-        )
+            f"SELECT name, (t / ?) * ? AS b, MIN(value), MAX(value), AVG(value) FROM server_metrics"
+            f" WHERE run_id = ?{clause} GROUP BY name, b ORDER BY name, b",
+            args,
+            ["name", "b", *columns[4:]],
+        )[columns[4:]]
         return pd.concat([last, stats], axis=1)
 
 

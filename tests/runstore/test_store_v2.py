@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +49,10 @@ def _frames_equal(a, b) -> None:
 
 
 def test_migrations_are_numbered_without_gaps() -> None:
-    for dialect in ("sqlite",):
+    # PostgreSQL stores were born at v2: one file per later version in each dialect, the same number.
+    for dialect, first in (("sqlite", 1), ("postgresql", 2)):
         versions = [m.version for m in migrations(dialect)]
-        assert versions == list(range(1, SCHEMA_VERSION + 1)), dialect
+        assert versions == list(range(first, SCHEMA_VERSION + 1)), dialect
 
 
 def test_a_v1_file_reads_read_only_as_it_is(tmp_path: Path) -> None:
@@ -124,8 +124,8 @@ def test_an_upgraded_v1_file_takes_new_writes(tmp_path: Path) -> None:
         assert store.counters_bucketed(run, 60)["value"].sum() == 24
 
 
-def test_kind_host_tag_build(tmp_path: Path) -> None:
-    with RunStore.open(tmp_path / "r.sqlite3") as store:
+def test_kind_host_tag_build(location: str) -> None:
+    with RunStore.open(location) as store:
         a = store.create_run(RunInfo(name="a", target="x", machine={"hostname": "ci-1"}, git_commit="c0ffee"))
         b = store.create_run(
             RunInfo(name="b", target="x", kind="probe", host="edge-2", tag="prod", build="v7")
@@ -141,12 +141,12 @@ def test_kind_host_tag_build(tmp_path: Path) -> None:
         assert [r.id for r in store.list_runs(host="ci-1", build="c0ffee")] == [a]
         with pytest.raises(ValueError, match="run kind"):
             store.create_run(RunInfo(name="d", target="x", kind="soak"))
-        with pytest.raises(sqlite3.IntegrityError):  # the schema refuses it too
-            store._db.execute("UPDATE runs SET kind = 'soak' WHERE id = ?", (a,))
+        with pytest.raises(store._backend.database_errors):  # the schema refuses it too
+            store._backend.run("UPDATE runs SET kind = 'soak' WHERE id = ?", (a,))
 
 
-def test_open_run_continues_the_same_probe_series(tmp_path: Path) -> None:
-    path = tmp_path / "probe.sqlite3"
+def test_open_run_continues_the_same_probe_series(location: str) -> None:
+    path = location
     info = RunInfo(name="edge", target="ws://prod/ws", kind="probe", build="v1")
     with RunStore.open(path) as store:
         first = store.open_run(info)
@@ -186,9 +186,9 @@ def test_cover_picks_the_coarsest_exact_rows(width, start, end, expected) -> Non
     assert sorted(cover((3600, 60, 1), width, start, end), key=str) == sorted(expected, key=str)
 
 
-def test_rollups_match_the_seconds_for_any_bucket_and_range(tmp_path: Path) -> None:
+def test_rollups_match_the_seconds_for_any_bucket_and_range(location: str) -> None:
     start = 1_700_000_000 - 1_700_000_000 % 3600 - 1234  # crosses hour boundaries
-    with RunStore.open(tmp_path / "r.sqlite3") as store:
+    with RunStore.open(location) as store:
         run = store.create_run(RunInfo(name="r", target="x"))
         samples = _probe_samples(start, 2 * 3600, seed=3, every=10)
         store.write_samples(run, samples[:4000])
@@ -230,15 +230,15 @@ def test_rollups_match_the_seconds_for_any_bucket_and_range(tmp_path: Path) -> N
         # The writer kept roll-ups at both resolutions for every table.
         for resolution in (60, 3600):
             assert not store.latency(run, resolution=resolution).empty
-            assert store._db.execute(
+            assert store._backend.one(
                 "SELECT COUNT(*) FROM counters WHERE run_id = ? AND resolution = ?", (run, resolution)
-            ).fetchone()[0]
+            )[0]
 
 
-def test_retention_drops_seconds_and_keeps_buckets_exact(tmp_path: Path) -> None:
+def test_retention_drops_seconds_and_keeps_buckets_exact(location: str) -> None:
     hour = 1_700_000_000 - 1_700_000_000 % 3600
     start = hour - 2 * 3600
-    with RunStore.open(tmp_path / "r.sqlite3") as store:
+    with RunStore.open(location) as store:
         run = store.create_run(RunInfo(name="probe", target="x", kind="probe", started_at=start))
         store.write_samples(run, _probe_samples(start, 4 * 3600, seed=4, every=60))
         store.write_server_metrics(run, start + 10, {"m": 1.0})
