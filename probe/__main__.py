@@ -29,7 +29,7 @@ from probe._rules import (
 from probe._runner import ProbeConfig, run_probe
 from probe._runs import open_probe_run, store_resumes_runs
 from probe._writer import RetentionPolicy, StoreWriter
-from runstore.location import default_location, store_location
+from runstore.location import default_location, redacted, store_location
 from runstore.store import RunStore, StoreError
 
 __all__ = ["build_parser", "main"]
@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build=args.build,
         )
     except (StoreError, sqlite3.Error, OSError) as exc:
-        return _fail(f"cannot write the run store {path}: {exc}")
+        return _fail(f"cannot write the run store {redacted(path)}: {exc}")
     retention = RetentionPolicy(keep_seconds_s=args.keep_seconds, keep_minutes_s=args.keep_minutes)
     writer = StoreWriter(
         store, run_id, retention=retention, finish_status="stopped" if store_resumes_runs(store) else None
@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     writer.start()
     print(
         f"wsgauge-probe {config.name}: probing {config.ws_url} as {', '.join(credentials.user_ids)} every "
-        f"{config.interval_s:g} s; run {run_id} ({'continued' if continued else 'new'}) in {path}",
+        f"{config.interval_s:g} s; run {run_id} ({'continued' if continued else 'new'}) in {redacted(path)}",
         flush=True,
     )
     try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from probe._backoff import Backoff
+from runstore.location import redacted
 from runstore.samples import SecondSample
 from runstore.store import RunStore, StoreError
 
@@ -144,7 +145,7 @@ class StoreWriter:
                     self._unwritten.append(item)
                 self._flush()
         except (sqlite3.Error, StoreError, OSError) as exc:
-            self._say(f"wsgauge-probe: cannot finish the run in {self.store.path}: {exc}")
+            self._say(f"wsgauge-probe: cannot finish the run in {redacted(self.store.location)}: {exc}")
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self.store.close()
@@ -187,7 +188,8 @@ class StoreWriter:
             self._retry_at = now + delay
             if not self.failing:
                 self._say(
-                    f"wsgauge-probe: cannot write the run store {self.store.path}: {exc}; probing goes on,"
+                    f"wsgauge-probe: cannot write the run store {redacted(self.store.location)}: {exc};"
+                    " probing goes on,"
                     f" keeping up to {self._unwritten.maxlen} s of samples in memory and retrying"
                     f" (next try in {delay:.0f} s)"
                 )

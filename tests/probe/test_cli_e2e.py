@@ -206,7 +206,7 @@ def test_wrong_secret_is_a_clear_error_and_exit_2(reference_server, tmp_path: Pa
         (["--auth", "cookies"], "--auth cookies needs --cookies-file"),
         (["--alert-webhook", "ftp://x"], "--alert-webhook must be an http"),
         (["--host", "http://127.0.0.1:9/ws"], "--host must be a ws:// or wss:// URL"),
-        (["--results", "postgresql://db/x"], "stores are not supported"),
+        (["--results", "redis://db/x"], "stores are not supported"),
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(tmp_path: Path, capsys, args: list[str], message: str) -> None:
