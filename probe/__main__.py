@@ -262,7 +262,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc = asyncio.run(run_probe(config, credentials, writer, sys.stdout))
     finally:
         writer.stop()
+    if rc == 2 and not continued:
+        _forget_run(path, run_id)
     return rc
+
+
+def _forget_run(path: str | Path, run_id: int) -> None:
+    """Delete the run this start created when it ended in a refusal (wrong secret): it measured nothing."""
+    try:
+        with RunStore.open(path) as store:
+            store.delete_runs([run_id])
+    except (StoreError, sqlite3.Error, OSError):
+        pass
 
 
 def _version() -> str:

@@ -194,6 +194,8 @@ def test_wrong_secret_is_a_clear_error_and_exit_2(reference_server, tmp_path: Pa
     assert probe.wait(30) == 2
     assert "refused the probe's credentials (HTTP 401)" in probe.errors()
     assert "Traceback" not in probe.errors()
+    with RunStore.open(store, readonly=True) as runs:
+        assert runs.list_runs() == []  # a refused start leaves no empty run behind
 
 
 @pytest.mark.parametrize(
