@@ -14,7 +14,6 @@ import contextlib
 import copy
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gevent
@@ -42,6 +41,7 @@ from loadtest._settings import LoadSettings, SettingsError, settings_from
 from loadtest._shipping import PAYLOAD_KEY, StoreSink, StoreThread, parse_payload, seconds_until_next_tick
 from loadtest._summary import format_summary, missed_rows, never_connected, summarize_run
 from loadtest._target import Target, TargetUnreachable, fetch_health, is_reference_server, probe
+from runstore.location import redacted
 from runstore.samples import SampleFormatError
 from runstore.store import RunInfo, RunStore, StoreError
 
@@ -201,6 +201,8 @@ class CoordinatorLifecycle(RunLifecycle):
             versions=versions(),
             machine=machine_info(),
             git_commit=git_commit(),
+            tag=settings.tag,
+            build=settings.build,
         )
         run_id = self._store_call(self.store.create_run, info)
         setattr(self.options, OPT_TARGET, target.to_wire())
@@ -212,7 +214,7 @@ class CoordinatorLifecycle(RunLifecycle):
         if settings.scrape_metrics:
             run.scraper = MetricsScraper(target.http_base, give_up_after=0 if self.reference_target else 5)
         run.greenlets.append(gevent.spawn(self._housekeeping_loop, run))
-        log.info("wsgauge run %s '%s' started: storing into %s", run_id, name, settings.results)
+        log.info("wsgauge run %s '%s' started: storing into %s", run_id, name, redacted(settings.results))
 
     def _start_sampling(self, run: ActiveRun) -> None:
         """Where this process's samples come from (its own users, or its workers)."""
@@ -358,13 +360,13 @@ class CoordinatorLifecycle(RunLifecycle):
     def _print_and_report(self, finished: FinishedRun) -> None:
         if self.settings is None or self.store is None:
             return
-        store_path = Path(self.settings.results)
+        store_path = self.settings.results
         text = format_summary(
             finished.summary,
             run_id=finished.run_id,
             run_name=finished.name,
             status=finished.status,
-            store_path=str(store_path),
+            store_path=redacted(store_path),
         )
         print("\n" + text, flush=True)
         if self.settings.report and self.downstream.write_report is not None:

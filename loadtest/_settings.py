@@ -56,7 +56,8 @@ class LoadSettings:
     cookies_file: Path | None
     admin_token: str | None
     # results
-    results: Path
+    results: Path | str
+    """The run store: an SQLite file path, or a ``postgresql://`` URL (a string)."""
     run_name: str | None
     report: bool
     scrape_metrics: bool
@@ -90,6 +91,11 @@ class LoadSettings:
     embedded_workers: int = 1
     embedded_redis: str | None = None
     embedded_db: str | None = None
+    # results, continued
+    tag: str | None = None
+    """Free-text label of the run in the store (e.g. ``nightly``), to list and compare runs by."""
+    build: str | None = None
+    """The build under test (free text); ``None``: the store records the git commit."""
 
     def open_rate_per_user(self, users: int | None) -> float:
         """The open-model rate of one user, given Locust's total user count (``-u``)."""
@@ -124,7 +130,7 @@ def _bool(text: str | bool) -> bool:
 
 
 def _results(text: str) -> str:
-    """``--results``: refused at parse time when it names no store (``postgresql://...``), never a stray file.
+    """``--results``: refused at parse time when it names no store (``redis://...``), never a stray file.
 
     Stays a string: Locust forwards the options to its workers with msgpack, which has no ``Path``.
     """
@@ -191,9 +197,11 @@ def add_arguments(parser: Any) -> None:
         type=_results,
         default=default_location(),
         web=False,
-        help="run store file; a URL such as postgresql://... is refused (default: %(default)s)",
+        help="run store: SQLite file or postgresql://user@host/db URL (default: %(default)s)",
     )
     add("--run-name", default=None, help="name of the run in the store (default: personas and user count)")
+    add("--tag", default=None, help="free-text label of the run in the store, e.g. nightly (default: none)")
+    add("--build", default=None, help="the build under test, free text (default: the git commit)")
     add(
         "--report",
         type=_bool,
@@ -408,6 +416,8 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         admin_token=options.admin_token or None,
         results=results,
         run_name=options.run_name or None,
+        tag=getattr(options, "tag", None) or None,
+        build=getattr(options, "build", None) or None,
         report=_bool(options.report),
         scrape_metrics=_bool(options.scrape_metrics),
         seed=int(options.seed),

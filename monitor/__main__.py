@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runstore.location import default_location, results_argument
-from runstore.store import RunStore, StoreError
+from runstore.location import default_location, is_url, redacted, results_argument
+from runstore.store import RunStore, StoreError, StoreNotFound
 
 __all__ = ["is_loopback", "main", "parse_args", "port_number", "results_problem", "served_urls"]
 
@@ -53,14 +53,23 @@ def port_number(text: str) -> int:
     return port
 
 
-def results_problem(path: Path) -> str | None:
+def results_problem(path: Path | str) -> str | None:
     """Why the monitor cannot serve the run store at ``path``, or ``None``.
 
     A file that does not exist yet (or is still empty: a writer creating it) is no problem when its
     directory exists: a load test may still create it, and the page says it is waiting. A missing
     directory is almost always a typo, and a file that is not a run store will never become one, so both
-    are refused at start rather than explained in a page.
+    are refused at start rather than explained in a page. A database store (``postgresql://``) must answer.
     """
+    if is_url(path):
+        try:
+            RunStore.open(path, readonly=True).close()
+        except StoreNotFound:
+            return None  # reachable, no store yet: a load test will create it
+        except StoreError as exc:
+            return f"--results {redacted(path)}: {exc}"
+        return None
+    path = Path(path)
     if path.is_dir():
         return f"--results {path}: is a directory, not a run store file"
     if not path.exists():
@@ -77,10 +86,12 @@ def results_problem(path: Path) -> str | None:
     return None
 
 
-def _awaited(path: Path) -> bool:
+def _awaited(path: Path | str) -> bool:
     """Whether the store at ``path`` is still to be written: no file yet, or an empty one."""
+    if is_url(path):
+        return False
     try:
-        return path.stat().st_size == 0
+        return Path(path).stat().st_size == 0
     except FileNotFoundError:
         return True
 
@@ -190,7 +201,7 @@ def _serve(wsgi_app: Any, host: str, port: int, results: Path) -> int:
         print(f"wsgauge-monitor: cannot listen on {host} port {port}: {exc}", file=sys.stderr)
         return 2
     for url in served_urls(server):
-        print(f"wsgauge-monitor: serving {results} at {url}", flush=True)
+        print(f"wsgauge-monitor: serving {redacted(results)} at {url}", flush=True)
     # waitress closes its sockets and threads on SystemExit or KeyboardInterrupt: make SIGTERM (systemd,
     # docker stop) one of those too.
     signal.signal(signal.SIGTERM, _exit_on_signal)

@@ -13,12 +13,17 @@ from reports.embed import run_to_block
 from reports.errors import ReportError
 from reports.figures import report_figures, run_window
 from reports.render import report_html
+from runstore.location import is_url
+from runstore.store import DEFAULT_RESULTS
 
 __all__ = ["build_report", "default_output", "report_data", "write_atomically", "write_report"]
 
 
 def default_output(store_path: str | os.PathLike[str], run_id: int) -> Path:
-    """``report-<id>.html`` next to the run store (the name the load test uses)."""
+    """``report-<id>.html`` next to the run store (the name the load test uses); for a database store
+    (``postgresql://``) in the default store's folder, ``results/``."""
+    if is_url(os.fspath(store_path)):
+        return DEFAULT_RESULTS.parent / f"report-{run_id}.html"
     return Path(store_path).parent / f"report-{run_id}.html"
 
 

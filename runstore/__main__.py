@@ -1,4 +1,4 @@
-"""``python -m runstore`` (``wsgauge-runs``): list runs and apply retention to a run store.
+"""``python -m runstore`` (``wsgauge-runs``): list runs and apply retention (SQLite or PostgreSQL).
 
 Exit status (``docs/exit-codes.md``): 0 done, 2 a bad command line, an unusable store or an unknown run --
 with a one-line reason on stderr.
@@ -18,7 +18,13 @@ from runstore.location import (
     add_results_option,
     default_store_location,
 )
-from runstore.store import RunStore, StoreError
+from runstore.store import (
+    DEFAULT_KEEP_MINUTES_S,
+    DEFAULT_KEEP_SECONDS_S,
+    RunRecord,
+    RunStore,
+    StoreError,
+)
 
 __all__ = ["EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -56,6 +62,25 @@ def _parser() -> argparse.ArgumentParser:
         "--older-than", type=float, default=None, metavar="DAYS", help="delete runs older than DAYS"
     )
     prune.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    thin = commands.add_parser(
+        "thin", help="drop old per-second and per-minute rows of runs (their roll-ups stay)"
+    )
+    thin.add_argument("run_ids", nargs="*", type=int, metavar="RUN", help="runs (default: every probe run)")
+    add_results_option(thin)
+    thin.add_argument(
+        "--keep-seconds",
+        type=float,
+        default=DEFAULT_KEEP_SECONDS_S / 3600,
+        metavar="HOURS",
+        help="keep per-second rows this many hours (default: %(default)g)",
+    )
+    thin.add_argument(
+        "--keep-minutes",
+        type=float,
+        default=DEFAULT_KEEP_MINUTES_S / 86400,
+        metavar="DAYS",
+        help="keep per-minute rows this many days (default: %(default)g); per-hour rows stay",
+    )
     return parser
 
 
@@ -80,6 +105,25 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _thin(store: RunStore, runs: Sequence[RunRecord], args: argparse.Namespace) -> int:
+    known = {run.id for run in runs}
+    missing = [r for r in args.run_ids if r not in known]
+    if missing:
+        print(f"thin: no run {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    targets = list(args.run_ids) or [run.id for run in runs if run.kind == "probe"]
+    try:
+        for run_id in targets:
+            deleted = store.apply_retention(
+                run_id, keep_seconds=args.keep_seconds * 3600, keep_minutes=args.keep_minutes * 86400
+            )
+            print(f"run {run_id}: dropped {sum(deleted.values())} row(s) older than the retention")
+    except ValueError as exc:
+        print(f"thin: {exc} (--keep-minutes DAYS must cover --keep-seconds HOURS)", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 unusable store or arguments)."""
     try:
@@ -94,14 +138,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         with RunStore.open(args.results, readonly=args.command == "list") as store:
             runs = store.list_runs()
             if args.command == "list":
-                print(f"{'id':>5}  {'started (UTC)':19}  {'status':11}  {'duration':>9}  name / target")
+                print(
+                    f"{'id':>5}  {'started (UTC)':19}  {'kind':5}  {'status':11}  {'duration':>9}  "
+                    "name / target  [host tag build]"
+                )
                 for run in runs:
                     status = "stale" if run.is_stale() else run.status
+                    build = (run.build or "")[:12]
+                    labels = " ".join(str(v) if v else "-" for v in (run.host, run.tag, build))
                     print(
-                        f"{run.id:>5}  {_stamp(run.started_at)}  {status:11}  "
-                        f"{run.duration_s:>8.0f}s  {run.name} / {run.target}"
+                        f"{run.id:>5}  {_stamp(run.started_at)}  {run.kind:5}  {status:11}  "
+                        f"{run.duration_s:>8.0f}s  {run.name} / {run.target}  [{labels}]"
                     )
                 return 0
+            if args.command == "thin":
+                return _thin(store, runs, args)
             if args.command == "delete":
                 known = {run.id for run in runs}
                 missing = [r for r in args.run_ids if r not in known]
@@ -124,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 0
             deleted = store.delete_runs(victims)
             store.vacuum()
-            print(f"deleted {deleted} run(s) from {args.results}")
+            print(f"deleted {deleted} run(s) from {store.location}")
             return 0
     except StoreError as exc:
         print(f"wsgauge-runs: {exc}", file=sys.stderr)

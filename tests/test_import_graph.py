@@ -14,13 +14,16 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIRST_PARTY = ("reference_server", "nextauth_tokens", "loadtest", "runstore", "monitor", "reports")
+FIRST_PARTY = ("reference_server", "nextauth_tokens", "loadtest", "runstore", "monitor", "reports", "probe")
 
 ALLOWED: dict[str, frozenset[str]] = {
     "nextauth_tokens": frozenset(),
     "runstore": frozenset(),
     "reference_server": frozenset({"nextauth_tokens"}),
     "loadtest": frozenset({"runstore", "nextauth_tokens"}),
+    # The production probe writes the store like a load test and reads alert rules with the gate's parser
+    # (reports.thresholds); it never imports the load generator (Locust/gevent) or the server it watches.
+    "probe": frozenset({"runstore", "nextauth_tokens", "reports"}),
 }
 """First-party packages each package may import, besides itself."""
 

@@ -15,13 +15,13 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_a_results_url_is_a_usage_error_never_a_local_file(tmp_path: Path) -> None:
     proc = subprocess.run(
-        locust_command("-u", "1", "-t", "2s", "--results", "postgresql://user@host/db"),
+        locust_command("-u", "1", "-t", "2s", "--results", "redis://127.0.0.1:6379/0"),
         cwd=tmp_path, env=locust_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "--results" in proc.stderr and "postgresql://" in proc.stderr
+    assert "--results" in proc.stderr and "redis://" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert list(tmp_path.iterdir()) == []  # no 'postgresql:' folder, no store
+    assert list(tmp_path.iterdir()) == []  # no 'redis:' folder, no store
 
 
 def test_a_dead_port_is_named_before_the_missing_secret(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_results_honours_wsgauge_results(tmp_path: Path, monkeypatch: pytest.Mon
     assert parse("--results", "other.sqlite3").results == Path("other.sqlite3")
 
 
-@pytest.mark.parametrize("value", ["postgresql://user@host/db", "sqlite:///x.sqlite3", " "])
+@pytest.mark.parametrize("value", ["redis://127.0.0.1:6379/0", "sqlite:///x.sqlite3", " "])
 def test_results_that_name_no_store_are_refused(
     value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -105,9 +105,9 @@ def test_a_file_that_is_not_a_run_store_is_refused(tmp_path: Path, stores: Store
 
 
 def test_a_url_is_refused_and_creates_nothing(tmp_path: Path) -> None:
-    err = _refused(["--results", "postgresql://user@host/db"], tmp_path)
-    assert "'postgresql://' stores are not supported" in err
-    assert list(tmp_path.iterdir()) == []  # no folder named 'postgresql:'
+    err = _refused(["--results", "redis://127.0.0.1:6379/0"], tmp_path)
+    assert "'redis://' stores are not supported" in err
+    assert list(tmp_path.iterdir()) == []  # no folder named 'redis:'
 
 
 def test_bad_ports_are_refused(tmp_path: Path) -> None:

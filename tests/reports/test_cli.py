@@ -278,18 +278,16 @@ def test_results_url_is_refused_never_a_file(
     runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    url = ["--results", "postgresql://user@host/db"]
+    url = ["--results", "redis://127.0.0.1:6379/0"]
     for argv in ([*url, "build"], ["build", *url], ["compare", "1", "2", *url], [*url, "check", "1"]):
         code, out, err = _run(capsys, *argv)
         assert code == 2 and not out, argv
-        assert (
-            "argument --results: run store 'postgresql://user@host/db': 'postgresql://' stores are not" in err
-        )
+        assert "argument --results: run store 'redis://127.0.0.1:6379/0': 'redis://' stores are not" in err
         assert len(err.strip().splitlines()) == 1
-    monkeypatch.setenv("WSGAUGE_RESULTS", "postgresql://user@host/db")
+    monkeypatch.setenv("WSGAUGE_RESULTS", "redis://127.0.0.1:6379/0")
     code, _, err = _run(capsys, "compare", "1", "2")
-    assert code == 2 and err.startswith("python -m reports: $WSGAUGE_RESULTS: run store 'postgresql://")
-    assert list(tmp_path.iterdir()) == []  # no folder named 'postgresql:'
+    assert code == 2 and err.startswith("python -m reports: $WSGAUGE_RESULTS: run store 'redis://")
+    assert list(tmp_path.iterdir()) == []  # no folder named 'redis:'
     monkeypatch.setenv("WSGAUGE_RESULTS", str(runs.store))
     code, out, _ = _run(capsys, "compare", str(runs.base.run_id), str(runs.same.run_id))
     assert code == 0 and "verdict: PASS" in out

@@ -42,7 +42,7 @@ def test_results_on_either_side_of_the_subcommand(
 
     code, out, err = _run(capsys, *argv("list"))
     assert code == 0, err
-    assert [line.split()[-3] for line in out.splitlines()[1:]] == ["third", "second", "first"]
+    assert [line.split()[-6] for line in out.splitlines()[1:]] == ["third", "second", "first"]
     code, out, _ = _run(capsys, *argv("prune", "--keep", "2", "--dry-run"))
     assert code == 0 and "would delete 1 run(s): [1]" in out
     code, out, _ = _run(capsys, *argv("delete", "1"))
@@ -71,16 +71,29 @@ def test_a_url_is_refused_never_a_file(
     tmp_path: Path, before: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    url = ["--results", "postgresql://user@host/db"]
+    url = ["--results", "redis://127.0.0.1:6379/0"]
     code, out, err = _run(capsys, *([*url, "list"] if before else ["list", *url]))
     assert code == 2 and not out
-    assert "'postgresql://' stores are not supported" in err and len(err.strip().splitlines()) == 1
-    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "postgresql://user@host/db")
+    assert "'redis://' stores are not supported" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "mysql://user@host/db")
     code, _, err = _run(capsys, "prune", "--keep", "1")
-    assert code == 2 and err.startswith(
-        f"python -m runstore: ${ENVIRONMENT_VARIABLE}: run store 'postgresql:"
-    )
-    assert list(tmp_path.iterdir()) == []  # no folder named 'postgresql:', no store in it
+    assert code == 2 and err.startswith(f"python -m runstore: ${ENVIRONMENT_VARIABLE}: run store 'mysql:")
+    assert list(tmp_path.iterdir()) == []  # no folder named 'redis:', no store in it
+
+
+def test_an_unreachable_database_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "--results", "postgresql://postgres:hunter2@127.0.0.1:1/none", "list")
+    assert code == 2 and not out and len(err.strip().splitlines()) == 1
+    assert "cannot connect to the run store postgresql://postgres:***@127.0.0.1:1/none" in err
+    assert "hunter2" not in err
+
+
+def test_list_on_postgresql_shows_host_and_tag(postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with RunStore.open(postgres_url) as runs:
+        runs.create_run(RunInfo(name="probe-a", target="ws://x/ws", kind="probe", host="edge-1", tag="prod"))
+    code, out, err = _run(capsys, "--results", postgres_url, "list")
+    assert code == 0, err
+    assert "probe-a" in out and "edge-1" in out and "prod" in out and "probe" in out
 
 
 @pytest.mark.parametrize(
@@ -121,7 +134,7 @@ def test_console_script_in_a_subprocess(store: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "third" in proc.stdout
     proc = subprocess.run(
-        [sys.executable, "-m", "runstore", "--results", "postgresql://h/db", "list"],
+        [sys.executable, "-m", "runstore", "--results", "sqlite:///h/db", "list"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip

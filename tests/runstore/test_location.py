@@ -1,4 +1,5 @@
-"""``--results`` values: paths pass through, URLs of back ends not served are refused by name."""
+"""``--results`` values: paths pass through, ``postgresql://`` URLs too (as strings), URLs of back ends not
+served are refused by name."""
 
 from __future__ import annotations
 
@@ -23,9 +24,15 @@ def test_paths_are_paths(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["postgresql://user@host/db", "postgres://h/d", "sqlite:///x.db", "redis://127.0.0.1:6379/0"]
+    "value", ["postgresql://user@host/db", "postgres://h/d", "POSTGRESQL://u:p@h:5433/d"]
 )
-def test_urls_are_refused_naming_the_scheme(value: str) -> None:
+def test_postgresql_urls_are_kept_as_given(value: str) -> None:
+    assert store_location(value) == value
+    assert results_argument(value) == value
+
+
+@pytest.mark.parametrize("value", ["sqlite:///x.db", "redis://127.0.0.1:6379/0", "mysql://h/d"])
+def test_other_urls_are_refused_naming_the_scheme(value: str) -> None:
     with pytest.raises(StoreLocationError, match=value.split("://")[0] + "://"):
         store_location(value)
     with pytest.raises(argparse.ArgumentTypeError, match="not supported"):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from runstore.store import RunStore
 from tests.synthetic_runs import write_synthetic_run
 
 
-def test_bucketed_reads_match_per_second_rows(tmp_path: Path) -> None:
-    path = tmp_path / "runs.sqlite3"
+def test_bucketed_reads_match_per_second_rows(location: str) -> None:
+    path = location
     run = write_synthetic_run(path, seconds=150, rate=3, error_every=7, outage=(70, 80))
     with RunStore.open(path, readonly=True) as store:
         raw = store.counters(run.run_id)
@@ -40,8 +38,8 @@ def test_bucketed_reads_match_per_second_rows(tmp_path: Path) -> None:
         assert store.gauges_bucketed(run.run_id, 60, []).empty
 
 
-def test_bucketed_events_and_server_metrics(tmp_path: Path) -> None:
-    path = tmp_path / "runs.sqlite3"
+def test_bucketed_events_and_server_metrics(location: str) -> None:
+    path = location
     run = write_synthetic_run(path, seconds=130, rate=2, outage=(70, 80))
     with RunStore.open(path) as store:
         for i in range(5, 125):
