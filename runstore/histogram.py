@@ -165,7 +165,9 @@ def summarize(histogram: HdrHistogram) -> HistogramSummary:
     nonzero = np.flatnonzero(counts)
     summary["min_us"] = int(_INDEX_LOWEST[nonzero[0]])
     summary["max_us"] = int(_INDEX_HIGHEST[nonzero[-1]])
-    summary["mean_us"] = float(np.dot(counts, _INDEX_MEDIAN) / total)
+    # Over the non-empty buckets only, in float64: numpy's dot of an int64 by a float64 array takes a slow
+    # generic loop (~9 ms over the 23,552 buckets, most of a store write), this ~5 us.
+    summary["mean_us"] = float(np.dot(counts[nonzero].astype(np.float64), _INDEX_MEDIAN[nonzero]) / total)
     for pct, value in percentiles(histogram, list(_SUMMARY_PCTS)).items():
         summary[_SUMMARY_PCTS[pct]] = value
     return summary
