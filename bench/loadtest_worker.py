@@ -122,12 +122,16 @@ def run_locust(
     *,
     env: dict[str, str] | None = None,
     profile: Path | None = None,
+    sampler: str = "cprofile",
     locustfile: Path | str = BENCH_USERS,
     repo: Path = REPO,
 ) -> dict[str, Any]:
     """Run one pinned Locust process of checkout ``repo`` to completion; returns its peak RSS and CPU use."""
     head = ["taskset", "-c", str(WORKER_CORE), sys.executable]
-    if profile is not None:
+    if profile is not None and sampler == "py-spy":  # a sampling profiler: no per-call overhead
+        py_spy = ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", str(profile)]
+        head = [*head[:3], *py_spy, "--", sys.executable]
+    elif profile is not None:
         head += ["-m", "cProfile", "-o", str(profile)]
     command = [
         *head, "-m", "locust", "-f", str(repo / locustfile), "--headless", "--only-summary",
@@ -229,9 +233,19 @@ def rate_step(server: Server, tmp: Path, total: int, seconds: int, users: int, r
 
 
 def phase_rate(
-    server: Server, tmp: Path, rates: list[int], seconds: int, users: int, baseline: Path | None = None
+    server: Server,
+    tmp: Path,
+    rates: list[int],
+    seconds: int,
+    users: int,
+    baseline: Path | None = None,
+    all_steps: bool = False,
 ) -> dict[str, Any]:
-    """The rate sweep; with ``baseline``, each step on both checkouts in alternating order."""
+    """The rate sweep; with ``baseline``, each step on both checkouts in alternating order.
+
+    A side stops after two missed steps in a row, unless ``all_steps`` (to compare CPU per round trip at
+    fixed rates on a machine too busy for either side to keep the schedule).
+    """
     sides = {"after": REPO} if baseline is None else {"after": REPO, "before": baseline}
     steps: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     best = dict.fromkeys(sides, 0)
@@ -239,7 +253,7 @@ def phase_rate(
     for i, total in enumerate(rates):
         order = list(sides) if i % 2 == 0 else list(reversed(sides))
         for side in order:
-            if misses[side] >= 2:
+            if misses[side] >= 2 and not all_steps:
                 continue
             step = rate_step(server, tmp, total, seconds, users, sides[side])
             steps[side].append(step)
@@ -248,7 +262,7 @@ def phase_rate(
                 best[side], misses[side] = total, 0
             else:
                 misses[side] += 1
-        if all(m >= 2 for m in misses.values()):
+        if all(m >= 2 for m in misses.values()) and not all_steps:
             break
     result: dict[str, Any] = {"steps": steps["after"], "sustained_rate": best["after"]}
     if baseline is not None:
@@ -387,35 +401,57 @@ def _area(filename: str, name: str) -> str:
     return "other Python"
 
 
-def phase_profile(server: Server, tmp: Path, rate: int, users: int, seconds: int) -> dict[str, Any]:
+def phase_profile(
+    server: Server, tmp: Path, rate: int, users: int, seconds: int, sampler: str = "cprofile"
+) -> dict[str, Any]:
+    """Profile one rate step: ``cprofile`` (exact calls, inflated per-call cost) or ``py-spy`` (sampled)."""
     store = tmp / "profile.sqlite3"
-    prof = tmp / "locust.prof"
+    prof = tmp / ("locust.prof" if sampler == "cprofile" else "locust.pyspy.txt")
     proc = run_locust(
         server,
         store,
         ["RatePinger", "-u", str(users), "-r", str(users), "-t", f"{seconds}s"],
         env={"WSGAUGE_BENCH_RATE": str(rate / users)},
         profile=prof,
+        sampler=sampler,
     )
-    shutil.copy(prof, OUT / "loadtest_worker.prof")  # for `python -m pstats`
-    stats = pstats.Stats(str(prof))
-    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    shutil.copy(prof, OUT / f"loadtest_worker{prof.suffix}")  # `python -m pstats` / flame graph tools
     by_area: dict[str, float] = defaultdict(float)
-    rows = []
-    for (filename, _line, name), (_cc, _nc, tottime, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        by_area[_area(filename, name)] += tottime
-        rows.append((tottime, f"{Path(filename).name}:{name}"))
-    rows.sort(reverse=True)
+    inclusive: dict[str, float] = defaultdict(float)
+    rows: dict[str, float] = defaultdict(float)
+    if sampler == "cprofile":
+        stats = pstats.Stats(str(prof))
+        for (filename, _line, name), (_cc, _nc, tottime, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+            by_area[_area(filename, name)] += tottime
+            rows[f"{Path(filename).name}:{name}"] += tottime
+    else:  # collapsed stacks: "frame;frame;... count", frames "name (file:line)"
+        for line in prof.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack:
+                continue
+            count = float(count_text)
+            frames = [f.rpartition(" (") for f in stack.split(";")]
+            name, _, where = frames[-1]
+            filename = where.rsplit(":", 1)[0]
+            by_area[_area(filename, name)] += count
+            rows[f"{Path(filename).name}:{name}"] += count
+            for label in {f"{Path(w.rsplit(':', 1)[0]).name}:{n}" for n, _, w in frames}:
+                inclusive[label] += count
+    total = sum(rows.values()) or 1.0
     result = {
         "rate": rate,
+        "sampler": sampler,
         "achieved": steady_stats(store)["pongs_per_s"],
-        "profiled_cpu_s": round(total, 2),
+        "profiled": round(total, 2),
         "by_area_pct": {
             k: round(100 * v / total, 1) for k, v in sorted(by_area.items(), key=lambda kv: -kv[1])
         },
-        "top": [(name, round(100 * t / total, 1)) for t, name in rows[:15]],
+        "top": [(n, round(100 * t / total, 1)) for n, t in sorted(rows.items(), key=lambda kv: -kv[1])[:20]],
         **{k: v for k, v in proc.items() if k != "timeline"},
     }
+    if inclusive:
+        top = sorted(inclusive.items(), key=lambda kv: -kv[1])
+        result["inclusive_top"] = [(n, round(100 * t / total, 1)) for n, t in top[:40]]
     print(json.dumps(result, indent=1), flush=True)
     return result
 
@@ -433,10 +469,12 @@ def main() -> None:
         "'compare' = rate + bare + users with it",
     )
     parser.add_argument("--rates", default="8000,16000,20000,24000,28000,32000")
+    parser.add_argument("--all-steps", action="store_true", help="run every rate step (no stop on misses)")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--users", default="200,5000")
     parser.add_argument("--profile-rate", type=int, default=0, help="default: 80 %% of the sustained rate")
+    parser.add_argument("--sampler", choices=("cprofile", "py-spy"), default="cprofile")
     args = parser.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs 2 cores (server on core 0, worker on core 1)")
@@ -457,7 +495,9 @@ def main() -> None:
         try:
             if args.phase in ("all", "rate", "compare"):
                 rates = [int(r) for r in args.rates.split(",")]
-                results["rate"] = phase_rate(server, tmp, rates, args.seconds, args.connections, baseline)
+                results["rate"] = phase_rate(
+                    server, tmp, rates, args.seconds, args.connections, baseline, args.all_steps
+                )
             if args.phase in ("all", "bare", "compare"):
                 results["bare"] = phase_bare(server, args.connections, args.seconds)
             if args.phase in ("all", "profile"):
@@ -466,7 +506,9 @@ def main() -> None:
                     or int(0.8 * results.get("rate", {}).get("sustained_rate", 5000))
                     or 4000
                 )
-                results["profile"] = phase_profile(server, tmp, rate, args.connections, args.seconds)
+                results["profile"] = phase_profile(
+                    server, tmp, rate, args.connections, args.seconds, args.sampler
+                )
             if args.phase in ("all", "users", "compare"):
                 counts = [int(n) for n in args.users.split(",")]
                 results["users"] = phase_users(server, tmp, counts, 10)
