@@ -6,14 +6,19 @@ The reference server runs pinned to core 0 (``taskset -c 0``), the load generato
     One Locust process (``locust -f bench/_loadtest_bench_users.py RatePinger``, the measured ``WsClient``,
     Locust's stats, the 1 Hz sampler and the run store all on) with 50 connections pinging on a fixed
     schedule; the offered rate steps up until the generator falls behind. Reported per step over the steady
-    seconds: achieved pongs/s, ``send_lag`` p50/p99, ``pong`` p50/p99, the worker's CPU. The sustained rate is
-    the highest step with achieved >= 97 % of offered and send-lag p99 < 10 ms.
+    seconds: achieved pongs/s, ``send_lag`` p50/p99, ``pong`` p50/p99, ``connect`` p50 at spawn, the worker's
+    CPU over the steady seconds only. The sustained rate is the highest step with achieved >= 97 % of offered
+    and send-lag p99 < 2 ms. With ``--baseline-ref REF`` every step also runs on a checkout of ``REF`` (``git
+    archive``, its own bench users), taking turns (A B, B A, ...), so "before" and "after" share the machine's
+    moment; the bare loop runs in the same invocation.
 ``bare``
     The same 50 connections driven by a minimal websocket-client loop under gevent (send a ping, read until
-    its pong), without Locust or any measuring: the ceiling the Locust worker is compared with.
+    its pong), without Locust or any measuring: the ceiling the Locust worker is compared with. It connects
+    first, then counts round trips and its CPU over the loop only.
 ``users``
     ``StudentUser`` (the real persona) with ``--think-scale 5`` (median think time 10 s: light traffic),
-    N users spawned at 500/s, held 10 s: peak connected, the worker's peak RSS (and per user), connect p99.
+    N users spawned at 500/s, held 10 s: peak connected, the worker's peak RSS, connect p50/p99; the RSS per
+    user is the marginal one between the smallest and the largest N (the base process is ~150 MB).
 ``profile``
     ``cProfile`` of the Locust process at a fixed rate; time by package and the top functions.
 
@@ -21,6 +26,7 @@ Every phase is bounded (users, seconds) and self-stopping; loopback only. The ma
 
     python bench/loadtest_worker.py                       # all phases, ~4 min
     python bench/loadtest_worker.py rate --rates 4000,8000 --seconds 8
+    python bench/loadtest_worker.py compare --baseline-ref main --rates 16000,24000,32000 --seconds 6
 """
 
 from __future__ import annotations
@@ -51,9 +57,12 @@ from runstore.store import RunStore  # noqa: E402
 
 SERVER_CORE = 0
 WORKER_CORE = 1
-BENCH_USERS = REPO / "bench" / "_loadtest_bench_users.py"
+BENCH_USERS = Path("bench") / "_loadtest_bench_users.py"
+"""The rate users, relative to the checkout that runs them."""
 OUT = REPO / "bench" / "out"
 READY = "listening on "
+SEND_LAG_P99_MS = 2.0
+"""A step is sustained only if the schedule was kept this well (and >= 97 % of the offered rate achieved)."""
 
 
 def _raise_nofile() -> None:
@@ -62,10 +71,18 @@ def _raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
 
-def _env() -> dict[str, str]:
+def _env(repo: Path = REPO) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WSGAUGE_", "LOCUST_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = str(repo)  # only this checkout: the editable install's tree must not leak in
     return env
+
+
+def checkout(ref: str, into: Path) -> Path:
+    """Extract commit ``ref`` of this repository into ``into`` (a "before" to bench against)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
 
 
 class Server:
@@ -105,21 +122,27 @@ def run_locust(
     *,
     env: dict[str, str] | None = None,
     profile: Path | None = None,
-    locustfile: Path = BENCH_USERS,
+    sampler: str = "cprofile",
+    locustfile: Path | str = BENCH_USERS,
+    repo: Path = REPO,
 ) -> dict[str, Any]:
-    """Run one pinned Locust process to completion; returns its peak RSS and CPU use."""
+    """Run one pinned Locust process of checkout ``repo`` to completion; returns its peak RSS and CPU use."""
     head = ["taskset", "-c", str(WORKER_CORE), sys.executable]
-    if profile is not None:
+    if profile is not None and sampler == "py-spy":  # a sampling profiler: no per-call overhead
+        py_spy = ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", str(profile)]
+        head = [*head[:3], *py_spy, "--", sys.executable]
+    elif profile is not None:
         head += ["-m", "cProfile", "-o", str(profile)]
     command = [
-        *head, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary", "--loglevel", "WARNING",
+        *head, "-m", "locust", "-f", str(repo / locustfile), "--headless", "--only-summary",
+        "--loglevel", "WARNING",
         "--host", server.ws_url, f"--secret={server.secret}", f"--admin-token={server.admin_token}",
         "--results", str(store), "--report", "false", "--scrape-metrics", "false", *args,
     ]  # fmt: skip
     started = time.monotonic()
     server_cpu0 = sum(server.ps.cpu_times()[:2])
     proc = subprocess.Popen(
-        command, cwd=REPO, env={**_env(), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command, cwd=repo, env={**_env(repo), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     ps = psutil.Process(proc.pid)
     peak_rss = 0
@@ -165,14 +188,18 @@ def steady_stats(store_path: Path) -> dict[str, Any]:
         pongs = store.counters(run_id, prefix="recv.pong", start=lo, end=hi)
         seconds = max(1, hi - lo)
         result: dict[str, Any] = {"seconds": seconds, "pongs_per_s": round(pongs["value"].sum() / seconds)}
-        for metric in ("send_lag", "pong", "connect"):
-            merged = store.merged_histogram(run_id, metric, lo if metric != "connect" else None, hi)
+        for metric in ("send_lag", "pong"):
+            merged = store.merged_histogram(run_id, metric, lo, hi)
             if merged.get_total_count():
                 p = hdr.percentiles(merged, [50, 99])
                 result[metric] = {"p50_ms": p[50] / 1000, "p99_ms": p[99] / 1000}
         errors = store.counters(run_id, prefix="errors.", start=lo, end=hi)
         result["errors"] = int(errors["value"].sum())
         result["errors_by_name"] = {str(k): int(v) for k, v in errors.groupby("name")["value"].sum().items()}
+        spawn = store.merged_histogram(run_id, "connect", None, None)
+        if spawn.get_total_count():
+            p = hdr.percentiles(spawn, [50, 99])
+            result["connect"] = {"p50_ms": p[50] / 1000, "p99_ms": p[99] / 1000, "n": spawn.get_total_count()}
         result["window"] = (lo, hi)
         gauges = store.gauges(run_id, ["users.connected"])
         result["peak_connected"] = int(gauges["sum"].max()) if not gauges.empty else 0
@@ -182,49 +209,82 @@ def steady_stats(store_path: Path) -> dict[str, Any]:
 # --- phases -------------------------------------------------------------------------------------------------
 
 
-def phase_rate(server: Server, tmp: Path, rates: list[int], seconds: int, users: int) -> dict[str, Any]:
-    steps = []
-    best = 0
-    misses = 0
-    for total in rates:
-        store = tmp / f"rate-{total}.sqlite3"
-        proc = run_locust(
-            server,
-            store,
-            ["RatePinger", "-u", str(users), "-r", str(users), "-t", f"{seconds}s"],
-            env={"WSGAUGE_BENCH_RATE": str(total / users)},
-        )
-        stats = steady_stats(store)
-        ok = stats["pongs_per_s"] >= 0.97 * total and stats.get("send_lag", {}).get("p99_ms", 1e9) < 10
-        share = cpu_between(proc.pop("timeline"), *stats["window"])
-        step = {"offered": total, **stats, **proc, "ok": ok}
-        if share:
-            step["worker_cpu_pct"] = round(100 * share)
-            step["round_trips_per_cpu_s"] = round(stats["pongs_per_s"] / share)
-        steps.append(step)
-        print(json.dumps(step), flush=True)
-        if ok:
-            best = total
-            misses = 0
-        else:
-            misses += 1
-            if misses >= 2:
-                break
-    return {"steps": steps, "sustained_rate": best}
+def rate_step(server: Server, tmp: Path, total: int, seconds: int, users: int, repo: Path = REPO) -> dict:
+    """One step of the rate sweep: ``users`` connections pinging ``total``/s for ``seconds``."""
+    store = tmp / f"rate-{total}-{len(list(tmp.glob('rate-*')))}.sqlite3"
+    proc = run_locust(
+        server,
+        store,
+        ["RatePinger", "-u", str(users), "-r", str(users), "-t", f"{seconds}s"],
+        env={"WSGAUGE_BENCH_RATE": str(total / users)},
+        repo=repo,
+    )
+    stats = steady_stats(store)
+    ok = (
+        stats["pongs_per_s"] >= 0.97 * total
+        and stats.get("send_lag", {}).get("p99_ms", 1e9) < SEND_LAG_P99_MS
+    )
+    share = cpu_between(proc.pop("timeline"), *stats["window"])
+    step = {"offered": total, **stats, **proc, "ok": ok}
+    if share:
+        step["worker_cpu_pct"] = round(100 * share)
+        step["round_trips_per_cpu_s"] = round(stats["pongs_per_s"] / share)
+    return step
+
+
+def phase_rate(
+    server: Server,
+    tmp: Path,
+    rates: list[int],
+    seconds: int,
+    users: int,
+    baseline: Path | None = None,
+    all_steps: bool = False,
+) -> dict[str, Any]:
+    """The rate sweep; with ``baseline``, each step on both checkouts in alternating order.
+
+    A side stops after two missed steps in a row, unless ``all_steps`` (to compare CPU per round trip at
+    fixed rates on a machine too busy for either side to keep the schedule).
+    """
+    sides = {"after": REPO} if baseline is None else {"after": REPO, "before": baseline}
+    steps: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    best = dict.fromkeys(sides, 0)
+    misses = dict.fromkeys(sides, 0)
+    for i, total in enumerate(rates):
+        order = list(sides) if i % 2 == 0 else list(reversed(sides))
+        for side in order:
+            if misses[side] >= 2 and not all_steps:
+                continue
+            step = rate_step(server, tmp, total, seconds, users, sides[side])
+            steps[side].append(step)
+            print(json.dumps({"side": side, **step}), flush=True)
+            if step["ok"]:
+                best[side], misses[side] = total, 0
+            else:
+                misses[side] += 1
+        if all(m >= 2 for m in misses.values()) and not all_steps:
+            break
+    result: dict[str, Any] = {"steps": steps["after"], "sustained_rate": best["after"]}
+    if baseline is not None:
+        result["before"] = {"steps": steps["before"], "sustained_rate": best["before"]}
+    return result
 
 
 BARE = r"""
 import gevent.monkey; gevent.monkey.patch_all()
 import json, sys, time
-import gevent, orjson, websocket
+import gevent, gevent.event, orjson, websocket
 sys.path.insert(0, sys.argv[1])
 import nextauth_tokens as nextauth
 url, secret, n, seconds = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-count = [0]
+count, ready = [0], [0]
+go = gevent.event.Event()  # set once every connection is open: only the loop is timed
 def one(i):
     token = nextauth.mint_v4(secret, {"sub": f"bare-{i}"}, max_age=3600)
     cookie = nextauth.cookie_header(token, nextauth.V4_COOKIE)
     ws = websocket.create_connection(url, header=[f"Cookie: {cookie}"], skip_utf8_validation=True)
+    ready[0] += 1
+    go.wait()
     deadline = time.monotonic() + seconds
     ts = 0
     while time.monotonic() < deadline:
@@ -236,9 +296,16 @@ def one(i):
                 break
         count[0] += 1
     ws.close()
-start = time.monotonic()
-gevent.joinall([gevent.spawn(one, i) for i in range(n)])
-print(json.dumps({"round_trips": count[0], "seconds": round(time.monotonic() - start, 2)}))
+users = [gevent.spawn(one, i) for i in range(n)]
+while ready[0] < n:
+    gevent.sleep(0.05)
+    if any(u.dead for u in users):
+        sys.exit("a bare connection failed")
+start, cpu = time.monotonic(), time.process_time()
+go.set()
+gevent.joinall(users)
+print(json.dumps({"round_trips": count[0], "seconds": round(time.monotonic() - start, 2),
+                  "loop_cpu_s": round(time.process_time() - cpu, 3)}))
 """
 
 
@@ -257,29 +324,35 @@ def phase_bare(server: Server, connections: int, seconds: float) -> dict[str, An
     assert proc.stdout is not None
     result = json.loads(proc.stdout.read().strip().splitlines()[-1])
     result["rate"] = round(result["round_trips"] / result["seconds"])
-    result["cpu_s"] = round(cpu, 2)
-    result["worker_cpu_pct"] = round(100 * cpu / result["seconds"])
-    if cpu:
-        result["round_trips_per_cpu_s"] = round(result["round_trips"] / cpu)
+    result["cpu_s"] = round(cpu, 2)  # the whole process, start-up included
+    loop_cpu = result["loop_cpu_s"]  # the steady loop only
+    result["worker_cpu_pct"] = round(100 * loop_cpu / result["seconds"])
+    if loop_cpu:
+        result["round_trips_per_cpu_s"] = round(result["round_trips"] / loop_cpu)
     print(json.dumps({"bare": result}), flush=True)
     return result
 
 
-def phase_users(server: Server, tmp: Path, counts: list[int], hold: int) -> list[dict[str, Any]]:
-    results = []
+def phase_users(
+    server: Server, tmp: Path, counts: list[int], hold: int, repo: Path = REPO, side: str = "after"
+) -> dict[str, Any]:
+    """Connected users at light traffic; RSS per user is the marginal one (smallest to largest count)."""
+    rows = []
     for n in counts:
-        store = tmp / f"users-{n}.sqlite3"
+        store = tmp / f"users-{side}-{n}.sqlite3"
         spawn_rate = 500
         duration = int(n / spawn_rate) + hold
         proc = run_locust(
             server,
             store,
             ["StudentUser", "-u", str(n), "-r", str(spawn_rate), "-t", f"{duration}s", "--think-scale", "5"],
-            locustfile=REPO / "loadtest",
+            locustfile="loadtest",
+            repo=repo,
         )
         stats = steady_stats(store)
         proc.pop("timeline")
         row = {
+            "side": side,
             "users": n,
             "peak_connected": stats["peak_connected"],
             "connect": stats.get("connect"),
@@ -288,9 +361,18 @@ def phase_users(server: Server, tmp: Path, counts: list[int], hold: int) -> list
             **proc,
             "rss_kb_per_user": round(proc["peak_rss_mb"] * 1024 / n, 1),
         }
-        results.append(row)
+        rows.append(row)
         print(json.dumps(row), flush=True)
-    return results
+    result: dict[str, Any] = {"rows": rows}
+    if len(rows) >= 2 and rows[-1]["users"] > rows[0]["users"]:
+        low, high = rows[0], rows[-1]
+        result["marginal_rss_kb_per_user"] = round(
+            (high["peak_rss_mb"] - low["peak_rss_mb"]) * 1024 / (high["users"] - low["users"]), 1
+        )
+        print(
+            json.dumps({side: {"marginal_rss_kb_per_user": result["marginal_rss_kb_per_user"]}}), flush=True
+        )
+    return result
 
 
 AREAS = (
@@ -299,6 +381,8 @@ AREAS = (
     ("locust", "Locust (events, stats, runners)"),
     ("hdrh", "hdrhistogram"),
     ("loadtest/_client", "wsgauge client (track/match/record)"),
+    ("loadtest/_wire", "wsgauge wire (framing, masking, decoding)"),
+    ("loadtest/_transport", "wsgauge transport (socket, handshake)"),
     ("runstore", "wsgauge aggregator / store"),
     ("loadtest", "wsgauge other (users, run lifecycle)"),
     ("_loadtest_bench_users", "bench user (schedule loop)"),
@@ -317,35 +401,57 @@ def _area(filename: str, name: str) -> str:
     return "other Python"
 
 
-def phase_profile(server: Server, tmp: Path, rate: int, users: int, seconds: int) -> dict[str, Any]:
+def phase_profile(
+    server: Server, tmp: Path, rate: int, users: int, seconds: int, sampler: str = "cprofile"
+) -> dict[str, Any]:
+    """Profile one rate step: ``cprofile`` (exact calls, inflated per-call cost) or ``py-spy`` (sampled)."""
     store = tmp / "profile.sqlite3"
-    prof = tmp / "locust.prof"
+    prof = tmp / ("locust.prof" if sampler == "cprofile" else "locust.pyspy.txt")
     proc = run_locust(
         server,
         store,
         ["RatePinger", "-u", str(users), "-r", str(users), "-t", f"{seconds}s"],
         env={"WSGAUGE_BENCH_RATE": str(rate / users)},
         profile=prof,
+        sampler=sampler,
     )
-    shutil.copy(prof, OUT / "loadtest_worker.prof")  # for `python -m pstats`
-    stats = pstats.Stats(str(prof))
-    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    shutil.copy(prof, OUT / f"loadtest_worker{prof.suffix}")  # `python -m pstats` / flame graph tools
     by_area: dict[str, float] = defaultdict(float)
-    rows = []
-    for (filename, _line, name), (_cc, _nc, tottime, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        by_area[_area(filename, name)] += tottime
-        rows.append((tottime, f"{Path(filename).name}:{name}"))
-    rows.sort(reverse=True)
+    inclusive: dict[str, float] = defaultdict(float)
+    rows: dict[str, float] = defaultdict(float)
+    if sampler == "cprofile":
+        stats = pstats.Stats(str(prof))
+        for (filename, _line, name), (_cc, _nc, tottime, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+            by_area[_area(filename, name)] += tottime
+            rows[f"{Path(filename).name}:{name}"] += tottime
+    else:  # collapsed stacks: "frame;frame;... count", frames "name (file:line)"
+        for line in prof.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack:
+                continue
+            count = float(count_text)
+            frames = [f.rpartition(" (") for f in stack.split(";")]
+            name, _, where = frames[-1]
+            filename = where.rsplit(":", 1)[0]
+            by_area[_area(filename, name)] += count
+            rows[f"{Path(filename).name}:{name}"] += count
+            for label in {f"{Path(w.rsplit(':', 1)[0]).name}:{n}" for n, _, w in frames}:
+                inclusive[label] += count
+    total = sum(rows.values()) or 1.0
     result = {
         "rate": rate,
+        "sampler": sampler,
         "achieved": steady_stats(store)["pongs_per_s"],
-        "profiled_cpu_s": round(total, 2),
+        "profiled": round(total, 2),
         "by_area_pct": {
             k: round(100 * v / total, 1) for k, v in sorted(by_area.items(), key=lambda kv: -kv[1])
         },
-        "top": [(name, round(100 * t / total, 1)) for t, name in rows[:15]],
+        "top": [(n, round(100 * t / total, 1)) for n, t in sorted(rows.items(), key=lambda kv: -kv[1])[:20]],
         **{k: v for k, v in proc.items() if k != "timeline"},
     }
+    if inclusive:
+        top = sorted(inclusive.items(), key=lambda kv: -kv[1])
+        result["inclusive_top"] = [(n, round(100 * t / total, 1)) for n, t in top[:40]]
     print(json.dumps(result, indent=1), flush=True)
     return result
 
@@ -355,26 +461,44 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "phase", nargs="?", default="all", choices=("all", "rate", "bare", "users", "profile")
+        "phase", nargs="?", default="all", choices=("all", "compare", "rate", "bare", "users", "profile")
     )
-    parser.add_argument("--rates", default="2000,4000,6000,8000,10000,12000")
+    parser.add_argument(
+        "--baseline-ref",
+        help="also run the rate and users phases on this commit (git archive), taking turns; "
+        "'compare' = rate + bare + users with it",
+    )
+    parser.add_argument("--rates", default="8000,16000,20000,24000,28000,32000")
+    parser.add_argument("--all-steps", action="store_true", help="run every rate step (no stop on misses)")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--users", default="1000,2500,5000")
+    parser.add_argument("--users", default="200,5000")
     parser.add_argument("--profile-rate", type=int, default=0, help="default: 80 %% of the sustained rate")
+    parser.add_argument("--sampler", choices=("cprofile", "py-spy"), default="cprofile")
     args = parser.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs 2 cores (server on core 0, worker on core 1)")
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_1m": os.getloadavg()[0]}}
+    if args.phase == "compare" and not args.baseline_ref:
+        parser.error("compare needs --baseline-ref")
     with tempfile.TemporaryDirectory(prefix="wsgauge-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        baseline = None
+        if args.baseline_ref:
+            try:
+                baseline = checkout(args.baseline_ref, tmp / "baseline")
+            except subprocess.CalledProcessError as exc:
+                sys.exit(f"--baseline-ref {args.baseline_ref}: {exc.stderr.decode(errors='replace').strip()}")
+            results["baseline_ref"] = args.baseline_ref
         server = Server(tmp)
         try:
-            if args.phase in ("all", "rate"):
+            if args.phase in ("all", "rate", "compare"):
                 rates = [int(r) for r in args.rates.split(",")]
-                results["rate"] = phase_rate(server, tmp, rates, args.seconds, args.connections)
-            if args.phase in ("all", "bare"):
+                results["rate"] = phase_rate(
+                    server, tmp, rates, args.seconds, args.connections, baseline, args.all_steps
+                )
+            if args.phase in ("all", "bare", "compare"):
                 results["bare"] = phase_bare(server, args.connections, args.seconds)
             if args.phase in ("all", "profile"):
                 rate = (
@@ -382,14 +506,23 @@ def main() -> None:
                     or int(0.8 * results.get("rate", {}).get("sustained_rate", 5000))
                     or 4000
                 )
-                results["profile"] = phase_profile(server, tmp, rate, args.connections, args.seconds)
-            if args.phase in ("all", "users"):
-                results["users"] = phase_users(server, tmp, [int(n) for n in args.users.split(",")], 10)
+                results["profile"] = phase_profile(
+                    server, tmp, rate, args.connections, args.seconds, args.sampler
+                )
+            if args.phase in ("all", "users", "compare"):
+                counts = [int(n) for n in args.users.split(",")]
+                results["users"] = phase_users(server, tmp, counts, 10)
+                if baseline is not None:
+                    results["users_before"] = phase_users(server, tmp, counts, 10, baseline, "before")
         finally:
             server.stop()
     results["machine"]["load_1m_after"] = os.getloadavg()[0]
     if "rate" in results and "bare" in results and results["bare"]["rate"]:
-        results["locust_vs_bare"] = round(results["rate"]["sustained_rate"] / results["bare"]["rate"], 2)
+        bare = results["bare"]["rate"]
+        results["locust_vs_bare"] = round(results["rate"]["sustained_rate"] / bare, 2)
+        if "before" in results["rate"]:
+            results["before_vs_bare"] = round(results["rate"]["before"]["sustained_rate"] / bare, 2)
+        print(json.dumps({k: results[k] for k in ("locust_vs_bare", "before_vs_bare") if k in results}))
     out = OUT / f"loadtest_worker-{args.phase}.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"written {out}")

@@ -48,6 +48,8 @@ from typing import Any, NamedTuple
 import gevent
 import orjson
 
+from loadtest._locust_stats import flush_all as flush_stats_batches
+from loadtest._locust_stats import stats_batch
 from loadtest._transport import _Connection, _open_connection, _recv_stamped
 from loadtest._wire import (
     OP_CLOSE,
@@ -241,6 +243,8 @@ class _Sweeper:
                     client.expire(now)
                 except Exception:  # a bug in one client must not stop the others' timeouts
                     logger.exception("expiring requests failed")
+            flush_stats_batches()
+        flush_stats_batches()
 
 
 _SWEEPER = _Sweeper()
@@ -300,6 +304,8 @@ class WsClient:
         self._reader: gevent.Greenlet | None = None
         self._closing = False
         self._fire = environment.events.request.fire
+        self._batch = stats_batch(environment, REQUEST_TYPE)
+        """Successes go to Locust's stats in batches while only Locust listens (``_locust_stats``)."""
         self._incr = aggregator.incr
         self._record = aggregator.record_latency
         self._rx_perf = 0.0
@@ -478,7 +484,7 @@ class WsClient:
             for table, key, metric, kind, link in entries:
                 table[key] = PendingRequest(metric, kind, start, deadline, link)
             try:
-                ws.sock.sendall(frame)
+                ws.write(frame)
             except Exception as exc:
                 for table, key, *_ in entries:
                     table.pop(key, None)
@@ -606,6 +612,10 @@ class WsClient:
     def _ok(self, ctx: PendingRequest, length: int) -> None:
         elapsed = self._rx_perf - ctx.start
         self._record(ctx.metric, elapsed * 1e6)
+        batch = self._batch
+        if batch is not None and batch.active:
+            batch.log(ctx.metric, elapsed * 1000.0, length)
+            return
         self._fire(
             request_type=REQUEST_TYPE,
             name=ctx.metric,
@@ -707,6 +717,10 @@ class WsClient:
         else:
             self._record(metric, latency * 1e6)
             name = metric
+        batch = self._batch
+        if batch is not None and batch.active:
+            batch.log(name, latency * 1000.0, length)
+            return
         self._fire(
             request_type=REQUEST_TYPE,
             name=name,

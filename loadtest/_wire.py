@@ -129,19 +129,27 @@ def parse_handshake_response(head: bytes, key: str) -> None:
         raise HandshakeFailed("wrong Sec-WebSocket-Accept")
 
 
+_ONES: Final = [sum(1 << (32 * i) for i in range(words)) for words in range(33)]
+"""``_ONES[w]`` times a 32-bit key repeats it ``w`` times: the mask of a ``4 * w``-byte payload."""
+
+
 def encode_frame(opcode: int, payload: bytes) -> bytes:
     """One final, masked client frame."""
     n = len(payload)
+    mask = _masks.getrandbits(32)
     if n < 126:
-        header = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
+        # The whole frame as one big-endian integer (header, key, payload XOR the repeated key; the payload
+        # padded to whole words, the padding shifted out): three C-level operations instead of a loop per
+        # byte or concatenations (the common case: an application frame of tens of bytes).
+        pad = -n & 3
+        masked = (int.from_bytes(payload + b"\0\0\0"[:pad], "big") ^ mask * _ONES[(n + 3) >> 2]) >> 8 * pad
+        head = (0x80 | opcode) << 40 | (0x80 | n) << 32 | mask
+        return (head << 8 * n | masked).to_bytes(n + 6, "big")
+    if n < 65536:
         header = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
     else:
         header = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    mask = _masks.getrandbits(32)
     key = mask.to_bytes(4, "little")
-    if not n:
-        return header + key
     # XOR the whole payload as one integer: one C-level operation instead of a loop per byte.
     repeated = int.from_bytes((key * ((n + 3) >> 2))[:n], "little")
     return header + key + (int.from_bytes(payload, "little") ^ repeated).to_bytes(n, "little")

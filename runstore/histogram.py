@@ -6,6 +6,9 @@ adding their counts. Percentiles are never averaged: they are read off merged co
 
 The pure-Python ``hdrh`` package walks its counts array in Python for every percentile query (~0.5 ms); the
 functions here read the same counts through numpy (a shared-memory view, no copy) and give identical answers.
+Recording is the same trade: ``record_value`` costs ~2 us of Python per sample (a third of the measuring's
+share of a worker core); :func:`record_many` buckets a whole second's raw values at once with numpy, into the
+same counts.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "merge_encoded",
     "new_histogram",
     "percentiles",
+    "record_many",
     "record_us",
     "summarize",
 ]
@@ -73,6 +77,36 @@ def record_us(histogram: HdrHistogram, value_us: float, count: int = 1) -> bool:
         in_range = False
     recorded = histogram.record_value(value, count)
     return in_range and bool(recorded)
+
+
+def record_many(histogram: HdrHistogram, values_us: np.ndarray | Sequence[float]) -> int:
+    """Record many latencies in microseconds at once; the histogram ends up exactly as after calling
+    :func:`record_us` on each (same counts, total, min and max), at a fraction of the cost.
+
+    Values are clamped as :func:`record_us` clamps them; a NaN (no latency at all) is not recorded.
+
+    Returns:
+        How many values were clamped or dropped (callers count those, as :func:`record_us`'s ``False``).
+    """
+    raw = np.asarray(values_us, dtype=np.float64)
+    if not raw.size:
+        return 0
+    truncated = np.trunc(raw)  # int() of record_us: towards zero
+    bad = int(np.count_nonzero((raw < 0) | (truncated > HIGHEST_US)))
+    nan = np.isnan(raw)
+    if nan.any():
+        bad += int(np.count_nonzero(nan))
+        truncated = truncated[~nan]
+        if not truncated.size:
+            return bad
+    values = np.clip(truncated, LOWEST_US, HIGHEST_US).astype(np.int64)
+    # Bucket i holds [_INDEX_LOWEST[i], _INDEX_LOWEST[i + 1]): hdrh's own index arithmetic, as a lookup.
+    index = np.searchsorted(_INDEX_LOWEST, values, side="right") - 1
+    counts_view(histogram)[:] += np.bincount(index, minlength=_N)
+    histogram.total_count += int(values.size)
+    histogram.min_value = min(histogram.min_value, int(values.min()))
+    histogram.max_value = max(histogram.max_value, int(values.max()))
+    return bad
 
 
 def encode(histogram: HdrHistogram) -> bytes:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 import time
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from runstore import histogram as hdr
@@ -169,31 +171,54 @@ class SampleAggregator:
 
     Call :meth:`drain` regularly (about once a second) and ship what it returns; memory stays bounded by the
     number of seconds between drains.
+
+    Latencies are kept raw (8 bytes each, in an ``array``) until their second is drained, then recorded into
+    its histogram in one vectorised pass (:func:`runstore.histogram.record_many`): the same histogram as one
+    ``record_value`` per sample, without ~2 us of Python per sample on the hot path. The current second's
+    sample and buffers are cached, so a call in the same second as the last costs two dict lookups.
     """
 
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
         self._seconds: dict[int, SecondSample] = {}
+        self._raw: dict[int, dict[str, array[float]]] = {}  # second -> metric -> latencies (us) to record
         self._events: list[ConnectionEvent] = []
+        self._sample_second: int | None = None  # the last second _sample returned, and its sample
+        self._sample_cached: SecondSample | None = None
+        self._raw_second: int | None = None  # the last second record_latency wrote to, and its buffers
+        self._raw_cached: dict[str, array[float]] = {}
         self.clamped = 0
-        """Latencies outside the histogram range, clamped (also counted as ``latency_clamped``)."""
+        """Latencies outside the histogram range, clamped (also counted as ``latency_clamped``); known for a
+        second once it is drained."""
 
     def _sample(self, at: float | None) -> SecondSample:
         second = math.floor(self._clock() if at is None else at)
+        if second == self._sample_second:
+            return self._sample_cached  # type: ignore[return-value]
         sample = self._seconds.get(second)
         if sample is None:
             self._seconds[second] = sample = SecondSample(second)
+        self._sample_second, self._sample_cached = second, sample
         return sample
 
     def record_latency(self, metric: str, value_us: float, at: float | None = None) -> None:
-        """Record one latency of ``metric`` in microseconds, in the second ``at`` (default: now)."""
-        sample = self._sample(at)
-        hist = sample.latency.get(metric)
-        if hist is None:
-            sample.latency[metric] = hist = hdr.new_histogram()
-        if not hdr.record_us(hist, value_us):
-            self.clamped += 1
-            sample.counters["latency_clamped"] = sample.counters.get("latency_clamped", 0) + 1
+        """Record one latency of ``metric`` in microseconds, in the second ``at`` (default: now).
+
+        Raises:
+            TypeError: ``value_us`` is not a number.
+        """
+        second = math.floor(self._clock() if at is None else at)
+        if second == self._raw_second:
+            buffers = self._raw_cached
+        else:
+            buffers = self._raw.get(second)  # type: ignore[assignment]
+            if buffers is None:
+                self._raw[second] = buffers = {}
+            self._raw_second, self._raw_cached = second, buffers
+        raw = buffers.get(metric)
+        if raw is None:
+            buffers[metric] = raw = array("d")
+        raw.append(value_us)
 
     def incr(self, name: str, n: int = 1, at: float | None = None) -> None:
         """Add ``n`` to counter ``name`` in the second ``at`` (default: now)."""
@@ -220,11 +245,29 @@ class SampleAggregator:
         Returns:
             The drained samples ordered by second, and the events in the order they were recorded.
         """
+        seconds = self._seconds.keys() | self._raw.keys()
         if before is None:
-            closed = sorted(self._seconds)
+            closed = sorted(seconds)
         else:
             limit = math.floor(before)
-            closed = sorted(s for s in self._seconds if s < limit)
-        samples = [self._seconds.pop(s) for s in closed]
+            closed = sorted(s for s in seconds if s < limit)
+        samples = []
+        for second in closed:
+            sample = self._seconds.pop(second, None) or SecondSample(second)
+            for metric, raw in self._raw.pop(second, {}).items():
+                self._record(sample, metric, raw)
+            samples.append(sample)
+        if closed:  # the cached second may be among them: look it up afresh next time
+            self._sample_second = self._raw_second = None
+            self._sample_cached, self._raw_cached = None, {}
         events, self._events = self._events, []
         return samples, events
+
+    def _record(self, sample: SecondSample, metric: str, raw: array[float]) -> None:
+        hist = sample.latency.get(metric)
+        if hist is None:
+            sample.latency[metric] = hist = hdr.new_histogram()
+        clamped = hdr.record_many(hist, np.frombuffer(raw, dtype=np.float64))
+        if clamped:
+            self.clamped += clamped
+            sample.counters["latency_clamped"] = sample.counters.get("latency_clamped", 0) + clamped

@@ -27,7 +27,7 @@ def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
     return frame.format()
 
 
-@pytest.mark.parametrize("size", [0, 1, 3, 4, 125, 126, 65535, 65536, 100_000])
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 38, 124, 125, 126, 65535, 65536, 100_000])
 def test_client_frames_are_masked_and_parse_back(size: int) -> None:
     payload = bytes(range(256)) * (size // 256 + 1)
     payload = payload[:size]
