@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .test_faults import TailDelay
+
 __all__ = ["EVENT_LOOPS", "ServerConfig", "secrets_from_env"]
 
 #: The event loops the server can run on.
@@ -61,6 +63,8 @@ class ServerConfig:
             the optional ``uvloop`` package).
         test_delay_ms: TEST ONLY. Delay every inbound frame's handling by this many
             milliseconds (per connection, in order) to simulate a slower server.
+        test_tail_delay: TEST ONLY. Delay a random share of inbound frames (per connection, in
+            order) to simulate a build whose tail is slower but whose median is not.
     """
 
     host: str = "127.0.0.1"
@@ -86,6 +90,7 @@ class ServerConfig:
     compress: bool = False
     loop: str = "asyncio"
     test_delay_ms: float = 0.0
+    test_tail_delay: TailDelay | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
