@@ -68,6 +68,7 @@ from bench._tail_penalty import TailPenaltyError, histogram_arrays, tail_delay_u
 from reference_server.test_faults import TailDelay  # noqa: E402
 from reports.__main__ import main as report_main  # noqa: E402
 from reports.data import latency_summary, load_run  # noqa: E402
+from reports.stats import runs_per_side_needed  # noqa: E402
 from runstore.store import RunStore  # noqa: E402
 
 #: The rule the p99-shaped penalty is meant to trip (``bench/gate_p99.toml`` judges only it).
@@ -150,6 +151,32 @@ def run_load(args: argparse.Namespace, name: str, penalty: Penalty) -> tuple[int
             return int(stored.group(1)), report.group(1) if report else stored.group(1)
         print(f"  {name}: attempt {attempt + 1} failed (exit {proc.returncode}); see {name}.log", flush=True)
     raise RuntimeError(f"load run {name} failed twice")
+
+
+def run_spread(pairs: list[dict[str, Any]], stat: str, effect: float) -> dict[str, Any]:
+    """How much one run's ``stat`` (``p50``/``p99``, ms) of one build scatters, measured on the A and A' sets,
+    and the runs a side the gate's t interval needs to confirm ``effect`` (e.g. +20 %) 9 times in 10.
+
+    Unpaired: the pooled standard deviation of the logs within each A and A' set (needs ≥ 2 runs a set);
+    paired: that of the logs of run j of A' over run j of A (what ``--paired`` works on).
+    """
+    sets = [np.log(p[f"run_{stat}_ms"][side]) for p in pairs for side in ("A", "A'")]
+    within = [x - x.mean() for x in sets if len(x) > 1]
+    freedom = sum(len(x) - 1 for x in within)
+    pooled = float(np.sqrt(sum(float(np.sum(x**2)) for x in within) / freedom)) if freedom else None
+    diffs = np.concatenate(
+        [np.log(np.divide(p[f"run_{stat}_ms"]["A'"], p[f"run_{stat}_ms"]["A"])) for p in pairs]
+    )
+    paired = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None
+    log_effect = float(np.log1p(effect))
+    return {
+        "sd_log_run": pooled,
+        "sd_log_pair_difference": paired,
+        "runs_needed": runs_per_side_needed(pooled, log_effect, 0.95, most=1000) if pooled else None,
+        "pairs_needed": runs_per_side_needed(paired, log_effect, 0.95, most=1000, paired=True)
+        if paired
+        else None,
+    }
 
 
 def gate(args: argparse.Namespace, baseline: list[str], candidate: list[str], name: str) -> dict[str, Any]:
@@ -406,6 +433,7 @@ def main() -> int:
         "unusable": unusable,
         "inconclusive": inconclusive,
         "minutes": (time.time() - started) / 60.0,
+        "spread": {stat: run_spread(pairs, stat, args.penalty) for stat in ("p50", "p99")},
         "pair_results": pairs,
     }
     (args.out / f"summary{args.tag}.json").write_text(json.dumps(summary, indent=2))
@@ -415,6 +443,14 @@ def main() -> int:
         f"{summary['minutes']:.1f} min",
         flush=True,
     )
+    for stat, spread in summary["spread"].items():
+        print(
+            f"run-to-run spread of ack {stat} (sd of log, A and A' sets): {spread['sd_log_run'] or 0:.3f}, "
+            f"paired {spread['sd_log_pair_difference'] or 0:.3f}; "
+            f"to confirm +{args.penalty:.0%} 9 times in 10: "
+            f"{spread['runs_needed'] or '> 1000'} runs a side, {spread['pairs_needed'] or '> 1000'} pairs",
+            flush=True,
+        )
     return 0
 
 
