@@ -444,11 +444,16 @@ def main() -> int:
         flush=True,
     )
     for stat, spread in summary["spread"].items():
+
+        def show(value: float | None, needed: int | None, unit: str) -> str:
+            if value is None:  # one run a set: no spread within it
+                return f"n/a ({unit})"
+            return f"{value:.3f} ({needed or '> 1000'} {unit})"
+
         print(
-            f"run-to-run spread of ack {stat} (sd of log, A and A' sets): {spread['sd_log_run'] or 0:.3f}, "
-            f"paired {spread['sd_log_pair_difference'] or 0:.3f}; "
-            f"to confirm +{args.penalty:.0%} 9 times in 10: "
-            f"{spread['runs_needed'] or '> 1000'} runs a side, {spread['pairs_needed'] or '> 1000'} pairs",
+            f"run-to-run spread of ack {stat}, sd of log (and what confirms +{args.penalty:.0%} 9 times in "
+            f"10): A and A' sets {show(spread['sd_log_run'], spread['runs_needed'], 'runs a side')}, "
+            f"paired {show(spread['sd_log_pair_difference'], spread['pairs_needed'], 'pairs')}",
             flush=True,
         )
     return 0
