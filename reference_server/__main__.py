@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from .app import create_app
 from .config import EVENT_LOOPS, ServerConfig, secrets_from_env
 from .supervisor import supervise
+from .test_faults import TailDelay
 
 __all__ = ["build_parser", "config_from_args", "main", "serve"]
 
@@ -117,9 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
       help="TEST ONLY: delay the handling (and so the ack/push) of every inbound frame by "
            "this many milliseconds, per connection and in order, without blocking other "
            "connections; used by load-test and gate benchmarks to simulate a slower build")  # fmt: skip
+    a("--test-tail-delay", type=_tail_delay, metavar="SHARE:MS",
+      default=os.environ.get("WSGAUGE_TEST_TAIL_DELAY") or None,
+      help="TEST ONLY: delay a random SHARE of inbound frames by MS milliseconds each (e.g. "
+           "0.03:2.5), per connection and in order: a build with a slower tail and the same "
+           "median, for p99 gate benchmarks [env WSGAUGE_TEST_TAIL_DELAY]")  # fmt: skip
     a("--log-level", default=os.environ.get("WSGAUGE_LOG_LEVEL", "WARNING"),
       help="logging level (stderr) [env WSGAUGE_LOG_LEVEL]")  # fmt: skip
     return p
+
+
+def _tail_delay(text: str) -> TailDelay:
+    try:
+        return TailDelay.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -152,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         redis=args.redis or None,
         redis_prefix=args.redis_prefix,
         gap_wait=args.gap_wait,
+        test_tail_delay=args.test_tail_delay,
     )
 
 

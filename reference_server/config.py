@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .test_faults import TailDelay
+
 __all__ = ["EVENT_LOOPS", "ServerConfig", "secrets_from_env"]
 
 #: The event loops the server can run on.
@@ -68,6 +70,8 @@ class ServerConfig:
             Redis) before it re-reads the store.
         test_delay_ms: TEST ONLY. Delay every inbound frame's handling by this many
             milliseconds (per connection, in order) to simulate a slower server.
+        test_tail_delay: TEST ONLY. Delay a random share of inbound frames (per connection, in
+            order) to simulate a build whose tail is slower but whose median is not.
     """
 
     host: str = "127.0.0.1"
@@ -97,6 +101,7 @@ class ServerConfig:
     redis_prefix: str = "wsgauge:"
     gap_wait: float = 0.1
     test_delay_ms: float = 0.0
+    test_tail_delay: TailDelay | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

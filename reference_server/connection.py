@@ -175,6 +175,7 @@ class Connection:
         self.finished: asyncio.Future[None] = self._loop.create_future()
         self._delayed: asyncio.Queue[tuple[float, str]] | None = None
         self._delay_task: asyncio.Task[None] | None = None
+        self._delayed_pending = 0  # TEST ONLY: frames queued and not yet handled (order behind them)
         self._on_done_cb = self._on_done
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -194,7 +195,7 @@ class Connection:
         if expires_at is not None:
             delay = max(0.0, expires_at - time.time())
             self._expiry_timer = self._loop.call_later(delay, self._expire)
-        if self.config.test_delay_ms > 0:
+        if self.config.test_delay_ms > 0 or self.config.test_tail_delay is not None:
             self._delayed = asyncio.Queue()
             self._delay_task = asyncio.ensure_future(self._run_delayed())
 
@@ -224,13 +225,17 @@ class Connection:
         receive = ws.receive  # not ``async for``: one coroutine less per frame
         session = self.session
         delayed = self._delayed
+        tail = self.config.test_tail_delay
         while True:
             msg = await receive()
             kind = msg.type
             if kind is WSMsgType.TEXT:
                 if delayed is not None:
-                    delayed.put_nowait((time.monotonic() + self.config.test_delay_ms / 1000, msg.data))
-                    continue
+                    extra = self.config.test_delay_ms / 1000 + (tail.draw() if tail is not None else 0.0)
+                    if extra > 0 or self._delayed_pending:  # an undelayed frame keeps its place in order
+                        self._delayed_pending += 1
+                        delayed.put_nowait((time.monotonic() + extra, msg.data))
+                        continue
                 self.receive(msg.data)
                 if session.unfinished_requests > self.config.max_inflight:
                     await self._wait_inflight()
@@ -251,23 +256,27 @@ class Connection:
                 break
 
     async def _run_delayed(self) -> None:
-        """TEST ONLY: handle frames ``test_delay_ms`` after arrival, in order.
+        """TEST ONLY: handle frames ``test_delay_ms`` (plus any ``test_tail_delay``) after arrival, in order.
 
         The event loop's timers fire with millisecond granularity (epoll rounds timeouts up to the
         next millisecond), so a plain sleep would turn a 0.3 ms penalty into one of 1 ms or more.
         The delay sleeps until :data:`_TIMER_SLACK` before the frame is due and waits out the
         rest on the CPU: the added latency is the configured one, at the cost of up to that much
-        spinning per frame (negligible at the rates benchmarks use this knob with).
+        spinning per frame (negligible at the rates benchmarks use this knob with). A tail delay
+        alone (``test_tail_delay``, milliseconds to a few frames) only sleeps: spinning would hold the
+        event loop, and every other connection, for up to the slack each time.
         """
         assert self._delayed is not None
         clock = time.monotonic
+        slack = _TIMER_SLACK if self.config.test_delay_ms > 0 else 0.0  # a tail delay (ms) is not spun
         while True:
             due, data = await self._delayed.get()
             wait = due - clock()
-            if wait > _TIMER_SLACK:
-                await asyncio.sleep(wait - _TIMER_SLACK)
+            if wait > slack:
+                await asyncio.sleep(wait - slack)
             while clock() < due:
                 pass
+            self._delayed_pending -= 1
             self.receive(data)
 
     def close(self, code: int, reason: str = "") -> None:
