@@ -226,8 +226,11 @@ def main(argv: list[str] | None = None) -> int:
             # one untimed warm-up round (imports, page cache, the server's JIT-less warm paths)
             for name, make in variants.items():
                 run_variant(server, make, args.pairs, args.messages // 5, args.window, f"warm-{name}")
+            names = list(variants)
             for round_ in range(args.rounds):
-                for name, make in variants.items():
+                order = names[round_ % len(names) :] + names[: round_ % len(names)]  # no variant always first
+                for name in order:
+                    make = variants[name]
                     row = run_variant(
                         server, make, args.pairs, args.messages, args.window, f"r{round_}-{name}"
                     )
