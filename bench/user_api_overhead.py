@@ -15,10 +15,12 @@ Variants, interleaved round by round (``--rounds``), the same server for all:
 * ``public+deflate``: the same, offering permessage-deflate (the server accepts it).
 
 CPU is ``time.process_time()`` of this process (the client) and the server's ``psutil`` CPU times over the
-same interval, divided by the messages. Ratios are against ``baseline`` of the same round.
+same interval, divided by the messages. The connections stay open; the variants run in short blocks, in a
+rotating order, so that a shared machine's changing load hits all of them alike; the ratio is the median of
+each round's ratio against ``baseline`` of the same round.
 
-    python bench/user_api_overhead.py                 # 5 rounds, ~1 min
-    python bench/user_api_overhead.py --rounds 3 --messages 20000
+    python bench/user_api_overhead.py                 # 30 rounds of 3,000 messages, ~2-4 min
+    python bench/user_api_overhead.py --rounds 10 --messages 10000
 """
 
 from __future__ import annotations
@@ -129,75 +131,74 @@ def baseline_module(commit: str) -> ModuleType:
     return module
 
 
-def run_variant(
-    server: Server, make: Any, pairs: int, messages: int, window: int, tag: str
-) -> dict[str, float]:
-    """Send ``messages`` acked chat messages over ``pairs`` pairs; CPU per message on both ends."""
-    env = _Events()
-    agg = SampleAggregator()
-    users = [(f"{tag}-s{i}", f"{tag}-r{i}") for i in range(pairs)]
-    clients = []
-    for sender, receiver in users:
-        s = make(env, agg, server.ws_url, sender, server.cookie(sender))
-        r = make(env, agg, server.ws_url, receiver, server.cookie(receiver))
-        s.connect()
-        r.connect()
-        clients.append((s, r, receiver))
-    per_pair = messages // pairs
+class Variant:
+    """``pairs`` sender/receiver pairs of one client kind, connected once and measured block by block."""
 
-    def drive(sender: Any, receiver_id: str) -> None:
-        # bursts of ``window`` messages, then wait for their acks (polling at 1 ms costs next to no CPU)
-        sent = 0
-        deadline = time.monotonic() + 120
-        while sent < per_pair:
-            for _ in range(min(window, per_pair - sent)):
-                sender.send(
-                    {"type": "chat_message", "receiverId": receiver_id, "message": {"content": "hi there"}}
-                )
-                sent += 1
-            while sender.pending and time.monotonic() < deadline:
-                gevent.sleep(0.001)
+    def __init__(self, server: Server, make: Any, pairs: int, tag: str) -> None:
+        self.server = server
+        self.env = _Events()
+        self.agg = SampleAggregator()
+        self.clients: list[tuple[Any, Any, str]] = []
+        for i in range(pairs):
+            sender, receiver = f"{tag}-s{i}", f"{tag}-r{i}"
+            s = make(self.env, self.agg, server.ws_url, sender, server.cookie(sender))
+            r = make(self.env, self.agg, server.ws_url, receiver, server.cookie(receiver))
+            s.connect()
+            r.connect()
+            self.clients.append((s, r, receiver))
+        self.compressed = all(getattr(s, "compressed", False) for s, _, _ in self.clients)
 
-    gevent.sleep(0.2)
-    agg.drain()
-    server_cpu0 = server.cpu()
-    cpu0 = time.process_time()
-    wall0 = time.perf_counter()
-    gevent.joinall([gevent.spawn(drive, s, rid) for s, _, rid in clients])
-    gevent.sleep(0.05)  # the last deliveries
-    wall = time.perf_counter() - wall0
-    cpu = time.process_time() - cpu0
-    server_cpu = server.cpu() - server_cpu0
-    compressed = all(getattr(s, "compressed", False) for s, _, _ in clients)
-    for s, r, _ in clients:
-        s.close()
-        r.close()
-    samples, _ = agg.drain()
-    acks = sum(
-        h.get_total_count()
-        for sample in samples
-        for n, h in sample.latency.items()
-        if n == "ack:chat_message"
-    )
-    deliveries = sum(
-        h.get_total_count() for sample in samples for n, h in sample.latency.items() if n == "delivery:chat"
-    )
-    done = per_pair * pairs
-    return {
-        "messages": done,
-        "acks": acks,
-        "deliveries": deliveries,
-        "compressed": compressed,
-        "client_us_per_msg": cpu / done * 1e6,
-        "server_us_per_msg": server_cpu / done * 1e6,
-        "msg_per_s": done / wall,
-    }
+    def run(self, messages: int, window: int) -> dict[str, float]:
+        """Send ``messages`` acked chat messages (all pairs at once); CPU per message on both ends."""
+        per_pair = messages // len(self.clients)
+
+        def drive(sender: Any, receiver_id: str) -> None:
+            # bursts of ``window`` messages, then wait for their acks (polling at 1 ms costs next to no CPU)
+            sent = 0
+            deadline = time.monotonic() + 120
+            while sent < per_pair:
+                for _ in range(min(window, per_pair - sent)):
+                    chat = {"type": "chat_message", "receiverId": receiver_id, "message": {"content": "hi"}}
+                    sender.send(chat)
+                    sent += 1
+                while sender.pending and time.monotonic() < deadline:
+                    gevent.sleep(0.001)
+
+        self.agg.drain()
+        server_cpu0 = self.server.cpu()
+        cpu0 = time.process_time()
+        wall0 = time.perf_counter()
+        gevent.joinall([gevent.spawn(drive, s, rid) for s, _, rid in self.clients])
+        gevent.sleep(0.02)  # the last deliveries
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        server_cpu = self.server.cpu() - server_cpu0
+        samples, _ = self.agg.drain()
+        counts: dict[str, int] = {}
+        for sample in samples:
+            for n, h in sample.latency.items():
+                counts[n] = counts.get(n, 0) + h.get_total_count()
+        done = per_pair * len(self.clients)
+        return {
+            "messages": done,
+            "acks": counts.get("ack:chat_message", 0),
+            "deliveries": counts.get("delivery:chat", 0),
+            "compressed": self.compressed,
+            "client_us_per_msg": cpu / done * 1e6,
+            "server_us_per_msg": server_cpu / done * 1e6,
+            "msg_per_s": done / wall,
+        }
+
+    def close(self) -> None:
+        for s, r, _ in self.clients:
+            s.close()
+            r.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--messages", type=int, default=10_000, help="acked messages per variant and round")
+    parser.add_argument("--rounds", type=int, default=30, help="short blocks per variant, interleaved")
+    parser.add_argument("--messages", type=int, default=3000, help="acked messages per variant and block")
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--window", type=int, default=10, help="messages in flight per sender")
     parser.add_argument("--baseline", default=BASELINE_COMMIT, help="git commit of the baseline client")
@@ -223,20 +224,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp))
         try:
-            # one untimed warm-up round (imports, page cache, the server's JIT-less warm paths)
-            for name, make in variants.items():
-                run_variant(server, make, args.pairs, args.messages // 5, args.window, f"warm-{name}")
+            open_ = {name: Variant(server, make, args.pairs, name) for name, make in variants.items()}
+            for variant in open_.values():  # one untimed warm-up block each
+                variant.run(args.messages, args.window)
             names = list(variants)
             for round_ in range(args.rounds):
                 order = names[round_ % len(names) :] + names[: round_ % len(names)]  # no variant always first
                 for name in order:
-                    make = variants[name]
-                    row = run_variant(
-                        server, make, args.pairs, args.messages, args.window, f"r{round_}-{name}"
-                    )
+                    row = open_[name].run(args.messages, args.window)
                     row["round"] = round_
                     rows[name].append(row)
                     print(json.dumps({"variant": name, **row}), flush=True)
+            for variant in open_.values():
+                variant.close()
         finally:
             server.stop()
     print()

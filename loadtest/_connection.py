@@ -266,6 +266,9 @@ class Connection:
         self.aggregator = aggregator
         self.url = url
         self.protocol = protocol
+        self._new_id = protocol.new_id
+        self._set_id = protocol.set_id
+        self._encode = protocol.encode
         self.options = options if options is not None else ConnectOptions()
         self.user_id = user_id
         self.request_timeout = request_timeout
@@ -478,10 +481,9 @@ class Connection:
             kind = name
         elif kind not in _checked_names:
             _metric_name(kind)
-        protocol = self.protocol
         if key is None:
-            key = protocol.new_id(next(self._ids))
-            protocol.set_id(message, key)
+            key = self._new_id(next(self._ids))
+            self._set_id(message, key)
         elif key in self._pending:
             raise ValueError(f"a reply with key {key!r} is already awaited")
         entries: list[_Entry]
@@ -491,7 +493,7 @@ class Connection:
             entries = [(key, name, kind, cancels, "timeout", "connection_lost", _waiter), *extra]
         else:
             entries = [(key, name, kind, (), "timeout", "connection_lost", _waiter)]
-        opcode, data = self.protocol.encode(message)
+        opcode, data = self._encode(message)
         self._write(ws, opcode, data, entries, scheduled)
         self._incr(_sent(kind))
         return key
