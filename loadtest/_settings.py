@@ -97,6 +97,9 @@ class LoadSettings:
     build: str | None = None
     """The build under test (free text); ``None``: the store records the git commit."""
 
+    compression: bool = False
+    """Offer permessage-deflate as browsers do (and start the embedded server with ``--compress``)."""
+
     def open_rate_per_user(self, users: int | None) -> float:
         """The open-model rate of one user, given Locust's total user count (``-u``)."""
         if self.open_total_rate > 0:
@@ -328,6 +331,13 @@ def add_arguments(parser: Any) -> None:
         "(default: %(default)s)",
     )
     add(
+        "--compression",
+        type=_bool,
+        default=False,
+        help="offer permessage-deflate (RFC 7692) as browsers do, used if the target accepts it; the "
+        "embedded server then accepts it (default: %(default)s)",
+    )
+    add(
         "--server-test-delay-ms",
         type=_positive_float,
         default=0.0,
@@ -439,6 +449,8 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         open_total_rate=float(options.open_total_rate),
         open_poisson=options.open_arrivals == "poisson",
         **_embedded_scale_out(options),
+
+        compression=_bool(getattr(options, "compression", False)),
     )
 
 
