@@ -113,7 +113,6 @@ class CoordinatorLifecycle(RunLifecycle):
             workers=settings.embedded_workers,
             db=settings.embedded_db,
             redis=settings.embedded_redis,
-
             extra_args=("--compress",) if settings.compression else (),
         )
         atexit.register(self.server.stop)

@@ -449,7 +449,6 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         open_total_rate=float(options.open_total_rate),
         open_poisson=options.open_arrivals == "poisson",
         **_embedded_scale_out(options),
-
         compression=_bool(getattr(options, "compression", False)),
     )
 
