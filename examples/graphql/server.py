@@ -20,6 +20,9 @@ It speaks the protocol of https://github.com/enisdenjo/graphql-ws/blob/master/PR
 * anything else (not JSON, not an object, an unknown or server-only ``type``, a binary frame) → close
   ``4400`` with the reason.
 
+``GET /stats`` (HTTP, same port) answers what the server saw: ``{"operations": {root field: started},
+"next": sent}``, to check a load test's counts against.
+
 The schema and its executor are :mod:`examples.graphql.schema`. :class:`Session` is the protocol's state
 without I/O; :func:`create_app` is the aiohttp shell that runs the operations it asks for.
 
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import random
 import signal
@@ -222,7 +224,16 @@ class ServerConfig:
     misbehave_every: int = 5
 
 
+@dataclass
+class Stats:
+    """What the server saw, for ``GET /stats``: operations started per root field, ``next`` messages sent."""
+
+    operations: dict[str, int] = field(default_factory=dict)
+    next: int = 0
+
+
 CONFIG = web.AppKey("config", ServerConfig)
+STATS = web.AppKey("stats", Stats)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 
 
@@ -230,15 +241,23 @@ SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("socket
 class _Connection:
     ws: web.WebSocketResponse
     config: ServerConfig
+    stats: Stats
     rng: random.Random
     session: Session = field(default_factory=Session)
     operations: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     subscribes: int = 0
 
-    async def send(self, message: dict[str, Any]) -> None:
-        if not self.ws.closed:
-            with contextlib.suppress(ConnectionError):
-                await self.ws.send_str(json.dumps(message))
+    async def send(self, message: dict[str, Any]) -> bool:
+        """Send one JSON message; ``False`` if the socket was closed."""
+        if self.ws.closed:
+            return False
+        try:
+            await self.ws.send_str(json.dumps(message))
+        except ConnectionError:
+            return False
+        if message.get("type") == "next":
+            self.stats.next += 1
+        return True
 
     async def act(self, actions: list[Action]) -> None:
         for action in actions:
@@ -248,6 +267,8 @@ class _Connection:
                 self.stop_all()
                 await self.ws.close(code=action.code, message=action.reason.encode())
             elif isinstance(action, Start):
+                for f in action.operation.fields:
+                    self.stats.operations[f.name] = self.stats.operations.get(f.name, 0) + 1
                 if await self.misbehave(action.id):
                     return
                 self.operations[action.id] = asyncio.create_task(self.run(action.id, action.operation))
@@ -313,7 +334,7 @@ async def graphql_socket(request: web.Request) -> web.StreamResponse:
         await ws.close(code=CLOSE_SUBPROTOCOL, message=b"Subprotocol not acceptable")
         return ws
     request.app[SOCKETS].add(ws)
-    conn = _Connection(ws, config, random.Random(f"{config.seed}:{id(ws)}"))
+    conn = _Connection(ws, config, request.app[STATS], random.Random(f"{config.seed}:{id(ws)}"))
 
     async def init_deadline() -> None:
         await asyncio.sleep(config.init_timeout)
@@ -334,18 +355,25 @@ async def graphql_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def stats(request: web.Request) -> web.Response:
+    """``GET /stats``: what the server saw (to check a load test's counts against)."""
+    s = request.app[STATS]
+    return web.json_response({"operations": s.operations, "next": s.next})
+
+
 async def _close_sockets(app: web.Application) -> None:
     for ws in list(app[SOCKETS]):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
 def create_app(config: ServerConfig) -> web.Application:
-    """The aiohttp application serving ``graphql-transport-ws`` on ``/graphql``."""
+    """The aiohttp application: ``graphql-transport-ws`` on ``/graphql``, what it saw on ``/stats``."""
     app = web.Application()
     app[CONFIG] = config
+    app[STATS] = Stats()
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_sockets)
-    app.add_routes([web.get("/graphql", graphql_socket)])
+    app.add_routes([web.get("/graphql", graphql_socket), web.get("/stats", stats)])
     return app
 
 

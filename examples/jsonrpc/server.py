@@ -15,6 +15,9 @@ Methods (each answered after a seeded, lognormal service time, so replies come o
   "price", "ts"}}`` every ``N`` ms, ``ts`` being its send time in Unix seconds (a float);
 * ``unsubscribe([id])`` → ``true`` (``false`` for an id it does not know).
 
+``GET /stats`` (HTTP, same port) answers what the server saw: ``{"calls": {method: received}, "notifications":
+sent}``, to check a load test's counts against.
+
 Everything else follows the specification (https://www.jsonrpc.org/specification): ``-32700 Parse
 error`` (id ``null``), ``-32600 Invalid Request``, ``-32601 Method not found``, batches (an array of
 calls answered by one array, notifications unanswered, an empty array an ``Invalid Request``).
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import random
@@ -236,7 +238,16 @@ class ServerConfig:
     misbehave_every: int = 5
 
 
+@dataclass
+class Stats:
+    """What the server saw, for ``GET /stats``: calls received per method, notifications sent."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    notifications: int = 0
+
+
 CONFIG = web.AppKey("config", ServerConfig)
+STATS = web.AppKey("stats", Stats)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 
 
@@ -244,15 +255,21 @@ SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("socket
 class _Connection:
     ws: web.WebSocketResponse
     config: ServerConfig
+    stats: Stats
     rng: random.Random
     calls: int = 0
     tickers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def send(self, data: Any) -> None:
-        if not self.ws.closed:
-            with contextlib.suppress(ConnectionError):
-                await self.ws.send_str(json.dumps(data))
+    async def send(self, data: Any) -> bool:
+        """Send one JSON message; ``False`` if the socket was closed."""
+        if self.ws.closed:
+            return False
+        try:
+            await self.ws.send_str(json.dumps(data))
+        except ConnectionError:
+            return False
+        return True
 
     async def answer(self, call: Call) -> dict[str, Any] | None:
         """Execute one call after its service time; ``None`` for a notification."""
@@ -291,7 +308,8 @@ class _Connection:
             await asyncio.sleep(interval)
             now = time.time()
             params = {"subscription": sub_id, "symbol": symbol, "price": price(symbol, now), "ts": now}
-            await self.send({"jsonrpc": "2.0", "method": "ticker", "params": params})
+            if await self.send({"jsonrpc": "2.0", "method": "ticker", "params": params}):
+                self.stats.notifications += 1
 
     async def misbehave(self, items: list[Call | dict[str, Any]]) -> bool:
         """Test only: go wrong as configured on every n-th call; ``True`` when the socket was closed."""
@@ -312,6 +330,9 @@ class _Connection:
 
     async def handle(self, text: str) -> None:
         items, batch = parse_message(text)
+        for item in items:
+            if isinstance(item, Call):
+                self.stats.calls[item.method] = self.stats.calls.get(item.method, 0) + 1
         if await self.misbehave(items):
             return
         responses = await asyncio.gather(
@@ -336,7 +357,7 @@ async def rpc_socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=config.max_message_size)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
-    conn = _Connection(ws, config, random.Random(f"{config.seed}:{id(ws)}"))
+    conn = _Connection(ws, config, request.app[STATS], random.Random(f"{config.seed}:{id(ws)}"))
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -350,18 +371,25 @@ async def rpc_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def stats(request: web.Request) -> web.Response:
+    """``GET /stats``: what the server saw (to check a load test's counts against)."""
+    s = request.app[STATS]
+    return web.json_response({"calls": s.calls, "notifications": s.notifications})
+
+
 async def _close_sockets(app: web.Application) -> None:
     for ws in list(app[SOCKETS]):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
 def create_app(config: ServerConfig) -> web.Application:
-    """The aiohttp application serving JSON-RPC on ``/``."""
+    """The aiohttp application serving JSON-RPC on ``/`` (and what it saw on ``GET /stats``)."""
     app = web.Application()
     app[CONFIG] = config
+    app[STATS] = Stats()
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_sockets)
-    app.add_routes([web.get("/", rpc_socket)])
+    app.add_routes([web.get("/", rpc_socket), web.get("/stats", stats)])
     return app
 
 

@@ -195,3 +195,23 @@ def test_misbehaving_on_purpose() -> None:
             assert _close_code(ws) == 1011
         finally:
             ws.close()
+
+
+def test_stats_count_operations_and_next_messages() -> None:
+    import urllib.request
+
+    with example_server("graphql", "--latency-scale", "0") as url:
+        ws = _connect(url)
+        try:
+            ws.send(_msg(type="connection_init"))
+            _recv(ws)
+            ws.send(_msg(type="subscribe", id="q", payload=QUOTE))
+            ws.send(_msg(type="subscribe", id="s", payload=TICKS))
+            kinds = [_recv(ws)["type"] for _ in range(6)]  # q: next, complete; s: 3 next, complete
+        finally:
+            ws.close()
+        http = url.replace("ws://", "http://").removesuffix("/graphql")
+        with urllib.request.urlopen(f"{http}/stats", timeout=5) as response:
+            stats = json.load(response)
+    assert sorted(kinds) == ["complete", "complete", "next", "next", "next", "next"]
+    assert stats == {"operations": {"quote": 1, "ticks": 1}, "next": 4}

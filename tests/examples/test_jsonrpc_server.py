@@ -214,3 +214,22 @@ def test_bad_options_are_refused_by_name() -> None:
         check=False,
     )
     assert out.returncode == 2 and "--misbehave: unknown explode" in out.stderr
+
+
+def test_stats_count_calls_received_and_notifications_sent() -> None:
+    import urllib.request
+
+    with example_server("jsonrpc", "--latency-scale", "0") as url:
+        ws = _connect(url)
+        try:
+            _call(ws, "echo", [], 1)
+            _call(ws, "echo", [], 2)
+            _call(ws, "subscribe", {"channel": "ticker", "symbol": "ACME", "interval_ms": 10}, 3)
+            got = [json.loads(ws.recv()) for _ in range(2)]
+        finally:
+            ws.close()
+        http = url.replace("ws://", "http://").rstrip("/")
+        with urllib.request.urlopen(f"{http}/stats", timeout=5) as response:
+            stats = json.load(response)
+    assert stats["calls"] == {"echo": 2, "subscribe": 1}
+    assert stats["notifications"] >= len(got) == 2
