@@ -39,8 +39,9 @@ from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunne
 
 from loadtest._client import notification_body
 from loadtest._process_state import Runtime, runtime
-from loadtest._schedule import OpenSchedule, rate_shares, students_per_worker
+from loadtest._schedule import rate_shares, students_per_worker
 from loadtest._users import WsUser
+from loadtest.user_api import OpenSchedule
 from runstore.names import METRIC_HTTP_NOTIFICATION, error_counter, sent_counter
 
 __all__ = [

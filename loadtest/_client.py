@@ -1,74 +1,45 @@
-"""``WsClient``: one simulated user's WebSocket connection, measured where the samples are born.
+"""``WsClient``: the seed protocol's measured connection, built on the public user API only.
 
-The client speaks RFC 6455 itself (:mod:`loadtest._wire`, sans I/O) on a gevent socket (it works under
-Locust's monkeypatching and without it, so tests need not patch the test process). One receive greenlet per
-connection reads whatever the socket has, stamps **one receive time per read** before handling any frame of
-it -- two replies that arrived in one TCP segment get the same time; on Linux the kernel's receive timestamp
-(``SO_TIMESTAMPNS``), so that a stall of this process between a reply's arrival and its read (GC, a busy hub,
-the GIL, a starved core) is not counted as the target's latency (replies that queued up during a stall share
-the stamp of the last to arrive: the kernel merges queued segments; still never earlier than the wire) --
-and parses every text frame with orjson:
+The seed's frames, as :mod:`loadtest.user_api` sees them (:class:`SeedProtocol`):
 
-* ``ack`` / ``error`` are matched by ``requestId`` to a :class:`PendingRequest` (a NamedTuple, popped on
-  reply, as locust's ``contrib/mqtt.py`` does): each request fires **exactly one** Locust ``request`` event
-  -- success, server error or timeout after ``request_timeout``, or ``connection_lost``.
-* ``pong`` is matched by its ``ts``; ``progress_sync`` by ``(subject, topic, completion)``.
-* pushes (``new_message``, ``notification_update``) carry the sender's wall-clock send time (the chat
-  ``message.timestamp`` the server echoes; the back end's ``sent_at=`` in the notification body), from which
-  the receiver measures the cross-user latency.
+* ``ack`` / ``error`` answer the client frame whose ``requestId`` they carry: measured as
+  ``ack:<type>`` (``ack:chat_message``), an ``error`` failing it with the server's code;
+* ``pong`` answers the ``ping`` with the same ``ts``: measured as ``pong`` (the seed's ``websocketLatency``);
+* ``progress_sync`` answers a ``progress_update`` with the same ``(subject, topic, completion)``: measured as
+  ``sync:progress`` (errors ``sync_timeout`` / ``sync_lost``), besides that update's own ack;
+* pushes carry the sender's wall-clock send time -- the chat ``message.timestamp`` the server echoes in
+  ``new_message`` (``delivery:chat``), the back end's ``sent_at=`` in a ``notification_update`` body
+  (``push:notification``) -- from which the receiver measures the cross-user latency; one sent before this
+  connection began is counted as missed, not timed.
 
-Every latency goes to the process's :class:`~runstore.samples.SampleAggregator` in microseconds (metric names
-of :mod:`runstore.names`) and to Locust as a ``request`` event (request type ``WS``, milliseconds as a float,
-stable names such as ``ack:chat_message``). Round trips are timed with ``time.perf_counter()``, from just
-before the frame's bytes are written (after serialising and framing; in the open model, from the scheduled
-time) to the arrival of the reply; cross-user latencies with ``time.time()`` (both ends on the same
-machine's clock).
-
-A bad server frame never raises: it is counted (``errors.frame.malformed_frame``,
-``errors.frame.unexpected_frame``) and dropped.
-
-Sending: all sends of one connection are serialised by a gevent lock (the receive greenlet answers the
-server's WebSocket pings while a user greenlet may be sending; an unlocked send that blocks mid-frame would
-interleave two frames). A ``threading.Lock`` would, without monkeypatching, block the whole gevent thread.
+Everything else (the socket, matching, timeouts, recording, bad frames) is the public
+:class:`~loadtest.user_api.Connection`'s. A bad seed frame -- not JSON, not an object, no ``type``, a
+mistyped field -- is ``errors.frame.malformed_frame``; an unknown ``type`` or a binary frame
+``errors.frame.unexpected_frame``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import logging
-import socket
-import ssl
-import struct
-import sys
 import time
-import weakref
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from collections.abc import Callable, Hashable
+from typing import Any
 
-import gevent
-import gevent.lock
-import gevent.socket
-import orjson
-
-from loadtest._wire import (
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    FrameDecoder,
-    HandshakeFailed,
-    HandshakeRejected,
-    ProtocolError,
-    encode_frame,
-    handshake_request,
-    new_key,
-    parse_handshake_response,
+from loadtest.user_api import (
+    REQUEST_TYPE,
+    ConnectFailed,
+    Connection,
+    ConnectionLost,
+    ConnectOptions,
+    Expect,
+    JsonProtocol,
+    PendingRequest,
+    Push,
+    RequestTimeout,
+    ServerError,
+    format_timestamp,
+    parse_timestamp,
 )
 from runstore.names import (
-    METRIC_CONNECT,
     METRIC_DELIVERY_CHAT,
     METRIC_PONG,
     METRIC_PUSH_NOTIFICATION,
@@ -76,10 +47,6 @@ from runstore.names import (
     MISSED_DELIVERY_CHAT,
     MISSED_PUSH_NOTIFICATION,
     ack_metric,
-    error_counter,
-    frame_error_counter,
-    missed_counter,
-    received_counter,
     sent_counter,
 )
 from runstore.samples import SampleAggregator
@@ -90,6 +57,7 @@ __all__ = [
     "ConnectionLost",
     "PendingRequest",
     "RequestTimeout",
+    "SeedProtocol",
     "ServerError",
     "WsClient",
     "format_timestamp",
@@ -98,108 +66,10 @@ __all__ = [
     "sent_at_of_body",
 ]
 
-logger = logging.getLogger(__name__)
-
-REQUEST_TYPE = "WS"
-"""Locust ``request_type`` of every WebSocket measurement."""
-
 PushHandler = Callable[[str, dict[str, Any]], None]
 CloseHandler = Callable[[str], None]
 
-_NO_CONTEXT: dict[str, Any] = {}
 _SENT_AT = "sent_at="
-_MALFORMED = frame_error_counter("malformed_frame")
-_UNEXPECTED = frame_error_counter("unexpected_frame")
-_LATE_REPLY = frame_error_counter("late_reply")
-_HANDLER_FAILED = frame_error_counter("handler_failed")
-_READ_SIZE = 65536
-"""Bytes asked of one ``recv``: everything the kernel holds for a connection in all but bulk transfers."""
-_CLOSE_NORMAL = (1000).to_bytes(2, "big")
-
-
-class ServerError(Exception):
-    """The server answered a request with an ``error`` frame."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-
-
-class RequestTimeout(Exception):
-    """No reply within the request timeout."""
-
-
-class ConnectionLost(Exception):
-    """The connection closed (or could not send) before the reply arrived."""
-
-
-class _ServerClosed(Exception):
-    """The server's close frame ended the read loop."""
-
-
-class ConnectFailed(Exception):
-    """The WebSocket could not be opened; :attr:`code` is the ``errors.connect.<code>`` kind."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-
-
-class PendingRequest(NamedTuple):
-    """What is remembered about one request until its reply (or timeout) arrives."""
-
-    metric: str
-    """Latency metric and Locust name (``ack:chat_message``, ``pong``, ``sync:progress``)."""
-    message_type: str
-    """The client frame's ``type``: the ``<type>`` of ``errors.<type>.<code>``."""
-    start: float
-    """``perf_counter()`` the latency counts from (the scheduled time, mapped, in the open model)."""
-    deadline: float
-    """``perf_counter()`` after which it times out."""
-    link: Any = None
-    """For a ``progress_update`` ack: the key of its ``progress_sync`` wait, dropped if the update fails."""
-
-
-_Entry = tuple[dict[Any, PendingRequest], Any, str, str, Any]
-"""Where a reply will be awaited: ``(table, key, metric, message type, link)``."""
-
-
-# -- timestamps --------------------------------------------------------------------------------------------
-
-
-_second_prefix: list[Any] = [None, ""]
-
-
-def format_timestamp(unix: float) -> str:
-    """ISO-8601 UTC with microseconds and ``Z`` (the seed's ``toISOString()``, 1000x finer).
-
-    Hot path (every chat message): the ``YYYY-MM-DDTHH:MM:SS`` part is cached per second.
-    """
-    second = int(unix)
-    micros = round((unix - second) * 1e6)
-    if micros >= 1_000_000:
-        second += 1
-        micros -= 1_000_000
-    cache = _second_prefix
-    if cache[0] != second:
-        cache[0] = second
-        cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{cache[1]}.{micros:06d}Z"
-
-
-def parse_timestamp(value: object) -> float | None:
-    """Unix seconds of an echoed client timestamp: ISO-8601 text, or a JS ``Date.now()`` number (ms).
-
-    Returns ``None`` for anything else (a timestamp some other client wrote).
-    """
-    if type(value) is str:
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            return None
-    if type(value) is int or type(value) is float:
-        return value / 1000.0 if value > 1e11 else float(value)
-    return None
 
 
 def notification_body(text: str, sent_at: float) -> str:
@@ -220,213 +90,99 @@ def sent_at_of_body(body: object) -> float | None:
         return None
 
 
-# -- timeouts for all clients of the process ---------------------------------------------------------------
-
-
-class _Sweeper:
-    """One greenlet per process that times out every client's overdue requests a few times a second.
-
-    Requests cost nothing extra for their timeout (no timer each); the greenlet exits when no client is left.
-    """
-
-    interval = 0.25
+class SeedProtocol(JsonProtocol):
+    """The seed's frames: ``{"type": ...}`` objects; requests carry ``requestId``; strictly checked."""
 
     def __init__(self) -> None:
-        self.clients: weakref.WeakSet[WsClient] = weakref.WeakSet()
-        self._greenlet: gevent.Greenlet | None = None
+        super().__init__(kind="type", request_id="requestId")
 
-    def add(self, client: WsClient) -> None:
-        self.clients.add(client)
-        if self._greenlet is None or self._greenlet.dead:
-            self._greenlet = gevent.spawn(self._run)
+    def kind(self, message: Any) -> str | None:
+        if type(message) is not dict:
+            raise TypeError("a seed frame is a JSON object")
+        kind = message.get("type")
+        if type(kind) is not str:
+            raise TypeError("a seed frame has a string type")
+        return kind
 
-    def _run(self) -> None:
-        while self.clients:
-            gevent.sleep(self.interval)
-            now = time.perf_counter()
-            for client in list(self.clients):
-                try:
-                    client.expire(now)
-                except Exception:  # a bug in one client must not stop the others' timeouts
-                    logger.exception("expiring requests failed")
+    def reply_key(self, message: Any, kind: str | None) -> Hashable | None:
+        if kind == "ack":
+            rid = message["requestId"]
+            if type(rid) is not int and type(rid) is not str:
+                raise TypeError("ack.requestId is not an integer or a string")
+            return rid
+        if kind == "error":
+            rid = message.get("requestId")
+            if rid is not None and type(rid) is not int and type(rid) is not str:
+                raise TypeError("error.requestId is not an integer or a string")
+            return rid
+        if kind == "pong":
+            ts = message["ts"]
+            if type(ts) is not float and type(ts) is not int:
+                raise TypeError("pong.ts is not a number")
+            return ("pong", ts)
+        if kind == "progress_sync":
+            data = message["data"]
+            key = ("sync", data["subject"], data["topic"], data["completion"])
+            if type(key[1]) is not str or type(key[2]) is not str or type(key[3]) not in (int, float):
+                raise TypeError("progress_sync.data has mistyped fields")
+            return key
+        return None
 
-
-_SWEEPER = _Sweeper()
-
-
-# -- one open connection -----------------------------------------------------------------------------------
-
-
-_SO_TIMESTAMPNS = 35
-"""Linux ``SO_TIMESTAMPNS`` (= ``SCM_TIMESTAMPNS``; not in Python's ``socket`` module): the kernel stamps each
-received packet (``CLOCK_REALTIME``, ns) as it enters the network stack, and ``recvmsg`` returns the stamp of
-the last packet a read returned."""
-_STAMP_SPACE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
-_STAMP = struct.Struct("qq")
-
-
-def _enable_stamps(sock: Any) -> bool:
-    """Ask the kernel for receive timestamps on a plain TCP socket; ``False`` where it cannot."""
-    if not _STAMP_SPACE or not sys.platform.startswith("linux"):
-        return False
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    except OSError:
-        return False
-    return True
-
-
-def _kernel_stamp(ancdata: list[tuple[int, int, bytes]]) -> float | None:
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
-            sec, nsec = _STAMP.unpack_from(data)
-            return sec + nsec * 1e-9
-    return None
+    def error(self, message: Any, kind: str | None) -> str | None:
+        if kind != "error":
+            return None
+        code = message["code"]
+        if type(code) is not str or not code:
+            raise ValueError("error frame without a code")
+        return code
 
 
-def _recv_stamped(sock: Any, size: int) -> tuple[bytes, float | None]:
-    """One ``recv`` with the kernel's receive time of what it returned (unix seconds), if stamped."""
-    data, ancdata, _, _ = sock.recvmsg(size, _STAMP_SPACE)
-    return data, _kernel_stamp(ancdata)
+def _chat_sent_at(message: Any) -> float | None:
+    data = message["data"]
+    if type(data) is not dict:
+        raise TypeError("new_message.data is not an object")
+    return parse_timestamp(data.get("timestamp"))
 
 
-class _Connection:
-    """An open WebSocket: its socket, its send lock, its frame decoder."""
-
-    __slots__ = ("decoder", "early", "early_at", "lock", "sock", "stamped")
-
-    def __init__(self, sock: Any, early: bytes, early_at: float, stamped: bool) -> None:
-        self.sock = sock
-        self.early = early
-        """Bytes that arrived with the handshake response (the server may push at once)..."""
-        self.early_at = early_at
-        """... and when they arrived (unix seconds): the handshake's end."""
-        self.stamped = stamped
-        """The kernel stamps what this socket receives (plain TCP on Linux; not TLS)."""
-        self.lock = gevent.lock.Semaphore()
-        self.decoder = FrameDecoder()
-
-    def send_frame(self, opcode: int, payload: bytes) -> None:
-        frame = encode_frame(opcode, payload)
-        with self.lock:
-            self.sock.sendall(frame)
-
-    def abort(self) -> None:
-        """Drop the TCP connection without a closing handshake: the receive greenlet sees it end."""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self.abort()
-        with contextlib.suppress(OSError):
-            self.sock.close()
+def _notification_sent_at(message: Any) -> float | None:
+    data = message["data"]
+    if type(data) is not dict:
+        raise TypeError("notification_update.data is not an object")
+    if data.get("read") is True:  # confirms our notification_read: not a new notification
+        return None
+    return sent_at_of_body(data.get("body"))
 
 
-_addresses: dict[tuple[str, int], tuple[int, tuple[Any, ...]]] = {}
+def _sync_key(message: dict[str, Any]) -> tuple[Any, ...]:
+    progress = message["progress"]
+    return ("sync", progress["subject"], progress["topic"], progress["completion"])
 
 
-def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
-    """``(family, address)`` of the target, resolved once per process.
-
-    IP literals need no resolver; a name is resolved on the first connect only: gevent's resolver runs
-    ``getaddrinfo`` on a thread pool, and that hop (milliseconds under load, before the SYN) was counted in
-    every ``connect``. A load generator's target does not move during a run.
-    """
-    key = (host, port)
-    found = _addresses.get(key)
-    if found is not None:
-        return found
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        found = (family, (host, port))
-        break
-    else:
-        infos = gevent.socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        if not infos:
-            raise socket.gaierror(f"{host}: no address")
-        family, _, _, _, address = infos[0]
-        found = (family, address)
-    _addresses[key] = found
-    return found
+SEED_PUSHES = (
+    Push("new_message", METRIC_DELIVERY_CHAT, _chat_sent_at, MISSED_DELIVERY_CHAT),
+    Push("notification_update", METRIC_PUSH_NOTIFICATION, _notification_sent_at, MISSED_PUSH_NOTIFICATION),
+    Push("progress_sync"),
+)
+"""The seed's pushes: chat delivery and notification latency from the send time they carry; progress syncs
+only handed on (their latency is a reply's, ``sync:progress``)."""
 
 
-def _read_response_head(sock: Any, stamped: bool) -> tuple[bytes, float]:
-    """The handshake response up to and including its blank line (and, over TLS, what came with it), and
-    when the head arrived (unix seconds).
-
-    On a stamped socket the head is read to its last byte and no further (a ``MSG_PEEK`` first finds it): the
-    server may push frames right behind the 101, and a read that took them too would carry the stamp of
-    their packet, not of the 101's.
-    """
-    received = b""
-    while True:
-        if stamped:
-            peeked = sock.recv(4096, socket.MSG_PEEK)
-            if not peeked:
-                raise HandshakeFailed("connection closed during the handshake")
-            end = (received + peeked).find(b"\r\n\r\n")
-            chunk, at = _recv_stamped(sock, len(peeked) if end < 0 else end + 4 - len(received))
-        else:
-            chunk, at = sock.recv(4096), None
-        if not chunk:
-            raise HandshakeFailed("connection closed during the handshake")
-        received += chunk
-        if received.find(b"\r\n\r\n") >= 0:
-            return received, time.time() if at is None else at
-        if len(received) > 65536:
-            raise HandshakeFailed("handshake response head over 64 KiB")
-
-
-def _open_connection(url: str, cookie: str | None, connect_timeout: float, io_timeout: float) -> _Connection:
-    """TCP connect, TLS for ``wss://``, the opening handshake; raises what :func:`_connect_error` maps."""
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (443 if secure else 80)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    family, address = _resolve(host, port)
-    sock = gevent.socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(connect_timeout)
-        sock.connect(address)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        stamped = not secure and _enable_stamps(sock)
-        if secure:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-        key = new_key()
-        sock.sendall(handshake_request(host, port, path, key, secure=secure, cookie=cookie))
-        received, arrived = _read_response_head(sock, stamped)
-        end = received.find(b"\r\n\r\n")
-        parse_handshake_response(received[:end], key)
-    except BaseException:
-        sock.close()
-        raise
-    # Sends that stall this long count as a lost connection; reads just wake up and wait again.
-    sock.settimeout(io_timeout)
-    return _Connection(sock, received[end + 4 :], arrived, stamped)
-
-
-# -- the client --------------------------------------------------------------------------------------------
-
-
-class WsClient:
+class WsClient(Connection):
     """A measured WebSocket connection speaking the seed protocol.
 
     Args:
         environment: the Locust ``Environment`` whose ``events.request`` is fired.
         aggregator: where latencies (µs), counters and connection events are recorded.
         url: ``ws://`` or ``wss://`` endpoint.
-        user_id: the simulated user (for connection events only; never in metric names).
-        cookie: ``Cookie`` header value, or ``None``.
+        user_id: the simulated user (for logs only; never in metric names).
+        cookie: ``Cookie`` header value, or ``None`` (ignored when ``options`` is given: put it there).
         request_timeout: seconds before an unanswered request counts as a timeout.
         use_acks: send ``requestId`` and measure ``ack`` round trips; ``False`` sends the seed's bare frames.
         on_push: called with ``(type, data)`` for every ``new_message``, ``notification_update`` and
-            ``progress_sync`` after it is measured.
+            ``progress_sync`` after it is measured (read at each push: it may be replaced).
         on_close: called with a reason when the connection is lost (not when :meth:`close` is called).
-        connect_timeout: seconds for TCP connect plus handshake.
+        connect_timeout: seconds for TCP connect plus handshake (ignored when ``options`` is given).
+        options: headers, subprotocols, TLS, compression (:class:`~loadtest.user_api.ConnectOptions`).
     """
 
     def __init__(
@@ -442,162 +198,64 @@ class WsClient:
         on_push: PushHandler | None = None,
         on_close: CloseHandler | None = None,
         connect_timeout: float = 10.0,
+        options: ConnectOptions | None = None,
     ) -> None:
-        self.environment = environment
-        self.aggregator = aggregator
-        self.url = url
-        self.user_id = user_id
-        self.cookie = cookie
-        self.request_timeout = request_timeout
+        if options is None:
+            options = ConnectOptions(cookie=cookie, connect_timeout=connect_timeout)
+        super().__init__(
+            environment,
+            aggregator,
+            url,
+            protocol=SeedProtocol(),
+            options=options,
+            user_id=user_id,
+            request_timeout=request_timeout,
+            on_close=on_close,
+        )
         self.use_acks = use_acks
         self.on_push = on_push
-        self.on_close = on_close
-        self.connect_timeout = connect_timeout
-        self.ws: _Connection | None = None
-        self.connected_since = 0.0
-        """Wall time the current connection attempt started: pushes sent before it were missed."""
-        self._acks: dict[int, PendingRequest] = {}
-        self._pings: dict[float, PendingRequest] = {}
-        self._syncs: dict[tuple[Any, Any, Any], PendingRequest] = {}
-        self._ids = itertools.count(1)
-        self._reader: gevent.Greenlet | None = None
-        self._closing = False
-        self._fire = environment.events.request.fire
-        self._incr = aggregator.incr
-        self._record = aggregator.record_latency
-        self._rx_perf = 0.0
-        """``perf_counter()`` of the read that brought the frames being handled."""
-        self._rx_wall = 0.0
-        """``time.time()`` of that read."""
-        self._dispatch: dict[str, Callable[[dict[str, Any], int], None]] = {
-            "ack": self._on_ack,
-            "error": self._on_error,
-            "pong": self._on_pong,
-            "new_message": self._on_new_message,
-            "notification_update": self._on_notification,
-            "progress_sync": self._on_progress_sync,
-        }
+        self._sent_counters: dict[str, str] = {}
+        for push in SEED_PUSHES:
+            self.add_push(push, self._handler(push.kind))
 
-    # -- state -------------------------------------------------------------------------------------------
+    def _handler(self, kind: str) -> Callable[[Any], None]:
+        def hand_on(message: Any) -> None:
+            on_push = self.on_push
+            if on_push is not None:
+                on_push(kind, message["data"])
 
-    @property
-    def connected(self) -> bool:
-        """``True`` while the WebSocket is open."""
-        return self.ws is not None
-
-    @property
-    def pending(self) -> int:
-        """Requests still waiting for a reply (acks, pongs and progress syncs)."""
-        return len(self._acks) + len(self._pings) + len(self._syncs)
-
-    # -- connect / close ---------------------------------------------------------------------------------
-
-    def connect(self) -> None:
-        """Open the WebSocket and start the receive greenlet; measures ``connect``.
-
-        Raises:
-            ConnectFailed: with the ``errors.connect.<code>`` kind (``refused``, ``timeout``,
-                ``http_401`` ...), already counted and fired as a failed ``connect`` request.
-        """
-        if self.ws is not None:
-            return
-        self._closing = False
-        self.connected_since = time.time()
-        start = time.perf_counter()
-        failure: ConnectFailed | None = None
-        try:
-            ws = self._open()
-        except Exception as exc:
-            code, detail = _connect_error(exc)
-            self._incr(error_counter("connect", code))
-            failure = ConnectFailed(code, detail)
-            elapsed = time.perf_counter() - start
-        else:  # to the kernel's receive time of the 101 response, mapped onto perf_counter
-            elapsed = time.perf_counter() - (time.time() - ws.early_at) - start
-        if failure is None:
-            self._record(METRIC_CONNECT, elapsed * 1e6)
-        self._fire(
-            request_type=REQUEST_TYPE,
-            name=METRIC_CONNECT,
-            response_time=elapsed * 1000.0,
-            response_length=0,
-            exception=failure,
-            context=_NO_CONTEXT,
-        )
-        if failure is not None:
-            raise failure
-        self.ws = ws
-        self._reader = gevent.spawn(self._read_loop, ws)
-        _SWEEPER.add(self)
-
-    def _open(self) -> _Connection:
-        return _open_connection(self.url, self.cookie, self.connect_timeout, max(self.request_timeout, 1.0))
-
-    def close(self, drain: float = 0.0) -> None:
-        """Close the connection (normal closure); no ``on_close`` callback.
-
-        Args:
-            drain: wait up to this many seconds for outstanding replies first. Requests still pending
-                afterwards fail with ``connection_lost``.
-        """
-        ws = self.ws
-        if ws is None:
-            return
-        if drain > 0:
-            deadline = time.perf_counter() + drain
-            while self.pending and self.ws is not None and time.perf_counter() < deadline:
-                gevent.sleep(0.01)
-        self._closing = True
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                ws.send_frame(OP_CLOSE, _CLOSE_NORMAL)
-        self._lost("closed by client")
-
-    def abort(self) -> None:
-        """Drop the TCP connection without a closing handshake (simulates a network loss).
-
-        ``on_close`` is called, as for any connection lost.
-        """
-        ws = self.ws
-        if ws is not None:
-            ws.abort()
-
-    def _lost(self, reason: str) -> None:
-        ws, self.ws = self.ws, None
-        if ws is None:
-            return
-        reader = self._reader
-        self._reader = None
-        if reader is not None and reader is not gevent.getcurrent():
-            reader.kill(block=False)
-        ws.close()
-        self._fail_all(ConnectionLost(reason))
-        _SWEEPER.clients.discard(self)  # nothing left to time out; connect() registers again
-        if not self._closing and self.on_close is not None:
-            self.on_close(reason)
+        return hand_on
 
     # -- sending -----------------------------------------------------------------------------------------
 
-    def send(self, message: dict[str, Any], *, scheduled: float | None = None) -> None:
-        """Send one frame; its reply is matched and measured by the receive greenlet.
+    def send(  # type: ignore[override]
+        self, message: dict[str, Any], *, scheduled: float | None = None
+    ) -> None:
+        """Send one seed frame; its replies are matched and measured by the receive greenlet.
 
-        ``message`` is the frame as a dict with its ``type``; the client adds ``requestId`` (with acks on)
-        and, for ``chat_message``, sets ``message.timestamp`` to the send time (the scheduled time in the open
-        model), so that receivers measure delivery from it.
+        ``message`` is the frame as a dict with its ``type``; the client adds ``requestId`` (with acks on),
+        ``ts`` for a ``ping``, and, for ``chat_message``, sets ``message.timestamp`` to the send time (the
+        scheduled time in the open model), so that receivers measure delivery from it.
 
         Args:
-            scheduled: open model: the unix time the send was scheduled for; round trips are measured from it.
+            scheduled: open model: the Unix time the send was scheduled for; round trips are measured from it.
 
         Raises:
             ConnectionLost: the frame could not be sent (nothing is counted; the caller may queue it again).
         """
-        ws = self.ws
-        if ws is None:
-            raise ConnectionLost("not connected")
-        entries: list[_Entry] = []
-        self._track(message, scheduled, entries)
-        self._write(ws, orjson.dumps(message), entries, scheduled)
-        self._incr(sent_counter(message["type"]))
+        kind = message["type"]
+        if kind == "ping":
+            ts = round(time.time() * 1000.0, 3)
+            while self.is_pending(("pong", ts)):
+                ts += 0.001
+            message["ts"] = ts
+            self.request(message, METRIC_PONG, kind="ping", key=("pong", ts), scheduled=scheduled)
+            return
+        expect = self._prepare(message, kind, scheduled)
+        if self.use_acks:
+            self.request(message, ack_metric(kind), kind=kind, scheduled=scheduled, expect=expect)
+        else:
+            Connection.send(self, message, kind=kind, scheduled=scheduled, expect=expect)
 
     def send_batch(self, messages: list[dict[str, Any]], *, scheduled: float | None = None) -> None:
         """Send several frames in one ``batch`` envelope (measured as ``ack:batch``, each inner one too).
@@ -605,19 +263,24 @@ class WsClient:
         Raises:
             ConnectionLost: nothing was sent; the caller may queue the messages again.
         """
-        ws = self.ws
-        if ws is None:
-            raise ConnectionLost("not connected")
-        entries: list[_Entry] = []
+        expect: list[Expect] = []
         for m in messages:
-            self._track(m, scheduled, entries)
+            kind = m["type"]
+            inner = self._prepare(m, kind, scheduled)
+            if self.use_acks:
+                rid = self.next_id()
+                m["requestId"] = rid
+                expect.append(Expect(rid, ack_metric(kind), kind, cancels=tuple(e.key for e in inner)))
+            expect.extend(inner)
         envelope: dict[str, Any] = {"type": "batch", "messages": messages}
-        self._track(envelope, scheduled, entries)
-        self._write(ws, orjson.dumps(envelope), entries, scheduled)
-        incr = self._incr
-        incr(sent_counter("batch"))
+        if self.use_acks:
+            rid = self.next_id()
+            envelope["requestId"] = rid
+            expect.append(Expect(rid, ack_metric("batch"), "batch"))
+        Connection.send(self, envelope, kind="batch", scheduled=scheduled, expect=expect)
+        incr = self.aggregator.incr
         for m in messages:
-            incr(sent_counter(m["type"]))
+            incr(self._sent_counter(m["type"]))
 
     def ping(self) -> None:
         """Send an application ``ping {ts}``; its ``pong`` is measured as ``pong`` (the seed's latency).
@@ -627,309 +290,23 @@ class WsClient:
         """
         self.send({"type": "ping", "ts": None})
 
-    def _write(self, ws: _Connection, data: bytes, entries: list[_Entry], scheduled: float | None) -> None:
-        """Frame ``data``, then (under the send lock) take the start time, register the replies, write."""
-        frame = encode_frame(OP_TEXT, data)
-        with ws.lock:
-            now = time.perf_counter()
-            if scheduled is None:
-                start = now
-            else:
-                late = time.time() - scheduled
-                start = now - late if late > 0 else now
-            deadline = now + self.request_timeout
-            for table, key, metric, kind, link in entries:
-                table[key] = PendingRequest(metric, kind, start, deadline, link)
-            try:
-                ws.sock.sendall(frame)
-            except Exception as exc:
-                for table, key, *_ in entries:
-                    table.pop(key, None)
-                failure = exc
-            else:
-                return
-        self._lost(f"send failed: {failure!r}")
-        raise ConnectionLost(str(failure) or type(failure).__name__) from None
-
-    def _track(self, message: dict[str, Any], scheduled: float | None, entries: list[_Entry]) -> None:
-        """Add to ``message`` what its reply will be matched by, and to ``entries`` where to wait for it."""
-        kind = message["type"]
-        if kind == "ping":
-            ts = round(time.time() * 1000.0, 3)
-            while ts in self._pings:
-                ts += 0.001
-            message["ts"] = ts
-            entries.append((self._pings, ts, METRIC_PONG, "ping", None))
-            return
+    def _prepare(self, message: dict[str, Any], kind: str, scheduled: float | None) -> list[Expect]:
+        """Stamp a chat message's send time; the ``progress_sync`` a progress update waits for."""
         if kind == "chat_message":
             # The receivers measure delivery from this: the scheduled time in the open model, else now
             # (a few microseconds before the write: delivery is never understated).
             wall = time.time()
             sent = scheduled if scheduled is not None and scheduled < wall else wall
             message["message"]["timestamp"] = format_timestamp(sent)
-        link = None
+            return []
         if kind == "progress_update":
-            progress = message["progress"]
-            link = (progress["subject"], progress["topic"], progress["completion"])
-            entries.append((self._syncs, link, METRIC_SYNC_PROGRESS, kind, None))
-        if not self.use_acks:
-            return
-        rid = next(self._ids)
-        message["requestId"] = rid
-        entries.append((self._acks, rid, ack_metric(kind), kind, link))
+            key = _sync_key(message)
+            if not self.is_pending(key):  # the same update twice: its one sync is timed once
+                return [Expect(key, METRIC_SYNC_PROGRESS, kind, "sync_timeout", "sync_lost")]
+        return []
 
-    # -- receiving ---------------------------------------------------------------------------------------
-
-    def _read_loop(self, ws: _Connection) -> None:
-        reason = "connection closed"
-        sock = ws.sock
-        stamped = ws.stamped
-        feed = ws.decoder.feed
-        handle = self._handle
-        perf = time.perf_counter
-        wall = time.time
-        data, ws.early = ws.early, b""
-        at: float | None = ws.early_at
-        try:
-            while True:
-                if not data:
-                    try:
-                        if stamped:
-                            data, at = _recv_stamped(sock, _READ_SIZE)
-                        else:
-                            data, at = sock.recv(_READ_SIZE), None
-                    except TimeoutError:
-                        continue  # no bytes for a while: keep waiting (the decoder keeps partial frames)
-                    if not data:
-                        break
-                # One receive time per read, before any of its frames is handled: the kernel's, when it
-                # stamps (a stall of this process between the arrival and the read is not the target's).
-                now_perf = perf()
-                now_wall = wall()
-                if at is None or at > now_wall:
-                    self._rx_perf, self._rx_wall = now_perf, now_wall
-                else:
-                    self._rx_perf, self._rx_wall = now_perf - (now_wall - at), at
-                frames = feed(data)
-                data = b""
-                for opcode, payload in frames:
-                    if opcode == OP_TEXT:
-                        handle(payload)
-                    elif opcode == OP_PING:
-                        ws.send_frame(OP_PONG, payload)
-                    elif opcode == OP_CLOSE:
-                        reason = _close_reason(payload)
-                        with contextlib.suppress(Exception):
-                            ws.send_frame(OP_CLOSE, payload[:2])
-                        raise _ServerClosed
-                    elif opcode != OP_PONG:  # binary
-                        self._incr(_UNEXPECTED)
-        except gevent.GreenletExit:
-            return
-        except _ServerClosed:
-            pass
-        except ProtocolError as exc:
-            reason = f"protocol error: {exc}"
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        self._lost(reason)
-
-    def on_frame(self, data: bytes | str) -> None:
-        """Parse and dispatch one text frame from the server, received now. Never raises.
-
-        The receive greenlet stamps the time of each read itself; this entry is for tests to feed frames.
-        """
-        self._rx_perf = time.perf_counter()
-        self._rx_wall = time.time()
-        self._handle(data)
-
-    def _handle(self, data: bytes | str) -> None:
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self._incr(_MALFORMED)
-            return
-        if type(obj) is not dict:
-            self._incr(_MALFORMED)
-            return
-        kind = obj.get("type")
-        handler = self._dispatch.get(kind) if type(kind) is str else None
-        if handler is None:
-            self._incr(_UNEXPECTED if type(kind) is str else _MALFORMED)
-            return
-        self._incr(received_counter(kind))
-        try:
-            handler(obj, len(data))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            self._incr(_MALFORMED)
-        except Exception:  # a bug in a push handler must not kill the connection
-            logger.exception("handling a %s frame failed", kind)
-            self._incr(_HANDLER_FAILED)
-
-    def _ok(self, ctx: PendingRequest, length: int) -> None:
-        elapsed = self._rx_perf - ctx.start
-        self._record(ctx.metric, elapsed * 1e6)
-        self._fire(
-            request_type=REQUEST_TYPE,
-            name=ctx.metric,
-            response_time=elapsed * 1000.0,
-            response_length=length,
-            exception=None,
-            context=_NO_CONTEXT,
-        )
-
-    def _fail(self, ctx: PendingRequest, code: str, exc: Exception, now: float | None = None) -> None:
-        elapsed = (time.perf_counter() if now is None else now) - ctx.start
-        self._incr(error_counter(ctx.message_type, code))
-        self._fire(
-            request_type=REQUEST_TYPE,
-            name=ctx.metric,
-            response_time=elapsed * 1000.0,
-            response_length=0,
-            exception=exc,
-            context=_NO_CONTEXT,
-        )
-
-    def _on_ack(self, obj: dict[str, Any], length: int) -> None:
-        rid = obj["requestId"]
-        if type(rid) is not int and type(rid) is not str:
-            raise TypeError("ack.requestId is not an integer or a string")
-        ctx = self._acks.pop(rid, None)
-        if ctx is None:
-            self._incr(_LATE_REPLY)  # after its timeout, or a requestId we never sent
-            return
-        self._ok(ctx, length)
-
-    def _on_error(self, obj: dict[str, Any], length: int) -> None:
-        code = obj["code"]
-        if type(code) is not str or not code:
-            raise ValueError("error frame without a code")
-        rid = obj.get("requestId")
-        if rid is not None and type(rid) is not int and type(rid) is not str:
-            raise TypeError("error.requestId is not an integer or a string")
-        ctx = self._acks.pop(rid, None) if rid is not None else None
-        if ctx is None:
-            self._incr(frame_error_counter(code))
-            return
-        if ctx.link is not None:
-            self._syncs.pop(ctx.link, None)  # no progress_sync follows a failed update
-        self._fail(ctx, code, ServerError(code, str(obj.get("message", ""))))
-
-    def _on_pong(self, obj: dict[str, Any], length: int) -> None:
-        ts = obj["ts"]
-        if type(ts) is not float and type(ts) is not int:
-            raise TypeError("pong.ts is not a number")
-        ctx = self._pings.pop(ts, None)
-        if ctx is None:
-            self._incr(_LATE_REPLY)
-            return
-        self._ok(ctx, length)
-
-    def _on_progress_sync(self, obj: dict[str, Any], length: int) -> None:
-        data = obj["data"]
-        key = (data["subject"], data["topic"], data["completion"])
-        if type(key[0]) is not str or type(key[1]) is not str or type(key[2]) not in (int, float):
-            raise TypeError("progress_sync.data has mistyped fields")
-        ctx = self._syncs.pop(key, None)
-        if ctx is not None:
-            self._ok(ctx, length)
-        if self.on_push is not None:
-            self.on_push("progress_sync", data)
-
-    def _on_new_message(self, obj: dict[str, Any], length: int) -> None:
-        data = obj["data"]
-        if type(data) is not dict:
-            raise TypeError("new_message.data is not an object")
-        sent_at = parse_timestamp(data.get("timestamp"))
-        if sent_at is not None:
-            self._cross_user(sent_at, METRIC_DELIVERY_CHAT, MISSED_DELIVERY_CHAT, "new_message", length)
-        if self.on_push is not None:
-            self.on_push("new_message", data)
-
-    def _on_notification(self, obj: dict[str, Any], length: int) -> None:
-        data = obj["data"]
-        if type(data) is not dict:
-            raise TypeError("notification_update.data is not an object")
-        if data.get("read") is not True:  # a new notification (read ones confirm our notification_read)
-            sent_at = sent_at_of_body(data.get("body"))
-            if sent_at is not None:
-                self._cross_user(
-                    sent_at, METRIC_PUSH_NOTIFICATION, MISSED_PUSH_NOTIFICATION, "notification_update", length
-                )
-        if self.on_push is not None:
-            self.on_push("notification_update", data)
-
-    def _cross_user(self, sent_at: float, metric: str, missed_name: str, kind: str, length: int) -> None:
-        now = self._rx_wall
-        latency = now - sent_at if now > sent_at else 0.0
-        if sent_at < self.connected_since:
-            # Sent while this user was away: delivered from the offline backlog. Counted, and shown to
-            # Locust under its own name, but kept out of the live latency histogram.
-            self._incr(missed_counter(kind))
-            name = missed_name
-        else:
-            self._record(metric, latency * 1e6)
-            name = metric
-        self._fire(
-            request_type=REQUEST_TYPE,
-            name=name,
-            response_time=latency * 1000.0,
-            response_length=length,
-            exception=None,
-            context=_NO_CONTEXT,
-        )
-
-    # -- timeouts ----------------------------------------------------------------------------------------
-
-    def expire(self, now: float) -> int:
-        """Fail every request whose deadline passed by ``now`` (a ``perf_counter()`` time) as a timeout.
-
-        Called a few times a second by the process's sweeper greenlet. Returns how many expired.
-        """
-        expired = 0
-        for table, code in ((self._acks, "timeout"), (self._pings, "timeout"), (self._syncs, "sync_timeout")):
-            while table:
-                key = next(iter(table))
-                ctx = table[key]
-                if ctx.deadline > now:
-                    break  # same timeout for all, inserted in send order: the rest are younger
-                del table[key]
-                self._fail(ctx, code, RequestTimeout(f"no reply within {self.request_timeout:g} s"), now)
-                expired += 1
-        return expired
-
-    def _fail_all(self, exc: Exception) -> None:
-        for table, code in ((self._acks, "connection_lost"), (self._pings, "connection_lost")):
-            while table:
-                _, ctx = table.popitem()
-                self._fail(ctx, code, exc)
-        while self._syncs:
-            _, ctx = self._syncs.popitem()
-            self._fail(ctx, "sync_lost", exc)
-
-
-def _connect_error(exc: BaseException) -> tuple[str, str]:
-    """``(code, detail)`` of a failed connect, for ``errors.connect.<code>``."""
-    if isinstance(exc, HandshakeRejected):
-        return f"http_{exc.status_code}", str(exc)[:200]
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused", str(exc)
-    if isinstance(exc, TimeoutError):
-        return "timeout", str(exc) or "timed out"
-    if isinstance(exc, socket.gaierror):
-        return "dns", str(exc)
-    if isinstance(exc, ssl.SSLError):
-        return "tls", str(exc)
-    if isinstance(exc, HandshakeFailed):
-        return "handshake", str(exc)[:200]
-    if isinstance(exc, OSError):
-        return "network", str(exc)
-    return type(exc).__name__.lower(), str(exc)[:200]
-
-
-def _close_reason(data: bytes) -> str:
-    if len(data) >= 2:
-        code = int.from_bytes(data[:2], "big")
-        text = data[2:].decode("utf-8", "replace")
-        return f"closed by server: {code} {text}".rstrip()
-    return "closed by server"
+    def _sent_counter(self, kind: str) -> str:
+        name = self._sent_counters.get(kind)
+        if name is None:
+            name = self._sent_counters[kind] = sent_counter(kind)
+        return name

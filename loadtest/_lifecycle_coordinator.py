@@ -107,7 +107,11 @@ class CoordinatorLifecycle(RunLifecycle):
 
     def _start_embedded_server(self, settings: LoadSettings) -> Target:
         bind_host = self._embedded_bind_host()
-        self.server = EmbeddedServer(test_delay_ms=settings.server_test_delay_ms, bind_host=bind_host)
+        self.server = EmbeddedServer(
+            test_delay_ms=settings.server_test_delay_ms,
+            bind_host=bind_host,
+            extra_args=("--compress",) if settings.compression else (),
+        )
         atexit.register(self.server.stop)
         try:
             handle = self.server.start()

@@ -86,6 +86,8 @@ class LoadSettings:
     """Messages per second in total, spread evenly over Locust's ``-u`` users (0 = use ``open_rate``)."""
     open_poisson: bool = False
     """Open-model arrivals: ``False`` exactly ``1/rate`` apart, ``True`` a seeded Poisson process per user."""
+    compression: bool = False
+    """Offer permessage-deflate as browsers do (and start the embedded server with ``--compress``)."""
 
     def open_rate_per_user(self, users: int | None) -> float:
         """The open-model rate of one user, given Locust's total user count (``-u``)."""
@@ -316,6 +318,13 @@ def add_arguments(parser: Any) -> None:
         "(default: %(default)s)",
     )
     add(
+        "--compression",
+        type=_bool,
+        default=False,
+        help="offer permessage-deflate (RFC 7692) as browsers do, used if the target accepts it; the "
+        "embedded server then accepts it (default: %(default)s)",
+    )
+    add(
         "--server-test-delay-ms",
         type=_positive_float,
         default=0.0,
@@ -409,4 +418,5 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         server_test_delay_ms=float(options.server_test_delay_ms),
         open_total_rate=float(options.open_total_rate),
         open_poisson=options.open_arrivals == "poisson",
+        compression=_bool(getattr(options, "compression", False)),
     )

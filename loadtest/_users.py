@@ -1,16 +1,14 @@
-"""The simulated users: an abstract :class:`WsUser` with the students' behaviours.
+"""The seed's simulated users: an abstract :class:`WsUser` with the students' behaviours.
 
 The entry file ``loadtest/students.py`` subclasses it and holds only ``@task``s. The back end that notifies
 them is not a user (``loadtest/_backend.py``).
 
-:class:`WsUser` owns one :class:`~loadtest._client.WsClient` and the connection state machine
-(:data:`TRANSITIONS`: ``connected`` -> ``reconnecting`` -> ``connected`` | ``disconnected``); every transition
-is a connection event in the run store. Lost connections are retried with
-:class:`~loadtest._strategies.Backoff` (full jitter, capped, limited). Messages go through the strategies
-switched on by the options: progress updates through the :class:`~loadtest._strategies.Debouncer`,
-everything through the :class:`~loadtest._strategies.Batcher`, and while disconnected into the
-:class:`~loadtest._strategies.OfflineCache`, flushed in order on reconnect. The user's ``queue_size`` is the
-sum of the three.
+:class:`WsUser` is a :class:`~loadtest.user_api.ProtocolUser` -- the public user API, which owns the
+connection state machine, reconnecting with backoff, the offline cache, the gauges and the open-model
+schedule -- whose connection is the seed's :class:`~loadtest._client.WsClient` (built on that API too). What
+is the seed's own is here: its personas' actions, and two more of the seed's client strategies, progress
+updates through the :class:`~loadtest.user_api.Debouncer` and everything through the
+:class:`~loadtest.user_api.Batcher`. The user's ``queue_size`` is the sum of those and the offline cache.
 
 Randomness (think times, peers, payloads, task choice, backoff jitter) comes from one ``random.Random`` per
 user, seeded with ``--seed`` and the user's id, which follows spawn order: the same seed repeats the traffic.
@@ -21,42 +19,25 @@ own seeded choice.
 from __future__ import annotations
 
 import contextlib
-import logging
-import random
+import functools
 import time
 from collections import deque
 from typing import Any, ClassVar
 
 import gevent
 import gevent.event
-from locust import User
 
-from loadtest._client import ConnectFailed, ConnectionLost, WsClient
-from loadtest._clock import sleep_until
-from loadtest._process_state import Runtime, runtime
-from loadtest._schedule import OpenSchedule, ThinkTime
-from loadtest._strategies import Backoff, Batcher, Debouncer, OfflineCache
-from runstore.names import METRIC_SEND_LAG, error_counter
+from loadtest._client import SeedProtocol, WsClient
+from loadtest.user_api import (
+    TRANSITIONS,
+    Batcher,
+    ConnectionLost,
+    ConnectOptions,
+    Debouncer,
+    ProtocolUser,
+)
 
 __all__ = ["TRANSITIONS", "WsUser"]
-
-logger = logging.getLogger(__name__)
-
-TRANSITIONS: dict[str, dict[str, str]] = {
-    "disconnected": {
-        "connected": "connected",
-        "connect_failed": "reconnecting",
-        "reconnecting": "reconnecting",
-    },
-    "connected": {"disconnected": "disconnected", "reconnecting": "reconnecting"},
-    "reconnecting": {
-        "connected": "connected",
-        "connect_failed": "reconnecting",
-        "gave_up": "disconnected",
-        "disconnected": "disconnected",
-    },
-}
-"""``state -> {event -> next state}``; the events are :data:`runstore.names.CONNECTION_EVENTS`."""
 
 TOPICS: tuple[tuple[str, str], ...] = (
     ("Math", "Algebra"),
@@ -81,7 +62,7 @@ _WORDS = (
 )
 
 
-class WsUser(User):
+class WsUser(ProtocolUser):
     """A simulated front-end user holding one WebSocket, with the seed's client strategies.
 
     Class attributes (override in a subclass) set the persona's behaviour; the options (``--think-scale``,
@@ -90,6 +71,7 @@ class WsUser(User):
 
     abstract = True
 
+    protocol = SeedProtocol()
     persona: ClassVar[str] = "student"
     """Identity pool (:meth:`~loadtest._process_state.IdentityAllocator.allocate`): students and churning
     students share one, so that conversation partners include users who come and go."""
@@ -111,26 +93,9 @@ class WsUser(User):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        rt: Runtime = runtime(environment)
-        settings = rt.settings
-        self.runtime = rt
-        self.settings = settings
-        self.identity = rt.identities.allocate(self.persona)
-        self.user_id = self.identity.user_id
-        self.rng = random.Random(f"{settings.seed}:{self.user_id}")
-        self.think = ThinkTime(self.rng, settings.think_scale)
-        self.aggregator = rt.aggregator
-        self.client = WsClient(
-            environment,
-            rt.aggregator,
-            rt.ws_url,
-            user_id=self.user_id,
-            cookie=self.identity.cookie,
-            request_timeout=settings.request_timeout,
-            use_acks=settings.use_acks,
-            on_push=self.on_push,
-            on_close=self._connection_lost,
-        )
+        settings = self.settings
+        self.client: WsClient = self.connection  # type: ignore[assignment]
+        """The seed's connection (the same object as :attr:`connection`)."""
         self.debouncer: Debouncer[dict[str, Any]] | None = (
             Debouncer(settings.debounce_ms / 1000.0) if settings.debounce_ms > 0 else None
         )
@@ -139,40 +104,32 @@ class WsUser(User):
             if settings.batch_size >= 2
             else None
         )
-        self.offline: OfflineCache[dict[str, Any]] | None = OfflineCache() if settings.offline_cache else None
-        self.backoff = Backoff(
-            settings.reconnect_base_ms / 1000.0,
-            settings.reconnect_max_ms / 1000.0,
-            settings.reconnect_retries,
-            self.rng,
-        )
-        self._conn_state = "disconnected"
-        self._running = False
-        self._flushing = False
-        self._greenlets: list[gevent.Greenlet] = []
-        self._reconnector: gevent.Greenlet | None = None
         self._wake = gevent.event.Event()
         self._unread: deque[tuple[float, str]] = deque(maxlen=self.max_unread)
         self._progress: list[list[Any]] = []
         self._topic_cursor = self.rng.randrange(len(TOPICS))
         for _ in range(self.topics_per_user):
             self._progress.append(self._next_topic())
-        self.schedule: OpenSchedule | None = None
-        rt.users.add(self)
+
+    def make_connection(self, url: str, options: ConnectOptions, request_timeout: float) -> WsClient:
+        """The seed's :class:`~loadtest._client.WsClient` (``--acks``), handing pushes to :meth:`on_push`."""
+        return WsClient(
+            self.environment,
+            self.aggregator,
+            url,
+            user_id=self.user_id,
+            request_timeout=request_timeout,
+            use_acks=self.settings.use_acks,
+            on_push=self.on_push,
+            on_close=self._connection_lost,
+            options=options,
+        )
 
     # -- gauges read by the lifecycle's sampler -------------------------------------------------------------
 
-    @property
-    def connection_state(self) -> str:
-        """``connected``, ``reconnecting`` or ``disconnected`` (the seed's ``connectionStatus``)."""
-        return self._conn_state
-
-    @property
-    def queue_size(self) -> int:
-        """Messages held client-side: debounced, batched, offline-cached (the seed's ``messageQueueSize``)."""
-        size = len(self.offline) if self.offline is not None else 0
-        if self.debouncer is not None:
-            size += len(self.debouncer)
+    def queued(self) -> int:
+        """Messages debounced or batched (the offline cache is counted by :attr:`queue_size` itself)."""
+        size = len(self.debouncer) if self.debouncer is not None else 0
         if self.batcher is not None:
             size += len(self.batcher)
         return size
@@ -180,110 +137,54 @@ class WsUser(User):
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self._running = True
+        super().on_start()
         if self.debouncer is not None or self.batcher is not None:
             self._greenlets.append(gevent.spawn(self._pump))
-        if not self._try_connect():
-            self._start_reconnecting("initial connect failed")
-        total_users = getattr(self.environment.parsed_options, "num_users", None)
-        open_rate = self.settings.open_rate_per_user(total_users)
+        open_rate = self.open_rate
         if open_rate > 0:
-            poisson = self.open_poisson or self.settings.open_poisson
-            self.schedule = OpenSchedule(open_rate, time.time(), self.rng, poisson=poisson)
-            self._greenlets.append(gevent.spawn(self._open_loop))
+            self.run_on_schedule(open_rate, self._scheduled_chat, poisson=self.open_poisson or None)
 
-    def on_stop(self) -> None:
-        if not self._running:
-            return
-        self._running = False
-        current = gevent.getcurrent()
-        for greenlet in [*self._greenlets, self._reconnector]:
-            if greenlet is not None and greenlet is not current:
-                greenlet.kill(block=False)
-        self._greenlets.clear()
-        self._reconnector = None
-        if self.client.connected:
-            self._flush_strategies(final=True)
-            self.client.close(drain=self.stop_drain_s)
-        if self._conn_state != "disconnected":
-            self._transition("disconnected", "user stopped")
-        self.runtime.users.discard(self)
-
-    def _transition(self, event: str, detail: str = "") -> None:
-        try:
-            self._conn_state = TRANSITIONS[self._conn_state][event]
-        except KeyError:
-            raise RuntimeError(
-                f"connection event {event!r} not allowed in state {self._conn_state!r}"
-            ) from None
-        self.aggregator.event(event, self.user_id, detail)
-
-    def _try_connect(self) -> bool:
-        try:
-            self.client.connect()
-        except ConnectFailed as exc:
-            self._transition("connect_failed", exc.code)
-            return False
-        self.backoff.reset()
-        self._transition("connected")
-        self._flush_offline()
-        return True
-
-    def _connection_lost(self, reason: str) -> None:
-        """``WsClient.on_close``: the connection dropped (called in the receive greenlet)."""
-        if not self._running or self._conn_state != "connected":
-            return
-        self._transition("disconnected", reason[:200])
-        self._start_reconnecting(reason)
-
-    def _start_reconnecting(self, reason: str) -> None:
-        if self._conn_state != "reconnecting":
-            self._transition("reconnecting", reason[:200])
-        if self._reconnector is None or self._reconnector.dead:
-            self._reconnector = gevent.spawn(self._reconnect_loop)
-
-    def _reconnect_loop(self) -> None:
-        # Loops until connected for good: a connection lost again while flushing the cache keeps it going.
-        while self._running and self._conn_state != "connected":
-            delay = self.backoff.next_delay()
-            if delay is None:
-                self._transition("gave_up", f"after {self.backoff.attempt} attempts")
-                return
-            gevent.sleep(delay)
-            if self._running and not self.client.connected:
-                self._try_connect()
+    def on_stopping(self) -> None:
+        self._flush_strategies(final=True)
 
     # -- sending through the strategies ----------------------------------------------------------------------
 
-    def send(self, message: dict[str, Any], *, scheduled: float | None = None) -> None:
+    def send(  # type: ignore[override]
+        self, message: dict[str, Any], *, scheduled: float | None = None
+    ) -> bool:
         """Send ``message`` through the strategies switched on (debounce, batch, offline cache).
 
         Args:
             scheduled: open model: the unix time this send was scheduled for.
+
+        Returns:
+            ``True`` if it left the user now (sent, debounced or batched), ``False`` if it was parked.
         """
-        if self._conn_state != "connected" or self._flushing:
+        if not self.connected:
             self._park(message)
-            return
+            return False
         if self.debouncer is not None and message["type"] == "progress_update":
             progress = message["progress"]
             self.debouncer.offer((progress["subject"], progress["topic"]), message, time.monotonic())
             if len(self.debouncer) == 1:
                 self._wake.set()
-            return
-        self._emit(message, scheduled)
+            return True
+        return self._emit(message, scheduled)
 
-    def _emit(self, message: dict[str, Any], scheduled: float | None = None) -> None:
+    def _emit(self, message: dict[str, Any], scheduled: float | None = None) -> bool:
         if self.batcher is not None:
             batch = self.batcher.add((message, scheduled), time.monotonic())
             if batch is not None:
                 self._send_batch(batch)
             elif len(self.batcher) == 1:
                 self._wake.set()
-            return
+            return True
         try:
             self.client.send(message, scheduled=scheduled)
         except ConnectionLost:
             self._park(message)
+            return False
+        return True
 
     def _send_batch(self, batch: list[tuple[dict[str, Any], float | None]]) -> None:
         messages = [m for m, _ in batch]
@@ -296,28 +197,7 @@ class WsUser(User):
 
     def _park(self, message: dict[str, Any]) -> None:
         """Keep a message that cannot be sent now: in the offline cache, or count it as dropped."""
-        if self.offline is not None:
-            self.offline.push(message)
-        else:
-            self.aggregator.incr(error_counter(message["type"], "not_connected"))
-
-    def _flush_offline(self) -> None:
-        """Send everything cached while disconnected, in order; a failure keeps the rest cached."""
-        offline = self.offline
-        if offline is None or not len(offline):
-            return
-        self._flushing = True  # new sends queue behind the cache, so order holds
-        try:
-            offline.flush(self._send_cached)
-        finally:
-            self._flushing = False
-
-    def _send_cached(self, message: dict[str, Any]) -> bool:
-        try:
-            self.client.send(message)
-        except ConnectionLost:
-            return False
-        return True
+        self.park(functools.partial(self.client.send, message), message["type"])
 
     def _flush_strategies(self, *, final: bool = False) -> None:
         now = time.monotonic()
@@ -350,27 +230,20 @@ class WsUser(User):
             if timeout > 0:
                 self._wake.wait(timeout)
                 self._wake.clear()
-            if self._conn_state == "connected" and not self._flushing:
+            if self.connected:
                 self._flush_strategies()
             elif deadlines:
                 gevent.sleep(0.05)  # disconnected: keep holding; the reconnect flushes the cache first
 
     # -- open model ------------------------------------------------------------------------------------------
 
-    def _open_loop(self) -> None:
-        """Background greenlet: chat messages on the fixed-rate schedule; latency counts from the schedule."""
-        schedule = self.schedule
-        assert schedule is not None
-        while self._running:
-            at = schedule.next_send_at()
-            sleep_until(at)
-            lag = OpenSchedule.lag(time.time(), at)
-            self.aggregator.record_latency(METRIC_SEND_LAG, lag * 1e6)
-            message = self._chat_message()
-            if message is not None:
-                self.send(message, scheduled=at)
-            else:
-                gevent.sleep(1.0)
+    def _scheduled_chat(self, at: float) -> None:
+        """The open model's action: a chat message, measured from its scheduled time ``at``."""
+        message = self._chat_message()
+        if message is not None:
+            self.send(message, scheduled=at)
+        else:
+            gevent.sleep(1.0)
 
     # -- behaviours ------------------------------------------------------------------------------------------
 

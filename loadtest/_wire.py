@@ -26,6 +26,7 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "RSV1",
     "FrameDecoder",
     "HandshakeFailed",
     "HandshakeRejected",
@@ -43,6 +44,9 @@ OP_BINARY: Final = 0x2
 OP_CLOSE: Final = 0x8
 OP_PING: Final = 0x9
 OP_PONG: Final = 0xA
+RSV1: Final = 0x40
+"""The first frame's RSV1 bit (a compressed message under permessage-deflate): ORed into the opcode that
+:func:`encode_frame` takes and :class:`FrameDecoder` returns, when an extension was negotiated."""
 
 _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HANDSHAKE_BYTES: Final = 64 * 1024
@@ -78,9 +82,16 @@ def accept_key(key: str) -> str:
 
 
 def handshake_request(
-    host: str, port: int, path: str, key: str, *, secure: bool, cookie: str | None
+    host: str,
+    port: int,
+    path: str,
+    key: str,
+    *,
+    secure: bool,
+    cookie: str | None,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> bytes:
-    """The upgrade request (no ``Origin``: a load generator is no browser)."""
+    """The upgrade request (no ``Origin`` unless in ``headers``: a load generator is no browser)."""
     default_port = 443 if secure else 80
     authority = host if port == default_port else f"{host}:{port}"
     if ":" in host and not host.startswith("["):
@@ -95,11 +106,15 @@ def handshake_request(
     ]
     if cookie:
         lines.append(f"Cookie: {cookie}")
+    lines.extend(f"{name}: {value}" for name, value in headers)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def parse_handshake_response(head: bytes, key: str) -> None:
+def parse_handshake_response(head: bytes, key: str) -> dict[str, str]:
     """Check the response head (up to the blank line) of an upgrade request sent with ``key``.
+
+    Returns:
+        The response headers, names lower-cased (a repeated header's values joined by ``, ``).
 
     Raises:
         HandshakeRejected: another status than 101.
@@ -120,17 +135,20 @@ def parse_handshake_response(head: bytes, key: str) -> None:
     for line in header_lines:
         name, sep, value = line.partition(":")
         if sep:
-            headers[name.strip().lower()] = value.strip()
+            lowered = name.strip().lower()
+            previous = headers.get(lowered)
+            headers[lowered] = value.strip() if previous is None else f"{previous}, {value.strip()}"
     if headers.get("upgrade", "").lower() != "websocket":
         raise HandshakeFailed("101 response without 'Upgrade: websocket'")
     if "upgrade" not in headers.get("connection", "").lower():
         raise HandshakeFailed("101 response without 'Connection: Upgrade'")
     if headers.get("sec-websocket-accept") != accept_key(key):
         raise HandshakeFailed("wrong Sec-WebSocket-Accept")
+    return headers
 
 
 def encode_frame(opcode: int, payload: bytes) -> bytes:
-    """One final, masked client frame."""
+    """One final, masked client frame (``opcode | RSV1`` for a compressed message)."""
     n = len(payload)
     if n < 126:
         header = bytes((0x80 | opcode, 0x80 | n))
@@ -152,15 +170,21 @@ class FrameDecoder:
 
     Fragmented messages are reassembled (control frames may arrive between their fragments).
 
+    Args:
+        max_message: largest message accepted, in bytes (as on the wire).
+        rsv1: an extension (permessage-deflate) gave RSV1 a meaning: a message whose first frame has it comes
+            out as ``opcode | RSV1``; without, RSV1 is a protocol error.
+
     Raises (from :meth:`feed`): :class:`ProtocolError`.
     """
 
-    def __init__(self, max_message: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, max_message: int = MAX_MESSAGE_BYTES, *, rsv1: bool = False) -> None:
         self._rest = b""
         self._parts: list[bytes] = []
         self._parts_opcode = -1  # opcode of the message being reassembled, -1 if none
         self._parts_size = 0
         self.max_message = max_message
+        self._reserved = 0x30 if rsv1 else 0x70
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Return ``(opcode, payload)`` of every message and control frame completed by ``data``."""
@@ -172,8 +196,8 @@ class FrameDecoder:
         while end - pos >= 2:
             b0 = data[pos]
             b1 = data[pos + 1]
-            if b0 & 0x70:
-                raise ProtocolError("frame with reserved bits set (no extension was negotiated)")
+            if b0 & self._reserved:
+                raise ProtocolError("frame with reserved bits set (no extension gave them a meaning)")
             if b1 & 0x80:
                 raise ProtocolError("masked frame from the server")
             length = b1
@@ -198,12 +222,14 @@ class FrameDecoder:
             opcode = b0 & 0x0F
             fin = b0 & 0x80
             if opcode >= OP_CLOSE:
-                if not fin or length > 125 or opcode > OP_PONG:
+                if not fin or length > 125 or opcode > OP_PONG or b0 & RSV1:
                     raise ProtocolError(f"bad control frame (opcode {opcode:#x})")
                 out.append((opcode, payload))
             elif opcode == OP_CONTINUATION:
                 if self._parts_opcode < 0:
                     raise ProtocolError("continuation frame outside a fragmented message")
+                if b0 & RSV1:
+                    raise ProtocolError("RSV1 set on a continuation frame")
                 self._add_part(payload)
                 if fin:
                     out.append((self._parts_opcode, b"".join(self._parts)))
@@ -212,9 +238,9 @@ class FrameDecoder:
                 if self._parts_opcode >= 0:
                     raise ProtocolError("new message inside a fragmented message")
                 if fin:
-                    out.append((opcode, payload))
+                    out.append((opcode | (b0 & RSV1), payload))
                 else:
-                    self._parts_opcode = opcode
+                    self._parts_opcode = opcode | (b0 & RSV1)
                     self._add_part(payload)
             else:
                 raise ProtocolError(f"reserved opcode {opcode:#x}")

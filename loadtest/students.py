@@ -8,7 +8,7 @@ import loadtest._integration  # noqa: F401  (registers the run lifecycle once, w
 # isort: split
 from locust import task
 
-from loadtest._users import WsUser
+from loadtest._users import WsUser  # the seed's user, on the public API (loadtest.user_api) only
 
 
 class StudentUser(WsUser):

@@ -32,8 +32,12 @@ __all__ = [
     "METRIC_SEND_LAG",
     "METRIC_SYNC_PROGRESS",
     "MISSED_DELIVERY_CHAT",
+    "MISSED_PREFIX",
     "MISSED_PUSH_NOTIFICATION",
+    "NOT_REQUEST_PREFIXES",
+    "PUSH_PREFIXES",
     "ack_metric",
+    "check_metric_name",
     "error_counter",
     "frame_error_counter",
     "generator_gc_counter",
@@ -61,6 +65,27 @@ METRIC_HTTP_NOTIFICATION: Final = "http:notification_create"
 """The back end's ``POST /api/notifications`` request, to its HTTP response."""
 METRIC_SEND_LAG: Final = "send_lag"
 """Open model only: actual minus scheduled send time. A growing lag means the generator saturated."""
+
+
+PUSH_PREFIXES: Final = ("push:", "delivery:")
+"""A latency metric named ``push:<name>`` or ``delivery:<name>`` times a server-initiated message from the
+send time it carries to its arrival (``push:notification``, ``delivery:chat``, a protocol's own
+``push:tick``): it answers no request of its own."""
+MISSED_PREFIX: Final = "missed:"
+"""Locust name of a push delivered from a backlog (``missed:chat``); never a stored metric."""
+NOT_REQUEST_PREFIXES: Final = (*PUSH_PREFIXES, MISSED_PREFIX, "http:")
+"""Metric prefixes that name no WebSocket request (``http:``: the back end's HTTP calls, counted apart)."""
+
+
+def check_metric_name(name: str) -> str:
+    """``name`` if it can name a metric and a counter's type (``errors.<type>.<code>``), else ``ValueError``.
+
+    Any other protocol's requests are named freely (``rpc:add``, ``subscribe``) but carry no ``.`` (the
+    counters' separator) and no white space.
+    """
+    if not name or "." in name or any(c.isspace() for c in name):
+        raise ValueError(f"metric name {name!r}: give a non-empty name without '.' or white space")
+    return name
 
 
 def ack_metric(message_type: str) -> str:
@@ -113,8 +138,10 @@ def frame_error_counter(code: str) -> str:
     """A server frame that answers no request, by ``code`` (``errors.frame.malformed_frame``).
 
     Client-side codes: ``malformed_frame`` (not JSON, not an object, a mistyped field), ``unexpected_frame``
-    (unknown ``type``, binary frame), ``late_reply`` (after its timeout), ``handler_failed``; otherwise the
-    server's ``error`` code when the frame carries no known ``requestId``.
+    (unknown ``type``, binary frame), ``late_reply`` (after its timeout), ``unmatched_reply`` (a reply id
+    that no request of the connection was sent with), ``handler_failed`` (a push handler raised),
+    ``protocol_error`` (the server broke RFC 6455 or RFC 7692; the connection is closed); otherwise the
+    server's ``error`` code when the frame answers no pending request.
     """
     return error_counter("frame", code)
 
@@ -182,6 +209,7 @@ _REQUEST_OF_METRIC: Final = {
     METRIC_CONNECT: "connect",
     METRIC_SYNC_PROGRESS: "progress_update",
 }
+_NO_REQUEST: Final = frozenset({METRIC_SEND_LAG})
 
 
 def request_type(metric: str) -> str | None:
@@ -189,8 +217,15 @@ def request_type(metric: str) -> str | None:
 
     ``ack:batch`` -> ``batch``, ``pong`` -> ``ping``, ``sync:progress`` -> ``progress_update``, ``connect`` ->
     ``connect``; metrics that answer no request of their own (``delivery:chat``, ``push:notification``,
-    ``send_lag`` ...) give ``None``.
+    any ``push:``/``delivery:`` metric, ``http:notification_create``, ``send_lag``) give ``None``. Any other
+    metric is a request of another protocol (the public user API, :mod:`loadtest.user_api`), whose counters
+    carry its own name: ``rpc:add`` -> ``rpc:add`` (``sent.rpc:add``, ``errors.rpc:add.timeout``).
     """
     if metric.startswith(METRIC_ACK_PREFIX):
         return metric[len(METRIC_ACK_PREFIX) :]
-    return _REQUEST_OF_METRIC.get(metric)
+    known = _REQUEST_OF_METRIC.get(metric)
+    if known is not None:
+        return known
+    if metric in _NO_REQUEST or metric.startswith(NOT_REQUEST_PREFIXES) or "." in metric or not metric:
+        return None
+    return metric

@@ -328,7 +328,7 @@ BAD_FRAMES: list[tuple[str | bytes, str | None]] = [
     ("[" * 5000 + "]" * 5000, M),  # deeper than the JSON codec allows
     ('{"type": "surprise"}', U),
     ('{"type": "ack"}', M),
-    ('{"type": "ack", "requestId": 999999}', L),  # a requestId never sent
+    ('{"type": "ack", "requestId": 999999}', "errors.frame.unmatched_reply"),  # a requestId never sent
     ('{"type": "ack", "requestId": [1]}', M),
     ('{"type": "error"}', M),
     ('{"type": "error", "code": 7}', M),

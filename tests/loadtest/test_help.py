@@ -73,7 +73,8 @@ def test_the_lister_checks_values_like_locust() -> None:
 
 
 def test_locust_directory_loading_skips_the_lister() -> None:
-    """``-f loadtest`` imports the entry files only: ``__main__.py`` (and every ``_`` module) is skipped."""
+    """``-f loadtest`` imports the entry files and the public user API only: ``__main__.py`` (and every ``_``
+    module) is skipped, and the user API's abstract ``ProtocolUser`` is no user to run."""
     script = (
         "import json, sys\n"
         "from locust.argument_parser import parse_locustfile_paths\n"
@@ -82,10 +83,11 @@ def test_locust_directory_loading_skips_the_lister() -> None:
     proc = run(sys.executable, "-c", script, str(LOCUSTFILES))
     assert proc.returncode == 0, proc.stderr
     names = sorted(os.path.basename(p) for p in json.loads(proc.stdout.splitlines()[-1]))
-    assert names == ["backend.py", "students.py"]
+    assert names == ["backend.py", "students.py", "user_api.py"]
     listed = run(sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), "--list")
     assert listed.returncode == 0, listed.stderr
     assert "StudentUser" in listed.stdout and "ChurnUser" in listed.stdout
+    assert "ProtocolUser" not in listed.stdout and "WsUser" not in listed.stdout
 
 
 def console_scripts() -> dict[str, str]:
