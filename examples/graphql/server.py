@@ -28,7 +28,8 @@ without I/O; :func:`create_app` is the aiohttp shell that runs the operations it
 
 ``--misbehave`` (test only) makes every ``--misbehave-every``-th ``subscribe`` of a connection go wrong on
 purpose: ``non_json`` sends a text frame that is not JSON first, ``binary`` a binary frame, ``unmatched`` a
-``next`` for an id nobody subscribed, ``close`` closes the socket (1011) instead of running it.
+``next`` for an id nobody subscribed, ``error`` sends an ``error`` for the operation instead of running it,
+``close`` closes the socket (1011) instead of running it.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ CLOSE_INIT_TIMEOUT = 4408
 CLOSE_DUPLICATE_ID = 4409
 CLOSE_TOO_MANY_INITS = 4429
 
-MISBEHAVIOURS = ("non_json", "binary", "unmatched", "close")
+MISBEHAVIOURS = ("non_json", "binary", "unmatched", "error", "close")
 QUERY_MEDIAN_S = 0.003
 """Median service time of a query; lognormal spread (sigma 0.5), capped at ten times the median."""
 
@@ -270,7 +271,7 @@ class _Connection:
                 for f in action.operation.fields:
                     self.stats.operations[f.name] = self.stats.operations.get(f.name, 0) + 1
                 if await self.misbehave(action.id):
-                    return
+                    continue
                 self.operations[action.id] = asyncio.create_task(self.run(action.id, action.operation))
             else:
                 task = self.operations.pop(action.id, None)
@@ -302,7 +303,8 @@ class _Connection:
             await self.send({"id": id, "type": "next", "payload": tick(f, symbol, seq, time.time())})
 
     async def misbehave(self, id: str) -> bool:
-        """Test only: go wrong as configured on every n-th subscribe; ``True`` when the socket was closed."""
+        """Test only: go wrong as configured on every n-th subscribe; ``True`` when that operation is dealt
+        with (the socket closed, or an ``error`` sent instead of running it)."""
         config = self.config
         self.subscribes += 1
         if not config.misbehave or self.subscribes % config.misbehave_every:
@@ -317,6 +319,10 @@ class _Connection:
             await self.ws.send_bytes(b"\x00\x01 not text")
         if "unmatched" in config.misbehave:
             await self.send({"id": f"nobody-{self.subscribes}", "type": "next", "payload": {"data": None}})
+        if "error" in config.misbehave:
+            self.session.active.discard(id)
+            await self.send({"id": id, "type": "error", "payload": [{"message": "misbehaving on purpose"}]})
+            return True
         return False
 
     def stop_all(self) -> None:

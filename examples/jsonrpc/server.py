@@ -25,7 +25,8 @@ calls answered by one array, notifications unanswered, an empty array an ``Inval
 ``--misbehave`` (test only) makes every ``--misbehave-every``-th call of a connection go wrong on
 purpose, to show how the load test counts a foreign server's bad input: ``non_json`` sends a text frame
 that is not JSON before the reply, ``binary`` a binary frame, ``unmatched`` a reply whose id matches no
-call, ``close`` closes the socket instead of replying.
+call, ``error`` answers ``-32603 Internal error`` instead of the result, ``close`` closes the socket
+instead of replying.
 
 The protocol core (:func:`parse_message`, :func:`execute`) does no I/O; :func:`create_app` is the
 aiohttp shell that moves text between the socket and it.
@@ -75,7 +76,7 @@ INTERNAL_ERROR = -32603
 UNKNOWN_SYMBOL = -32001
 """An application error (the spec leaves -32000 to -32099 to the server)."""
 
-MISBEHAVIOURS = ("non_json", "binary", "unmatched", "close")
+MISBEHAVIOURS = ("non_json", "binary", "unmatched", "error", "close")
 
 PRICES = {"ACME": 101.25, "GLOBEX": 47.5, "INITECH": 12.75, "UMBRELLA": 230.0}
 """The symbols ``get_quote`` and the ticker know, and their opening prices."""
@@ -311,8 +312,9 @@ class _Connection:
             if await self.send({"jsonrpc": "2.0", "method": "ticker", "params": params}):
                 self.stats.notifications += 1
 
-    async def misbehave(self, items: list[Call | dict[str, Any]]) -> bool:
-        """Test only: go wrong as configured on every n-th call; ``True`` when the socket was closed."""
+    async def misbehave(self, items: list[Call | dict[str, Any]], batch: bool) -> bool:
+        """Test only: go wrong as configured on every n-th call; ``True`` when that call is dealt with
+        (the socket closed, or the call answered with an error)."""
         config = self.config
         self.calls += 1
         if not config.misbehave or self.calls % config.misbehave_every:
@@ -326,6 +328,14 @@ class _Connection:
             await self.ws.send_bytes(b"\x00\x01 not text")
         if "unmatched" in config.misbehave:
             await self.send({"jsonrpc": "2.0", "result": None, "id": f"nobody-{self.calls}"})
+        if "error" in config.misbehave:
+            error = RpcError(INTERNAL_ERROR, "Internal error", "misbehaving on purpose")
+            replies = [
+                error_response(error, c.id) for c in items if isinstance(c, Call) and not c.is_notification
+            ]
+            if replies:
+                await self.send(replies if batch else replies[0])
+            return True
         return False
 
     async def handle(self, text: str) -> None:
@@ -333,7 +343,7 @@ class _Connection:
         for item in items:
             if isinstance(item, Call):
                 self.stats.calls[item.method] = self.stats.calls.get(item.method, 0) + 1
-        if await self.misbehave(items):
+        if await self.misbehave(items, batch):
             return
         responses = await asyncio.gather(
             *(self.answer(item) if isinstance(item, Call) else _ready(item) for item in items)

@@ -57,20 +57,29 @@ def test_subscription_delivery_and_query_latency_are_stored_and_read_everywhere(
     assert {*QUERIES, "push:tick"} <= {rule["subject"] for rule in verdict["rules"]}
 
 
-def test_bad_frames_from_the_server_are_counted_by_name(tmp_path: Path) -> None:
+def test_bad_input_from_the_server_is_counted_by_name(tmp_path: Path) -> None:
     store_path = tmp_path / "store.sqlite3"
-    with example_server(
-        "graphql", "--misbehave", "non_json,binary,unmatched", "--misbehave-every", "2"
-    ) as url:
+    misbehave = ("--misbehave", "non_json,binary,unmatched,error", "--misbehave-every", "2")
+    with example_server("graphql", *misbehave) as url:
         run = run_example(store_path, "graphql", url, *RUN)
-    assert run.returncode == 0, run.output  # no query failed: each still got its own next
+    assert run.returncode == 1, run.output  # the refused queries failed (Locust's exit code)
     with RunStore.open(store_path, readonly=True) as store:
         assert store.get_run(run.run_id).status == "completed"
         totals = counter_totals(store, run.run_id)
+        answered = {m: store.merged_histogram(run.run_id, m).get_total_count() for m in QUERIES}
+    failed = {
+        k: v for k, v in totals.items() if k.startswith("errors.") and not k.startswith("errors.frame.")
+    }
+    assert failed and set(failed) <= {f"errors.{m}.graphql_error" for m in QUERIES}, totals
+    for m in QUERIES:
+        # one outcome per query: its next recorded, or its error message counted
+        assert answered[m] + totals.get(f"errors.{m}.graphql_error", 0) == totals[f"sent.{m}"]
+    assert totals["sent.gql:subscribe_ticks"] == 5 and totals["recv.tick"] > 0  # subscribe #1: never refused
     subscribes = sum(totals[f"sent.{m}"] for m in (*QUERIES, "gql:subscribe_ticks"))
     for code in ("malformed_frame", "unexpected_frame", "unmatched_reply"):
         assert totals[f"errors.frame.{code}"] >= subscribes // 2 - 5, (code, totals)
-    assert "unmatched_reply" in run.stdout
+    assert sum(failed.values()) >= subscribes // 2 - 5, totals
+    assert "unmatched_reply" in run.stdout and "graphql_error" in run.stdout
 
 
 def test_a_close_mid_query_is_a_named_error_and_the_users_reconnect_and_resubscribe(tmp_path: Path) -> None:

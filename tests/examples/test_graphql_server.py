@@ -186,6 +186,21 @@ def test_misbehaving_on_purpose() -> None:
             assert _recv(ws)["id"] == "q"
         finally:
             ws.close()
+    with example_server("graphql", "--misbehave", "error", "--misbehave-every", "1") as url:
+        ws = _connect(url)
+        try:
+            ws.send(_msg(type="connection_init"))
+            _recv(ws)
+            ws.send(_msg(type="subscribe", id="q", payload=QUOTE))
+            assert _recv(ws) == {
+                "id": "q",
+                "type": "error",
+                "payload": [{"message": "misbehaving on purpose"}],
+            }
+            ws.send(_msg(type="subscribe", id="q", payload=QUOTE))  # the id is free again
+            assert _recv(ws)["type"] == "error"
+        finally:
+            ws.close()
     with example_server("graphql", "--misbehave", "close", "--misbehave-every", "1") as url:
         ws = _connect(url)
         try:

@@ -52,27 +52,30 @@ def test_per_method_latency_is_stored_and_read_by_the_monitor_the_report_and_the
     assert {*METHODS, "push:ticker"} <= subjects  # latency, error-rate and throughput rules of each method
 
 
-def test_bad_frames_from_the_server_are_counted_by_name_and_the_open_model_still_runs(tmp_path: Path) -> None:
+def test_bad_input_from_the_server_is_counted_by_name_and_the_open_model_still_runs(tmp_path: Path) -> None:
     store_path = tmp_path / "store.sqlite3"
-    with example_server(
-        "jsonrpc", "--misbehave", "non_json,binary,unmatched", "--misbehave-every", "3"
-    ) as url:
+    misbehave = ("--misbehave", "non_json,binary,unmatched,error", "--misbehave-every", "3")
+    with example_server("jsonrpc", *misbehave) as url:
         run = run_example(store_path, "jsonrpc", url, *RUN, "--open-rate", "5")
-    assert run.returncode == 0, run.output  # bad frames fail no call: each call still got its own reply
+    assert run.returncode == 1, run.output  # the error replies failed their calls (Locust's exit code)
     with RunStore.open(store_path, readonly=True) as store:
         assert store.get_run(run.run_id).status == "completed"
+        assert "send_lag" in store.latency_metrics(run.run_id)  # the open model's scheduled quotes
         totals = counter_totals(store, run.run_id)
-        assert "send_lag" in store.latency_metrics(run.run_id)
-        # scheduled quotes on top of the tasks' quotes, all answered
-        assert (
-            store.merged_histogram(run.run_id, "rpc:get_quote").get_total_count()
-            == totals["sent.rpc:get_quote"]
-        )
+        answered = {m: store.merged_histogram(run.run_id, m).get_total_count() for m in METHODS}
+    failed = {
+        k: v for k, v in totals.items() if k.startswith("errors.") and not k.startswith("errors.frame.")
+    }
+    assert failed and set(failed) <= {f"errors.{m}.-32603" for m in METHODS}, totals  # the server's code
+    for m in METHODS:
+        # one outcome per call: its reply recorded, or its error reply counted
+        assert answered[m] + totals.get(f"errors.{m}.-32603", 0) == totals[f"sent.{m}"]
     calls = sum(totals[f"sent.{m}"] for m in (*METHODS, "rpc:subscribe"))
+    # every third call of a connection went wrong: each kind of bad frame, then the error reply
     for code in ("malformed_frame", "unexpected_frame", "unmatched_reply"):
-        # every third call of a connection went wrong, once per kind
         assert totals[f"errors.frame.{code}"] >= calls // 3 - 5, (code, totals)
-    assert "unmatched_reply" in run.stdout
+    assert sum(failed.values()) >= calls // 3 - 5, totals
+    assert "unmatched_reply" in run.stdout and "-32603" in run.stdout  # the summary's errors line
 
 
 def test_a_close_mid_request_is_a_named_error_and_the_users_reconnect(tmp_path: Path) -> None:

@@ -190,6 +190,17 @@ def test_misbehaving_on_purpose() -> None:
             assert json.loads(ws.recv())["id"] == 2
         finally:
             ws.close()
+    with example_server("jsonrpc", "--misbehave", "error", "--misbehave-every", "2") as url:
+        ws = _connect(url)
+        try:
+            assert _call(ws, "echo", [1], 1)["result"] == [1]
+            assert _call(ws, "echo", [2], 2) == {
+                "jsonrpc": "2.0",
+                "error": {"code": -32603, "message": "Internal error", "data": "misbehaving on purpose"},
+                "id": 2,
+            }
+        finally:
+            ws.close()
     with example_server("jsonrpc", "--misbehave", "close", "--misbehave-every", "1") as url:
         ws = _connect(url)
         try:
