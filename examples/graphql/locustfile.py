@@ -89,10 +89,14 @@ class GraphQLUser(ProtocolUser):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self._subscriptions = itertools.count(1)
+        self.initialised = False
+        """``connection_ack`` received on the current connection: operations may be sent."""
 
     def on_connected(self) -> None:
         """On every (re)connect: ``connection_init``, wait for ``connection_ack``, subscribe to ticks."""
+        self.initialised = False
         self.call({"type": "connection_init", "payload": {}}, "gql:connection_init", key=ACK)
+        self.initialised = True
         variables = {"symbol": self.rng.choice(SYMBOLS), "every": self.tick_interval_ms}
         self.send(
             {
@@ -102,6 +106,9 @@ class GraphQLUser(ProtocolUser):
             },
             kind="gql:subscribe_ticks",
         )
+
+    def on_disconnected(self, reason: str) -> None:
+        self.initialised = False
 
     @push_handler("tick", metric="push:tick", sent_at="payload.data.ticks.sentAt")
     def on_tick(self, message: dict[str, Any]) -> None:
@@ -113,7 +120,14 @@ class GraphQLUser(ProtocolUser):
         self.send({"type": "pong"}, kind="gql:pong")
 
     def query(self, document: str, operation: str, variables: dict[str, Any], name: str) -> None:
-        """A query is a ``subscribe`` whose reply is its ``next``; the API writes the operation ``id``."""
+        """A query is a ``subscribe`` whose reply is its ``next``; the API writes the operation ``id``.
+
+        Not before ``connection_ack``: after a reconnect the tasks run on while :meth:`on_connected` waits
+        for it, and the protocol closes a socket that subscribes early (4401). Skipped, the query is not sent
+        (and not counted): the dashboard has no connection to ask on yet.
+        """
+        if not self.initialised:
+            return
         payload = {"query": document, "operationName": operation, "variables": variables}
         self.request({"type": "subscribe", "payload": payload}, name)
 

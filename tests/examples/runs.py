@@ -24,9 +24,13 @@ def locustfile(name: str) -> Path:
     return REPO_ROOT / "examples" / name / "locustfile.py"
 
 
-def run_example(store: Path, name: str, host: str, *args: str, timeout: float = 90.0) -> LocustRun:
-    """``locust -f examples/<name>/locustfile.py --headless --host HOST --results STORE ARGS`` to its end."""
-    command = [sys.executable, "-m", "locust", "-f", str(locustfile(name)), "--headless"]
+def run_example(store: Path, name: str | Path, host: str, *args: str, timeout: float = 90.0) -> LocustRun:
+    """``locust -f examples/<name>/locustfile.py --headless --host HOST --results STORE ARGS`` to its end.
+
+    ``name`` may also be the path of a locustfile of the test's own.
+    """
+    path = name if isinstance(name, Path) else locustfile(name)
+    command = [sys.executable, "-m", "locust", "-f", str(path), "--headless"]
     proc = subprocess.run(
         [*command, "--host", host, "--results", str(store), *args],
         cwd=REPO_ROOT,

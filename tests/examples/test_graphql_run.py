@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runstore.store import RunStore
 from tests.examples.checks import counter_totals, gate_and_report, monitor_draws, server_stats
-from tests.examples.runs import run_example
+from tests.examples.runs import locustfile, run_example
 from tests.examples.servers import example_server
 
 QUERIES = ("gql:quote", "gql:echo")
@@ -97,3 +97,34 @@ def test_a_close_mid_query_is_a_named_error_and_the_users_reconnect_and_resubscr
     assert connected > 5
     # every (re)connect opened the protocol again: connection_init acked, ticks subscribed
     assert totals["recv.connection_ack"] == totals["sent.gql:subscribe_ticks"] == connected
+
+
+NO_SUBPROTOCOL = """
+import importlib.util
+
+spec = importlib.util.spec_from_file_location("graphql_example", {path!r})
+example = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(example)
+
+
+class NoSubprotocolUser(example.GraphQLUser):
+    subprotocols = ()
+"""
+
+
+def test_without_the_subprotocol_the_servers_refusal_is_counted_and_named(tmp_path: Path) -> None:
+    store_path = tmp_path / "store.sqlite3"
+    user_file = tmp_path / "no_subprotocol.py"
+    user_file.write_text(NO_SUBPROTOCOL.format(path=str(locustfile("graphql"))))
+    with example_server("graphql") as url:
+        run = run_example(store_path, user_file, url, *RUN, "NoSubprotocolUser")
+    assert run.returncode == 1, run.output
+    assert "4406 Subprotocol not acceptable" in run.stdout + run.stderr  # Locust's error report
+    with RunStore.open(store_path, readonly=True) as store:
+        assert store.get_run(run.run_id).status == "completed"
+        totals = counter_totals(store, run.run_id)
+        events = store.events(run.run_id)
+    assert {k for k in totals if k.startswith("errors.")} == {"errors.gql:connection_init.connection_lost"}
+    assert totals["sent.gql:connection_init"] == totals["errors.gql:connection_init.connection_lost"] > 0
+    refused = events[events["detail"].str.contains("4406 Subprotocol not acceptable")]
+    assert set(refused["kind"]) == {"disconnected", "reconnecting"}  # every connection refused, retried
