@@ -167,15 +167,23 @@ class _Route(NamedTuple):
     handler: PushHandler | None
 
 
-_counter_names: dict[tuple[str, str], str] = {}
+_sent_names: dict[str, str] = {}
+_recv_names: dict[str, str] = {}
 
 
-def _counter(kind: str, family: str) -> str:
-    """``sent.<kind>`` / ``recv.<kind>``, built once per name (hot path: every frame)."""
-    name = _counter_names.get((family, kind))
+def _sent(kind: str) -> str:
+    """``sent.<kind>``, built once per kind (hot path: every send)."""
+    name = _sent_names.get(kind)
     if name is None:
-        name = sent_counter(kind) if family == "sent" else received_counter(kind)
-        _counter_names[(family, kind)] = name
+        name = _sent_names[kind] = sent_counter(kind)
+    return name
+
+
+def _received(kind: str) -> str:
+    """``recv.<kind>``, built once per kind (hot path: every frame)."""
+    name = _recv_names.get(kind)
+    if name is None:
+        name = _recv_names[kind] = received_counter(kind)
     return name
 
 
@@ -258,6 +266,9 @@ class Connection:
         self.aggregator = aggregator
         self.url = url
         self.protocol = protocol
+        self._new_id = protocol.new_id
+        self._set_id = protocol.set_id
+        self._encode = protocol.encode
         self.options = options if options is not None else ConnectOptions()
         self.user_id = user_id
         self.request_timeout = request_timeout
@@ -464,19 +475,27 @@ class Connection:
         ws = self.ws
         if ws is None:
             raise ConnectionLost("not connected")
-        _metric_name(name)
-        kind = name if kind is None else _metric_name(kind)
+        if name not in _checked_names:
+            _metric_name(name)
+        if kind is None:
+            kind = name
+        elif kind not in _checked_names:
+            _metric_name(kind)
         if key is None:
-            key = self.protocol.new_id(next(self._ids))
-            self.protocol.set_id(message, key)
+            key = self._new_id(next(self._ids))
+            self._set_id(message, key)
         elif key in self._pending:
             raise ValueError(f"a reply with key {key!r} is already awaited")
-        extra = self._entries(expect, kind)
-        cancels = tuple(e[0] for e in extra)
-        entries: list[_Entry] = [(key, name, kind, cancels, "timeout", "connection_lost", _waiter), *extra]
-        opcode, data = self.protocol.encode(message)
+        entries: list[_Entry]
+        if expect:
+            extra = self._entries(expect, kind)
+            cancels = tuple(e[0] for e in extra)
+            entries = [(key, name, kind, cancels, "timeout", "connection_lost", _waiter), *extra]
+        else:
+            entries = [(key, name, kind, (), "timeout", "connection_lost", _waiter)]
+        opcode, data = self._encode(message)
         self._write(ws, opcode, data, entries, scheduled)
-        self._incr(_counter(kind, "sent"))
+        self._incr(_sent(kind))
         return key
 
     def call(
@@ -525,9 +544,9 @@ class Connection:
         opcode, data = self.protocol.encode(message)
         if kind is None:
             kind = self.protocol.outgoing_kind(message) or ("text" if opcode == OP_TEXT else "binary")
-        entries = self._entries(expect, kind)
+        entries = self._entries(expect, kind) if expect else []
         self._write(ws, opcode, data, entries, scheduled)
-        self._incr(_counter(kind, "sent"))
+        self._incr(_sent(kind))
 
     def send_text(self, text: str | bytes, *, kind: str = "text") -> None:
         """Send one text frame as it is (UTF-8), fire and forget; counted as ``sent.<kind>``.
@@ -550,7 +569,7 @@ class Connection:
         if ws is None:
             raise ConnectionLost("not connected")
         self._write(ws, opcode, data, [], None)
-        self._incr(_counter(kind, "sent"))
+        self._incr(_sent(kind))
 
     def _entries(self, expect: Iterable[Expect], kind: str) -> list[_Entry]:
         entries: list[_Entry] = []
@@ -692,9 +711,9 @@ class Connection:
             self._unmatched(key, code)
             return
         if kind is not None:
-            incr(_counter(kind, "recv"))
+            incr(_received(kind))
         elif ctx is not None:
-            incr(_counter(ctx.kind, "recv"))  # a reply of no kind of its own (JSON-RPC): its request's
+            incr(_received(ctx.kind))  # a reply of no kind of its own (JSON-RPC): its request's
         length = len(payload)
         if ctx is not None:
             if code is None:

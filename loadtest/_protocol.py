@@ -104,6 +104,12 @@ def _field_setter(path: FieldPath) -> Callable[[Any, Any], None]:
     if not all(parts):
         raise ValueError(f"field path {path!r} has an empty segment")
     *head, last = parts
+    if not head:
+
+        def put_one(message: Any, value: Any) -> None:
+            message[last] = value
+
+        return put_one
 
     def put(message: Any, value: Any) -> None:
         target = message

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import gevent.lock
 import gevent.socket
+import gevent.ssl
 
 from loadtest._deflate import Deflate, negotiate, offer_header
 from loadtest._wire import (
@@ -85,12 +86,17 @@ class ConnectOptions:
 
     def tls_context(self) -> ssl.SSLContext:
         """The TLS context of a ``wss://`` connect: the system's trust, ``ca_file``'s, or none (insecure)."""
+        # gevent's SSLContext: its sockets wait cooperatively, also without monkeypatching (tests, benches);
+        # gevent.ssl.create_default_context is the stdlib's and builds a blocking one.
+        context = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname check, CERT_REQUIRED
         if self.insecure:
-            context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            return context
-        return ssl.create_default_context(cafile=self.ca_file)
+        elif self.ca_file is not None:
+            context.load_verify_locations(cafile=self.ca_file)
+        else:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        return context
 
 
 _SO_TIMESTAMPNS = 35

@@ -271,7 +271,28 @@ def open_model(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {f.__name__: f for f in (offline_cache, gave_up, strategies, personas, open_model)}
+def compression(config: dict[str, Any]) -> dict[str, Any]:
+    """``--compression``: the seed's users offer permessage-deflate and chat through it."""
+    env, rt, calls = setup(config, compression=True)
+    alice, bob = Student(env), Student(env)
+    received: list[str] = []
+    bob.client.on_push = lambda kind, data: (
+        received.append(data["content"]) if kind == "new_message" else None
+    )
+    alice.on_start()
+    bob.on_start()
+    compressed = [alice.client.compressed, bob.client.compressed]
+    for i in range(10):
+        alice.send({"type": "chat_message", "receiverId": bob.user_id, "message": {"content": f"z{i}"}})
+    wait_for(lambda: len(received) >= 10 and alice.client.pending == 0, 5)
+    alice.on_stop()
+    bob.on_stop()
+    _, latency, _ = totals(rt)
+    failures = [c["name"] for c in calls if c["exception"] is not None]
+    return {"compressed": compressed, "received": received, "latency": latency, "failures": failures}
+
+
+SCENARIOS = {f.__name__: f for f in (offline_cache, gave_up, strategies, personas, open_model, compression)}
 
 
 def main() -> None:

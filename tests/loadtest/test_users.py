@@ -129,3 +129,14 @@ def test_open_model_measures_from_the_schedule_through_stalls(
     # Generator stall: the sends due during the 0.4 s block went out late; the lag records it.
     assert r["max_us"]["send_lag"] > 300_000
     assert r["scheduled"] - 2 <= r["latency"]["send_lag"] <= r["scheduled"]  # one per send (not the last)
+
+
+def test_compression_switch_offers_deflate_and_the_users_chat_through_it(
+    module_reference_server_factory: Callable[..., RunningServer],
+) -> None:
+    compressing = module_reference_server_factory("--compress")
+    r = run_scenario("compression", compressing)
+    assert r["compressed"] == [True, True]
+    assert r["received"] == [f"z{i}" for i in range(10)]
+    assert r["latency"]["ack:chat_message"] == 10 and r["latency"]["delivery:chat"] == 10
+    assert r["failures"] == []
