@@ -10,8 +10,10 @@ series every second. Then measures, in-process, the monitor's own code paths:
 - ``range``: the spectrum and the table of the whole day (merged histograms, per-minute roll-ups);
 - the same timeline *without* downsampling (every per-second row of every series), as the baseline;
 
-and, unless ``--no-browser``, the page in headless Chromium: navigation to the first drawn timeline, six loads
-(the first two compile plotly.js; later ones use V8's code cache, as a browser reopening the monitor does).
+and, unless ``--no-browser``, the first paint in headless Chromium (navigation start to the first drawn
+timeline frame), cold (fresh browser profile) and warm (HTTP and V8 code caches filled), median of
+``--repeat``, for the monitor as shipped (plotly.js's basic partial bundle), the same monitor with Dash's full
+plotly.js (the code before), and a blank Dash page with one graph (the floor), all in the same run.
 
 Usage::
 
@@ -151,38 +153,109 @@ def undownsampled(path: Path, run_id: int) -> dict[str, Any]:
     return {"bytes": len(payload), "traces": len(points), "points": points}
 
 
-def browser_load(path: Path, run_id: int, loads: int = 6, pause: float = 1.0) -> list[float]:
-    """Seconds from navigation to a drawn timeline in headless Chromium, for ``loads`` loads of the page.
+PAINTED = "#timeline .js-plotly-plot"
+VARIANTS: dict[str, dict[str, Any] | None] = {
+    "blank Dash page": None,
+    "full plotly.js (before)": {"plotly_js": "full"},
+    "basic bundle (after)": {"plotly_js": "basic"},
+}
+"""What the browser part compares, each in the same run: a Dash page with one empty graph and nothing to
+read (the floor: Dash's own boot and a first Plotly frame, with the basic bundle), the monitor with Dash's
+full plotly.js (today's code before the partial bundle), and the monitor as shipped."""
 
-    The first load compiles plotly.js from scratch; V8 writes its code cache for a script on the second load
-    and uses it from the third on (https://v8.dev/blog/code-caching-for-devs), so the second load is still
-    about as slow as the first: loads 3 and later are what a user reopening the monitor sees. ``pause``
-    seconds between loads let the previous page's trailing requests (spectrum and table) finish first.
-    """
-    from bench._browser import headless_chromium, serve_monitor
 
-    server = serve_monitor(path)
-    driver = headless_chromium(1600, 1800)
-    script = (
-        "const gd = document.querySelector('#timeline .js-plotly-plot');"
-        "return gd && gd.data ? gd.data.length : 0;"
+def blank_app() -> Any:
+    """A Dash page with one graph drawing one point: no store, no callback (the baseline's floor)."""
+    import dash
+    from dash import dcc, html
+
+    from monitor.app import _ASSETS
+
+    app = dash.Dash(__name__, assets_folder=str(_ASSETS), compress=False)
+    app.layout = html.Div(
+        [dcc.Graph(id="timeline", figure=go.Figure(go.Scatter(x=[0, 1], y=[0, 1])).to_plotly_json())]
     )
-    times = []
+    return app
+
+
+def browser_paint(
+    path: Path, url_query: str, *, repeat: int = 5, variants: dict[str, dict[str, Any] | None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """First paint in headless Chromium, cold and warm, median of ``repeat``, per variant.
+
+    Cold: a new Chromium with a fresh profile per load (empty HTTP cache, no V8 code cache): a user's first
+    visit. Warm: one Chromium, two loads to fill the HTTP and code caches (V8 writes a script's code cache on
+    its second load and uses it from the third, https://v8.dev/blog/code-caching-for-devs), then ``repeat``
+    measured loads: a user reopening the monitor. Paint is measured in the page (``performance.now()`` at
+    the first animation frame in which the timeline is a drawn Plotly graph). Variants are interleaved
+    load by load, so a change in the machine's load hits all of them alike.
+    """
+    from bench._browser import (
+        LoopbackServer,
+        first_paint,
+        headless_chromium,
+        install_paint_probe,
+        serve_monitor,
+        transferred,
+    )
+
+    variants = VARIANTS if variants is None else variants
+    servers = {
+        name: LoopbackServer(blank_app().server) if options is None else serve_monitor(path, **options)
+        for name, options in variants.items()
+    }
+    urls = {name: f"http://127.0.0.1:{s.server_port}/{url_query}" for name, s in servers.items()}
+    cold: dict[str, list[float]] = {name: [] for name in variants}
+    warm: dict[str, list[float]] = {name: [] for name in variants}
+    bytes_: dict[str, dict[str, Any]] = {}
     try:
-        for _ in range(loads):
-            driver.get("about:blank")
-            t = time.perf_counter()
-            driver.get(f"http://127.0.0.1:{server.server_port}/?run={run_id}")
-            while not driver.execute_script(script):
-                if time.perf_counter() - t > 60:
-                    raise RuntimeError("the timeline never appeared")
-                time.sleep(0.02)
-            times.append(time.perf_counter() - t)
-            time.sleep(pause)
+        for _ in range(repeat):
+            for name, url in urls.items():
+                driver = headless_chromium(1600, 1800)
+                try:
+                    install_paint_probe(driver, PAINTED)
+                    cold[name].append(first_paint(driver, url))
+                    bytes_.setdefault(name, transferred(driver))
+                finally:
+                    driver.quit()
+        drivers = {name: headless_chromium(1600, 1800) for name in variants}
+        try:
+            for name, driver in drivers.items():
+                install_paint_probe(driver, PAINTED)
+                for _ in range(2):
+                    first_paint(driver, urls[name])
+            for _ in range(repeat):
+                for name, driver in drivers.items():
+                    warm[name].append(first_paint(driver, urls[name]))
+        finally:
+            for driver in drivers.values():
+                driver.quit()
     finally:
-        driver.quit()
-        server.shutdown()
-    return times
+        for server in servers.values():
+            server.shutdown()
+    return {
+        name: {
+            "cold_median_s": round(statistics.median(cold[name]), 3),
+            "warm_median_s": round(statistics.median(warm[name]), 3),
+            "cold_s": [round(v, 3) for v in cold[name]],
+            "warm_s": [round(v, 3) for v in warm[name]],
+            **bytes_.get(name, {}),
+        }
+        for name in variants
+    }
+
+
+def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
+    print(f"\n{title}: headless Chromium, navigation start to the first drawn timeline frame")
+    print(
+        f"{'variant':28s} {'cold median':>12s} {'warm median':>12s} {'script decoded B':>17s}"
+        "  cold / warm loads"
+    )
+    for name, row in paint.items():
+        print(
+            f"{name:28s} {row['cold_median_s']:11.3f}s {row['warm_median_s']:11.3f}s "
+            f"{row.get('script_decoded_bytes', 0):17,d}  {row['cold_s']} / {row['warm_s']}"
+        )
 
 
 def main() -> int:
@@ -271,14 +344,9 @@ def main() -> int:
         "max_points": round(max(base["points"]) / max(day["points"]), 1),
     }
     if not args.no_browser:
-        loads = browser_load(STORE, run_id)
-        result["browser_first_timeline_s"] = [round(v, 3) for v in loads]
-        result["browser_cached_median_s"] = round(statistics.median(loads[2:]), 3)
-        print(
-            f"headless Chromium, navigation to drawn timeline: first load {loads[0]:.2f} s, "
-            f"second {loads[1]:.2f} s, later loads (plotly.js code-cached) median "
-            f"{statistics.median(loads[2:]):.2f} s (all: {', '.join(f'{v:.2f}' for v in loads)})"
-        )
+        paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat)
+        result["browser_paint"] = paint
+        print_paint("24-hour run", paint)
     (OUT / "monitor_scale.json").write_text(json.dumps(result, indent=2, default=float))
     print(f"\nwritten to {OUT / 'monitor_scale.json'}")
     assert all(math.isfinite(v) for v in (t_day, t_range))

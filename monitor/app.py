@@ -20,6 +20,7 @@ import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import dash
 import flask
@@ -31,6 +32,12 @@ __all__ = ["TOKEN_COOKIE", "MonitorAuth", "create_app"]
 
 _ASSETS = Path(__file__).with_name("assets")
 TOKEN_COOKIE = "wsgauge_monitor_token"
+PLOTLY_BASIC = "plotly-basic-4.1.1.min.js"
+"""plotly.js's official *basic* partial bundle (scatter, bar, pie: every trace the monitor draws), vendored in
+``assets/`` from npm ``plotly.js-basic-dist-min``, the same plotly.js version as plotly.py's. Dash loads
+every ``assets/*.js`` before the page renders, and ``dcc.Graph`` uses a ``window.Plotly`` that is already
+defined instead of fetching Dash's full bundle: a quarter of the bytes to parse and compile on a cold load
+(``docs/monitor.md``, "First paint")."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ def create_app(
     server: flask.Flask | bool | None = None,
     url_base_pathname: str = "/",
     auth: MonitorAuth | None = None,
+    plotly_js: Literal["basic", "full"] = "basic",
 ) -> dash.Dash:
     """Build the monitor over the run store at ``results_path`` (read-only; it may not exist yet).
 
@@ -110,18 +118,23 @@ def create_app(
         server: a Flask app to mount the monitor in (for example Locust's web UI); ``None`` creates one.
         url_base_pathname: where the monitor lives on that server (``"/monitor/"``), between slashes.
         auth: credentials to require for every monitor route; ``None`` for none (loopback use).
+        plotly_js: ``"basic"``, the vendored partial bundle; ``"full"``, Dash's own full plotly.js (the
+            first-paint benchmark's baseline, or a figure with trace types beyond scatter and bar).
 
     Returns:
         The Dash app; ``app.server`` is the Flask app serving it.
     """
     if not (url_base_pathname.startswith("/") and url_base_pathname.endswith("/")):
         raise ValueError("url_base_pathname must start and end with '/'")
+    if plotly_js not in ("basic", "full"):
+        raise ValueError(f"plotly_js must be 'basic' or 'full', not {plotly_js!r}")
     path = Path(results_path)
     app = dash.Dash(
         __name__,
         server=True if server is None else server,
         url_base_pathname=url_base_pathname,
         assets_folder=str(_ASSETS),
+        assets_ignore=r"^plotly-basic" if plotly_js == "full" else "",
         title="wsgauge monitor",
         update_title=None,
         compress=False,
