@@ -195,6 +195,8 @@ class CoordinatorLifecycle(RunLifecycle):
             versions=versions(),
             machine=machine_info(),
             git_commit=git_commit(),
+            tag=settings.tag,
+            build=settings.build,
         )
         run_id = self._store_call(self.store.create_run, info)
         setattr(self.options, OPT_TARGET, target.to_wire())

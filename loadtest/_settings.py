@@ -86,6 +86,11 @@ class LoadSettings:
     """Messages per second in total, spread evenly over Locust's ``-u`` users (0 = use ``open_rate``)."""
     open_poisson: bool = False
     """Open-model arrivals: ``False`` exactly ``1/rate`` apart, ``True`` a seeded Poisson process per user."""
+    # results, continued
+    tag: str | None = None
+    """Free-text label of the run in the store (e.g. ``nightly``), to list and compare runs by."""
+    build: str | None = None
+    """The build under test (free text); ``None``: the store records the git commit."""
 
     def open_rate_per_user(self, users: int | None) -> float:
         """The open-model rate of one user, given Locust's total user count (``-u``)."""
@@ -190,6 +195,8 @@ def add_arguments(parser: Any) -> None:
         help="run store file; a URL such as postgresql://... is refused (default: %(default)s)",
     )
     add("--run-name", default=None, help="name of the run in the store (default: personas and user count)")
+    add("--tag", default=None, help="free-text label of the run in the store, e.g. nightly (default: none)")
+    add("--build", default=None, help="the build under test, free text (default: the git commit)")
     add(
         "--report",
         type=_bool,
@@ -389,6 +396,8 @@ def settings_from(options: argparse.Namespace) -> LoadSettings:
         admin_token=options.admin_token or None,
         results=results,
         run_name=options.run_name or None,
+        tag=getattr(options, "tag", None) or None,
+        build=getattr(options, "build", None) or None,
         report=_bool(options.report),
         scrape_metrics=_bool(options.scrape_metrics),
         seed=int(options.seed),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ALERT_EVENTS",
     "CONNECTION_EVENTS",
     "CONNECTION_STATES",
     "COUNTER_ERRORS",
@@ -16,6 +17,9 @@ __all__ = [
     "COUNTER_MISSED",
     "COUNTER_RECEIVED",
     "COUNTER_SENT",
+    "EVENT_ALERT_FIRING",
+    "EVENT_ALERT_RESOLVED",
+    "EVENT_KINDS",
     "GAUGE_GENERATOR_CPU",
     "GAUGE_GENERATOR_GC_MAX_PAUSE",
     "GAUGE_GENERATOR_GC_PAUSE",
@@ -174,6 +178,12 @@ def generator_gc_counter(generation: int) -> str:
 
 # --- connection events (one row per transition) ------------------------------------------------------------
 CONNECTION_EVENTS: Final = ("connected", "disconnected", "reconnecting", "connect_failed", "gave_up")
+# A probe's alerts (user = the rule's name, detail = JSON {rule, value, threshold, window_s}).
+EVENT_ALERT_FIRING: Final = "alert_firing"
+EVENT_ALERT_RESOLVED: Final = "alert_resolved"
+ALERT_EVENTS: Final = (EVENT_ALERT_FIRING, EVENT_ALERT_RESOLVED)
+EVENT_KINDS: Final = CONNECTION_EVENTS + ALERT_EVENTS
+"""Every ``events.kind`` the store takes."""
 
 
 # --- which request a latency metric answers (one mapping for the monitor, the reports and the gate) -------

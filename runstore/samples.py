@@ -20,7 +20,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from runstore import histogram as hdr
-from runstore.names import CONNECTION_EVENTS
+from runstore.names import EVENT_KINDS
 
 __all__ = [
     "ConnectionEvent",
@@ -90,8 +90,8 @@ class ConnectionEvent:
     detail: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in CONNECTION_EVENTS:
-            raise ValueError(f"unknown connection event kind {self.kind!r}")
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {self.kind!r}")
 
     def to_wire(self) -> list[Any]:
         return [self.ts, self.user, self.kind, self.detail]

@@ -1,12 +1,13 @@
-"""The run store: SQLite edge of the data flow (samples in, DataFrames and merged histograms out).
+"""The run store: samples of a run in, DataFrames and merged histograms out, on SQLite or PostgreSQL.
 
-One writer -- the process that owns a run (the Locust master, or the only process) -- appends samples while
-the run goes on; any number of readers (the monitor, the reports) follow it concurrently.
-SQLite's WAL mode keeps readers from blocking the writer and vice versa; readers open the file read-only.
+One writer per run -- the process that owns it (the Locust master, the only process, or a probe) -- appends
+samples while the run goes on; any number of readers (the monitor, the reports) follow it concurrently.
 
 Writes merge: a second that arrives twice (two workers, or a late report) is added to what is stored, exactly,
-so the writer never needs to hold data back. The writer also keeps per-minute roll-ups of every latency
-histogram, so merging a day-long range touches 1,440 rows instead of 86,400.
+so the writer never needs to hold data back. The writer also keeps per-minute and per-hour roll-ups of every
+latency histogram, counter and gauge (exact merges), so reading a day touches 1,440 or 24 rows per series
+instead of 86,400, and a long-lived probe can drop old per-second rows (:meth:`RunStore.apply_retention`)
+and still be read exactly at minute or hour buckets.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
+import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +27,18 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from runstore import histogram as hdr
+from runstore._sqlite import SQLiteBackend
+from runstore.errors import RunNotFound, SchemaTooNew, StoreCorrupt, StoreError, StoreNotFound
 from runstore.samples import ConnectionEvent, SecondSample
-from runstore.schema import DDL, SCHEMA_VERSION
+from runstore.schema import LATENCY_COLUMNS, LATENCY_UPSERT, RESOLUTIONS
 
 __all__ = [
+    "DEFAULT_KEEP_MINUTES_S",
+    "DEFAULT_KEEP_SECONDS_S",
     "DEFAULT_RESULTS",
+    "RESOLUTIONS",
     "ROLLUP_SECONDS",
+    "RUN_KINDS",
     "RUN_STATUSES",
     "STALE_AFTER_S",
     "RunInfo",
@@ -47,46 +54,31 @@ __all__ = [
 DEFAULT_RESULTS = Path("results") / "wsgauge.sqlite3"
 """Where runs are stored unless ``--results PATH`` says otherwise (relative to the working directory)."""
 ROLLUP_SECONDS = 60
+"""The per-minute roll-up resolution (the per-hour one is 3600: :data:`RESOLUTIONS`)."""
 STALE_AFTER_S = 15.0
 """A ``running`` run whose writer has not written for this long is shown as stale (its writer died)."""
 RUN_STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
+RUN_KINDS = ("load", "probe")
+"""``load``: a bounded load test; ``probe``: an open-ended production probe (continued on restart)."""
+DEFAULT_KEEP_SECONDS_S = 86_400.0
+"""Default retention of per-second rows: a day (the monitor's 15-minute window reads seconds)."""
+DEFAULT_KEEP_MINUTES_S = 30 * 86_400.0
+"""Default retention of per-minute rows: 30 days (24-hour and 7-day windows read minutes). Hours stay."""
 
-_LATENCY_COLUMNS = (
-    "count",
-    "min_us",
-    "max_us",
-    "mean_us",
-    "p50_us",
-    "p90_us",
-    "p95_us",
-    "p99_us",
-    "p999_us",
+_LATENCY_COLUMNS = LATENCY_COLUMNS
+_RUN_COLUMNS = (
+    "id, name, started_at, ended_at, heartbeat_at, status, target, options, versions, machine, git_commit,"
+    " summary, kind, host, tag, build"
 )
-
-
-class StoreError(Exception):
-    """The run store cannot be used; ``str()`` says why in one line."""
-
-
-class StoreNotFound(StoreError):
-    """No store at that path."""
-
-
-class StoreCorrupt(StoreError):
-    """The file is not a readable wsgauge run store."""
-
-
-class SchemaTooNew(StoreError):
-    """The store was written by a newer wsgauge (its schema version is higher than ours)."""
-
-
-class RunNotFound(StoreError):
-    """No run with that id."""
+_SERIES_TABLES = ("latency", "counters", "gauges")
 
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What the writer knows about a run when it starts."""
+    """What the writer knows about a run when it starts.
+
+    ``host`` defaults to ``machine["hostname"]`` (else this machine's name), ``build`` to ``git_commit``.
+    """
 
     name: str
     target: str
@@ -95,6 +87,10 @@ class RunInfo:
     machine: Mapping[str, Any] = field(default_factory=dict)
     git_commit: str | None = None
     started_at: float | None = None
+    kind: str = "load"
+    host: str | None = None
+    tag: str | None = None
+    build: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +109,10 @@ class RunRecord:
     machine: dict[str, Any]
     git_commit: str | None
     summary: dict[str, Any] | None
+    kind: str = "load"
+    host: str | None = None
+    tag: str | None = None
+    build: str | None = None
 
     def is_live(self, now: float | None = None) -> bool:
         """Whether the run is being written right now (running, with a recent heartbeat)."""
@@ -153,87 +153,92 @@ def _in_clause(column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
     return f" AND {column} IN ({', '.join('?' * len(values))})", list(values)
 
 
+def _prefix_clause(prefix: str | None) -> tuple[str, list[Any]]:
+    if not prefix:
+        return "", []
+    return " AND substr(name, 1, length(?)) = ?", [prefix, prefix]
+
+
+def cover(
+    levels: Sequence[int], width: int | None, start: float | None, end: float | None
+) -> list[tuple[int, int | None, int | None]]:
+    """Which rows answer ``start <= t < end`` in buckets of ``width`` seconds exactly, coarsest first.
+
+    ``levels`` are the resolutions stored (coarsest first, ending with 1). A level serves when it divides
+    ``width`` (any level when ``width`` is ``None``: one bucket); the coarsest that serves takes the whole
+    rows inside the range, finer levels the ragged edges. Returns ``(resolution, lo, hi)`` parts, ``None`` =
+    unbounded. Integer seconds: ``t >= start`` is ``t >= ceil(start)``, ``t < end`` is ``t < ceil(end)``.
+    """
+    usable = [r for r in levels if width is None or width % r == 0] or [1]
+    lo = None if start is None else math.ceil(start)
+    hi = None if end is None else math.ceil(end)
+    return _cover(usable, lo, hi)
+
+
+def _cover(levels: Sequence[int], lo: int | None, hi: int | None) -> list[tuple[int, int | None, int | None]]:
+    if lo is not None and hi is not None and lo >= hi:
+        return []
+    r = levels[0]
+    if len(levels) == 1:
+        return [(r, lo, hi)]
+    a = None if lo is None else -(-lo // r) * r
+    b = None if hi is None else hi // r * r
+    if a is not None and b is not None and a >= b:
+        return _cover(levels[1:], lo, hi)
+    parts = [(r, a, b)]
+    if lo is not None and a is not None and lo < a:
+        parts += _cover(levels[1:], lo, a)
+    if hi is not None and b is not None and b < hi:
+        parts += _cover(levels[1:], b, hi)
+    return parts
+
+
+def _combine(old: float | None, new: float | None, pick: Any) -> float | None:
+    if old is None:
+        return new
+    if new is None:
+        return old
+    return pick(old, new)
+
+
 class RunStore:
-    """A run store file, opened for writing or read-only. Use :meth:`open`.
+    """A run store, opened for writing or read-only. Use :meth:`open`.
 
     Instances are not thread safe; one per thread (or greenlet hub). Use as a context manager to close.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, readonly: bool) -> None:
-        self._db = connection
-        self.path = path
-        self.readonly = readonly
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+        self.readonly = backend.readonly
+        self.schema_version = backend.schema_version
+        self.location = backend.location
+        """The store's location as given (a file path, or a ``postgresql://`` URL)."""
+        self.path: Path | str = getattr(backend, "path", backend.location)
+
+    @property
+    def _db(self) -> Any:
+        """The SQLite connection (tests and tools that must see the file itself)."""
+        return self._backend.db
 
     # --- opening --------------------------------------------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> RunStore:
-        """Open (for writing: create if needed) the store at ``path``.
+        """Open (for writing: create or upgrade if needed) the store at ``path``.
+
+        Opening writable runs the migrations the store lacks (a v1 file upgrades in place). Read-only, a v1
+        file is read as it is: runs have kind ``load``, their host from ``machine``, and no tag.
 
         Raises:
             StoreNotFound: read-only and no file at ``path``.
             StoreCorrupt: the file is not an SQLite database with a wsgauge schema.
             SchemaTooNew: the store's schema version is newer than this wsgauge understands.
         """
-        path = Path(path)
-        try:
-            if readonly:
-                if not path.is_file():
-                    raise StoreNotFound(f"no run store at {path} (run a load test first)")
-                uri = path.resolve().as_uri() + "?mode=ro"
-                connection = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5.0)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
-        except sqlite3.Error as exc:
-            raise StoreCorrupt(f"cannot open run store {path}: {exc}") from exc
-        store = cls(connection, path, readonly)
-        try:
-            store._prepare()
-        except sqlite3.DatabaseError as exc:
-            connection.close()
-            raise StoreCorrupt(f"{path} is not a readable wsgauge run store: {exc}") from exc
-        except StoreError:
-            connection.close()
-            raise
-        return store
-
-    def _prepare(self) -> None:
-        db = self._db
-        db.execute("PRAGMA busy_timeout = 5000")
-        db.execute("PRAGMA foreign_keys = ON")
-        if self.readonly:
-            has_meta = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-            ).fetchone()
-            if not has_meta:
-                raise StoreCorrupt(f"{self.path} is an SQLite file but not a wsgauge run store")
-        else:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            with db:
-                db.executescript(DDL)
-                db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            raise StoreCorrupt(f"{self.path} has no schema version")
-        try:
-            version = int(row[0])
-        except ValueError as exc:
-            raise StoreCorrupt(f"{self.path} has a malformed schema version {row[0]!r}") from exc
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"{self.path} uses run-store schema v{version}; this wsgauge reads up to "
-                f"v{SCHEMA_VERSION} -- upgrade wsgauge"
-            )
-        self.schema_version = version
+        return cls(SQLiteBackend(path, readonly=readonly))
 
     def close(self) -> None:
-        """Close the file (committing nothing that is not already committed)."""
-        self._db.close()
+        """Close the store (committing nothing that is not already committed)."""
+        self._backend.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -241,118 +246,225 @@ class RunStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # --- writing --------------------------------------------------------------------------------------------
+    # --- writing: runs --------------------------------------------------------------------------------------
 
     def create_run(self, info: RunInfo) -> int:
-        """Record a new run as ``running`` and return its id."""
+        """Record a new run as ``running`` and return its id.
+
+        Raises:
+            ValueError: ``info.kind`` is not one of :data:`RUN_KINDS`.
+        """
+        with self._backend.transaction():
+            return self._insert_run(info)
+
+    def _insert_run(self, info: RunInfo) -> int:
+        if info.kind not in RUN_KINDS:
+            raise ValueError(f"run kind {info.kind!r}: must be one of {', '.join(RUN_KINDS)}")
         started = time.time() if info.started_at is None else info.started_at
-        with self._db:
-            cursor = self._db.execute(
-                "INSERT INTO runs (name, started_at, heartbeat_at, status, target, options, versions,"
-                " git_commit, machine) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+        host = info.host or info.machine.get("hostname") or socket.gethostname()
+        build = info.build if info.build is not None else info.git_commit
+        row = self._backend.one(
+            "INSERT INTO runs (name, started_at, heartbeat_at, status, target, options, versions,"
+            " git_commit, machine, kind, host, tag, build)"
+            " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                info.name,
+                started,
+                started,
+                info.target,
+                _json(dict(info.options)),
+                _json(dict(info.versions)),
+                info.git_commit,
+                _json(dict(info.machine)),
+                info.kind,
+                str(host),
+                info.tag,
+                build,
+            ),
+        )
+        assert row is not None
+        return int(row[0])
+
+    def find_run(self, kind: str, name: str) -> RunRecord | None:
+        """The newest run of ``kind`` named ``name``, or ``None``."""
+        row = self._backend.one(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE kind = ? AND name = ? ORDER BY started_at DESC, id DESC"
+            " LIMIT 1",
+            (kind, name),
+        )
+        return None if row is None else self._record(row)
+
+    def open_run(self, info: RunInfo) -> int:
+        """Continue the newest run of ``info.kind`` named ``info.name``, or create it; returns its id.
+
+        What a restarted probe calls to carry on its one series: the run goes back to ``running`` (its end
+        time cleared), keeps its id, start and samples, and takes ``info``'s target, options, versions,
+        machine, host, tag and build (the restarted process's). Lookup and creation are one locked
+        transaction, so two writers opening the same name at once get one run.
+        """
+        with self._backend.transaction(lock=True):
+            row = self._backend.one(
+                "SELECT id FROM runs WHERE kind = ? AND name = ? ORDER BY started_at DESC, id DESC LIMIT 1",
+                (info.kind, info.name),
+            )
+            if row is None:
+                return self._insert_run(info)
+            run_id = int(row[0])
+            host = info.host or info.machine.get("hostname") or socket.gethostname()
+            self._backend.run(
+                "UPDATE runs SET status = 'running', ended_at = NULL, heartbeat_at = ?, target = ?,"
+                " options = ?, versions = ?, machine = ?, git_commit = ?, host = ?, tag = ?, build = ?"
+                " WHERE id = ?",
                 (
-                    info.name,
-                    started,
-                    started,
+                    time.time(),
                     info.target,
                     _json(dict(info.options)),
                     _json(dict(info.versions)),
-                    info.git_commit,
                     _json(dict(info.machine)),
+                    info.git_commit,
+                    str(host),
+                    info.tag,
+                    info.build if info.build is not None else info.git_commit,
+                    run_id,
                 ),
             )
-        return int(cursor.lastrowid)
+            return run_id
+
+    # --- writing: samples -----------------------------------------------------------------------------------
 
     def write_samples(self, run_id: int, samples: Iterable[SecondSample]) -> None:
-        """Add samples to the run in one transaction, merging with seconds already stored."""
-        db = self._db
-        with db:
-            for sample in samples:
-                for metric, histogram in sample.latency.items():
-                    self._merge_latency(run_id, metric, 1, sample.second, histogram)
-                    minute = sample.second - sample.second % ROLLUP_SECONDS
-                    self._merge_latency(run_id, metric, ROLLUP_SECONDS, minute, histogram)
-                db.executemany(
-                    "INSERT INTO counters (run_id, name, t, value) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (run_id, name, t) DO UPDATE SET value = value + excluded.value",
-                    [(run_id, n, sample.second, v) for n, v in sample.counters.items()],
-                )
-                db.executemany(
-                    "INSERT INTO gauges (run_id, name, t, sum, count, min, max)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (run_id, name, t) DO UPDATE SET"
-                    " sum = sum + excluded.sum, count = count + excluded.count,"
-                    " min = CASE WHEN min IS NULL THEN excluded.min WHEN excluded.min IS NULL"
-                    "   THEN min ELSE MIN(min, excluded.min) END,"
-                    " max = CASE WHEN max IS NULL THEN excluded.max WHEN excluded.max IS NULL"
-                    "   THEN max ELSE MAX(max, excluded.max) END",
-                    [
-                        (
-                            run_id,
-                            n,
-                            sample.second,
-                            g.sum,
-                            g.count,
-                            g.min if g.count else None,
-                            g.max if g.count else None,
-                        )
-                        for n, g in sample.gauges.items()
-                    ],
-                )
+        """Add samples to the run in one transaction, merging with what is stored (seconds and roll-ups)."""
+        samples = list(samples)
+        with self._backend.transaction():
+            if samples:
+                self._write_latency(run_id, samples)
+                self._write_counters(run_id, samples)
+                self._write_gauges(run_id, samples)
             self._touch(run_id)
 
-    def _merge_latency(
-        self, run_id: int, metric: str, resolution: int, t: int, histogram: HdrHistogram
-    ) -> None:
-        row = self._db.execute(
-            "SELECT hist FROM latency WHERE run_id = ? AND metric = ? AND resolution = ? AND t = ?",
-            (run_id, metric, resolution, t),
-        ).fetchone()
-        if row is not None:
-            counts = hdr.counts_view(hdr.decode(row[0])) + hdr.counts_view(histogram)
+    def _write_latency(self, run_id: int, samples: Sequence[SecondSample]) -> None:
+        merged: dict[tuple[str, int, int], np.ndarray] = {}
+        for sample in samples:
+            second = sample.second
+            for metric, histogram in sample.latency.items():
+                counts = hdr.counts_view(histogram)
+                for r in RESOLUTIONS:
+                    key = (metric, r, second - second % r)
+                    total = merged.get(key)
+                    if total is None:
+                        merged[key] = counts.copy()
+                    else:
+                        total += counts
+        if not merged:
+            return
+        metrics = sorted({k[0] for k in merged})
+        for r in RESOLUTIONS:
+            ts = [k[2] for k in merged if k[1] == r]
+            extra, params = _in_clause("metric", metrics)
+            stored = self._backend.rows(
+                "SELECT metric, t, hist FROM latency"
+                " WHERE run_id = ? AND resolution = ? AND t >= ? AND t <= ?" + extra,
+                [run_id, r, min(ts), max(ts), *params],
+            )
+            for metric, t, blob in stored:
+                total = merged.get((metric, r, int(t)))
+                if total is not None:
+                    total += hdr.counts_view(hdr.decode(blob))
+        rows = []
+        for (metric, r, t), counts in merged.items():
             histogram = hdr.from_counts(counts)
-        summary = hdr.summarize(histogram)
-        self._db.execute(
-            "INSERT OR REPLACE INTO latency (run_id, metric, resolution, t, "
-            + ", ".join(_LATENCY_COLUMNS)
-            + ", hist) VALUES (?, ?, ?, ?"
-            + ", ?" * len(_LATENCY_COLUMNS)
-            + ", ?)",
-            (
-                run_id,
-                metric,
-                resolution,
-                t,
-                *(summary[c] for c in _LATENCY_COLUMNS),
-                hdr.encode(histogram),
-            ),
+            summary = hdr.summarize(histogram)
+            rows.append(
+                (run_id, metric, r, t, *(summary[c] for c in _LATENCY_COLUMNS), hdr.encode(histogram))
+            )
+        self._backend.many(LATENCY_UPSERT, rows)
+
+    def _write_counters(self, run_id: int, samples: Sequence[SecondSample]) -> None:
+        totals: dict[tuple[str, int, int], int] = {}
+        for sample in samples:
+            second = sample.second
+            for name, value in sample.counters.items():
+                for r in RESOLUTIONS:
+                    key = (name, r, second - second % r)
+                    totals[key] = totals.get(key, 0) + int(value)
+        self._backend.many(
+            "INSERT INTO counters (run_id, name, resolution, t, value) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (run_id, name, resolution, t)"
+            " DO UPDATE SET value = counters.value + excluded.value",
+            [(run_id, n, r, t, v) for (n, r, t), v in totals.items()],
+        )
+
+    def _write_gauges(self, run_id: int, samples: Sequence[SecondSample]) -> None:
+        seconds = [s.second for s in samples if s.gauges]
+        if not seconds:
+            return
+        # A roll-up counts the seconds that have a row: a second already stored (a late report) adds none.
+        seen = {
+            (name, int(t))
+            for name, t in self._backend.rows(
+                "SELECT name, t FROM gauges WHERE run_id = ? AND resolution = 1 AND t >= ? AND t <= ?",
+                (run_id, min(seconds), max(seconds)),
+            )
+        }
+        acc: dict[tuple[str, int, int], list[Any]] = {}
+        for sample in samples:
+            second = sample.second
+            for name, g in sample.gauges.items():
+                new = (name, second) not in seen
+                seen.add((name, second))
+                lo = g.min if g.count else None
+                hi = g.max if g.count else None
+                for r in RESOLUTIONS:
+                    key = (name, r, second - second % r)
+                    row = acc.get(key)
+                    if row is None:
+                        acc[key] = [float(g.sum), int(g.count), lo, hi, int(new)]
+                    else:
+                        row[0] += float(g.sum)
+                        row[1] += int(g.count)
+                        row[2] = _combine(row[2], lo, min)
+                        row[3] = _combine(row[3], hi, max)
+                        row[4] += int(new)
+        least, greatest = self._backend.least, self._backend.greatest
+        self._backend.many(
+            "INSERT INTO gauges (run_id, name, resolution, t, sum, count, min, max, seconds)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (run_id, name, resolution, t) DO UPDATE SET"
+            " sum = gauges.sum + excluded.sum, count = gauges.count + excluded.count,"
+            " min = CASE WHEN gauges.min IS NULL THEN excluded.min WHEN excluded.min IS NULL"
+            f"   THEN gauges.min ELSE {least}(gauges.min, excluded.min) END,"
+            " max = CASE WHEN gauges.max IS NULL THEN excluded.max WHEN excluded.max IS NULL"
+            f"   THEN gauges.max ELSE {greatest}(gauges.max, excluded.max) END,"
+            " seconds = gauges.seconds + excluded.seconds",
+            [(run_id, n, r, t, *row) for (n, r, t), row in acc.items()],
         )
 
     def write_events(self, run_id: int, events: Iterable[ConnectionEvent]) -> None:
-        """Append connection events."""
-        with self._db:
-            self._db.executemany(
-                "INSERT INTO events (run_id, ts, user, kind, detail) VALUES (?, ?, ?, ?, ?)",
+        """Append events (connection transitions; a probe's ``alert_firing`` / ``alert_resolved``)."""
+        with self._backend.transaction():
+            self._backend.many(
+                'INSERT INTO events (run_id, ts, "user", kind, detail) VALUES (?, ?, ?, ?, ?)',
                 [(run_id, e.ts, e.user, e.kind, e.detail) for e in events],
             )
 
     def write_server_metrics(self, run_id: int, t: float, values: Mapping[str, float]) -> None:
         """Store one scrape of the target's server metrics, taken at unix time ``t``."""
         second = math.floor(t)
-        with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO server_metrics (run_id, name, t, value) VALUES (?, ?, ?, ?)",
+        with self._backend.transaction():
+            self._backend.many(
+                "INSERT INTO server_metrics (run_id, name, t, value) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (run_id, name, t) DO UPDATE SET value = excluded.value",
                 [(run_id, n, second, float(v)) for n, v in values.items() if math.isfinite(v)],
             )
             self._touch(run_id)
 
     def heartbeat(self, run_id: int, now: float | None = None) -> None:
         """Mark the run as still being written (readers show runs without a recent heartbeat as stale)."""
-        with self._db:
+        with self._backend.transaction():
             self._touch(run_id, now)
 
     def _touch(self, run_id: int, now: float | None = None) -> None:
-        self._db.execute(
+        self._backend.run(
             "UPDATE runs SET heartbeat_at = ? WHERE id = ?",
             (time.time() if now is None else now, run_id),
         )
@@ -369,36 +481,92 @@ class RunStore:
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(f"a finished run's status must be one of {RUN_STATUSES[1:]}")
         ended = time.time() if ended_at is None else ended_at
-        with self._db:
-            cursor = self._db.execute(
+        with self._backend.transaction():
+            count = self._backend.run(
                 "UPDATE runs SET status = ?, ended_at = ?, heartbeat_at = ?, summary = ? WHERE id = ?",
                 (status, ended, ended, None if summary is None else _json(dict(summary)), run_id),
             )
-        if cursor.rowcount == 0:
-            raise RunNotFound(f"no run {run_id} in {self.path}")
+        if count == 0:
+            raise RunNotFound(f"no run {run_id} in {self.location}")
+
+    # --- retention ------------------------------------------------------------------------------------------
 
     def delete_runs(self, run_ids: Sequence[int]) -> int:
         """Delete runs and all their data; returns how many runs were deleted."""
-        with self._db:
-            deleted = 0
+        deleted = 0
+        with self._backend.transaction():
             for run_id in run_ids:
-                for table in ("latency", "counters", "gauges", "events", "server_metrics"):
-                    self._db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-                deleted += self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
+                for table in (*_SERIES_TABLES, "events", "server_metrics"):
+                    self._backend.run(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+                deleted += self._backend.run("DELETE FROM runs WHERE id = ?", (run_id,))
+        return deleted
+
+    def apply_retention(
+        self,
+        run_id: int,
+        *,
+        keep_seconds: float | None = DEFAULT_KEEP_SECONDS_S,
+        keep_minutes: float | None = DEFAULT_KEEP_MINUTES_S,
+        now: float | None = None,
+    ) -> dict[str, int]:
+        """Drop a run's fine rows older than the retention: what keeps a months-long probe's store bounded.
+
+        Per-second rows (latency, counters, gauges, server metrics) older than ``keep_seconds`` and
+        per-minute roll-ups older than ``keep_minutes`` go; per-hour roll-ups and events stay. Cut-offs
+        fall on whole minutes (hours) so that the coarser rows that remain answer every minute (hour)
+        bucket there exactly: the writer keeps every roll-up from the first sample on, so it exists before
+        its seconds go. ``None`` keeps that level. Returns rows deleted per table.
+
+        Raises:
+            ValueError: ``keep_minutes`` shorter than ``keep_seconds`` (minutes would go where seconds
+                stay, and a bucketed read there would pick the missing minutes), or negative.
+        """
+        for value in (keep_seconds, keep_minutes):
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ValueError("retention must be a non-negative number of seconds")
+        if keep_minutes is not None and (keep_seconds is None or keep_minutes < keep_seconds):
+            raise ValueError("keep_minutes must be at least keep_seconds: minutes are kept longer")
+        now = time.time() if now is None else now
+        deleted = {table: 0 for table in (*_SERIES_TABLES, "server_metrics")}
+        with self._backend.transaction():
+            for resolution, keep, align in ((1, keep_seconds, 60), (60, keep_minutes, 3600)):
+                if keep is None:
+                    continue
+                cutoff = math.floor((now - keep) / align) * align
+                for table in _SERIES_TABLES:
+                    deleted[table] += self._backend.run(
+                        f"DELETE FROM {table} WHERE run_id = ? AND resolution = ? AND t < ?",
+                        (run_id, resolution, cutoff),
+                    )
+                if resolution == 1:
+                    deleted["server_metrics"] += self._backend.run(
+                        "DELETE FROM server_metrics WHERE run_id = ? AND t < ?", (run_id, cutoff)
+                    )
         return deleted
 
     def vacuum(self) -> None:
         """Give the space of deleted runs back to the file system."""
-        self._db.execute("VACUUM")
+        self._backend.vacuum()
 
     # --- reading: runs --------------------------------------------------------------------------------------
 
-    def list_runs(self) -> list[RunRecord]:
-        """All runs, newest first."""
-        rows = self._db.execute(
-            "SELECT id, name, started_at, ended_at, heartbeat_at, status, target, options, versions,"
-            " machine, git_commit, summary FROM runs ORDER BY started_at DESC, id DESC"
-        ).fetchall()
+    def list_runs(
+        self,
+        *,
+        kind: str | None = None,
+        host: str | None = None,
+        tag: str | None = None,
+        build: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first; each filter given keeps the runs whose column equals it."""
+        clause, params = "", []
+        for column, value in (("kind", kind), ("host", host), ("tag", tag), ("build", build)):
+            if value is not None:
+                clause += f" AND {column} = ?"
+                params.append(value)
+        rows = self._backend.rows(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE 1 = 1{clause} ORDER BY started_at DESC, id DESC", params
+        )
         return [self._record(row) for row in rows]
 
     def get_run(self, run_id: int) -> RunRecord:
@@ -407,18 +575,14 @@ class RunStore:
         Raises:
             RunNotFound: if there is no such run.
         """
-        row = self._db.execute(
-            "SELECT id, name, started_at, ended_at, heartbeat_at, status, target, options, versions,"
-            " machine, git_commit, summary FROM runs WHERE id = ?",
-            (run_id,),
-        ).fetchone()
+        row = self._backend.one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         if row is None:
-            raise RunNotFound(f"no run {run_id} in {self.path}")
+            raise RunNotFound(f"no run {run_id} in {self.location}")
         return self._record(row)
 
     def latest_run_id(self) -> int | None:
         """The newest run's id, or ``None`` for an empty store."""
-        row = self._db.execute("SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1").fetchone()
+        row = self._backend.one("SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1")
         return None if row is None else int(row[0])
 
     @staticmethod
@@ -436,33 +600,71 @@ class RunStore:
             machine=_load_json(row[9]) or {},
             git_commit=row[10],
             summary=_load_json(row[11]),
+            kind=row[12],
+            host=row[13],
+            tag=row[14],
+            build=row[15],
         )
 
     # --- reading: series ------------------------------------------------------------------------------------
 
     def _frame(self, sql: str, params: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
-        rows = self._db.execute(sql, params).fetchall()
+        rows = self._backend.rows(sql, params)
         return pd.DataFrame.from_records(rows, columns=list(columns))
 
+    def _union(
+        self,
+        table: str,
+        columns: str,
+        run_id: int,
+        width: int | None,
+        start: float | None,
+        end: float | None,
+        extra: str = "",
+        extra_params: Sequence[Any] = (),
+    ) -> tuple[str, list[Any]]:
+        """A ``UNION ALL`` of ``table``'s rows covering the range for buckets of ``width`` (:func:`cover`)."""
+        parts, params = [], []
+        for resolution, lo, hi in cover(self._backend.levels[table], width, start, end):
+            clause, range_params = _range_clause(lo, hi)
+            parts.append(f"SELECT {columns} FROM {table} WHERE run_id = ? AND resolution = ?{clause}{extra}")
+            params += [run_id, resolution, *range_params, *extra_params]
+        return " UNION ALL ".join(parts), params
+
     def time_range(self, run_id: int) -> tuple[int, int] | None:
-        """First and last second holding any sample (latency, counter or gauge), or ``None``."""
-        row = self._db.execute(
-            "SELECT MIN(lo), MAX(hi) FROM ("
-            " SELECT MIN(t) AS lo, MAX(t) AS hi FROM latency WHERE run_id = ? AND resolution = 1"
-            " UNION ALL SELECT MIN(t), MAX(t) FROM counters WHERE run_id = ?"
-            " UNION ALL SELECT MIN(t), MAX(t) FROM gauges WHERE run_id = ?)",
-            (run_id, run_id, run_id),
-        ).fetchone()
-        if row is None or row[0] is None:
+        """First and last second holding any sample (latency, counter or gauge), or ``None``.
+
+        Where retention dropped the first seconds, the first is the start of the oldest roll-up left.
+        """
+        levels = sorted({r for table in _SERIES_TABLES for r in self._backend.levels[table]}, reverse=True)
+        first: int | None = None
+        first_ends = 0
+        last: dict[int, int] = {}
+        for resolution in levels:  # coarsest first; a finer first row inside the coarser first bucket wins
+            parts = [
+                f"SELECT MIN(t) AS lo, MAX(t) AS hi FROM {table} WHERE run_id = ? AND resolution = ?"
+                for table in _SERIES_TABLES
+                if resolution in self._backend.levels[table]
+            ]
+            row = self._backend.one(
+                f"SELECT MIN(lo), MAX(hi) FROM ({' UNION ALL '.join(parts)}) AS x",
+                [p for _ in parts for p in (run_id, resolution)],
+            )
+            if row is None or row[0] is None:
+                continue
+            lo, last[resolution] = int(row[0]), int(row[1])
+            if first is None or lo < first_ends:
+                first, first_ends = lo, lo + resolution
+        if first is None:
             return None
-        return int(row[0]), int(row[1])
+        return first, last[1] if 1 in last else max(last.values())
 
     def latency_metrics(self, run_id: int) -> list[str]:
         """Names of the latency metrics the run has, sorted."""
-        rows = self._db.execute(
+        rows = self._backend.rows(
             "SELECT DISTINCT metric FROM latency WHERE run_id = ? AND resolution = ? ORDER BY metric",
-            (run_id, ROLLUP_SECONDS),
-        ).fetchall()
+            (run_id, self._backend.levels["latency"][0]),
+        )
         return [r[0] for r in rows]
 
     def latency(
@@ -478,9 +680,11 @@ class RunStore:
         """Latency rows ``metric, t, count, min_us, ..., p999_us[, hist]`` with ``start <= t < end``.
 
         Args:
-            resolution: 1 for per-second rows, :data:`ROLLUP_SECONDS` for per-minute roll-ups.
+            resolution: 1 for per-second rows, 60 / 3600 for the per-minute / per-hour roll-ups.
             with_hist: include the encoded histogram of each row (to merge ranges exactly).
         """
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}")
         columns = ["metric", "t", *_LATENCY_COLUMNS] + (["hist"] if with_hist else [])
         clause, params = _range_clause(start, end)
         if metrics is not None:
@@ -496,35 +700,60 @@ class RunStore:
             columns,
         )
 
+    def latency_bucketed(
+        self,
+        run_id: int,
+        width: int,
+        metrics: Sequence[str] | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        *,
+        with_hist: bool = False,
+    ) -> pd.DataFrame:
+        """Latency per bucket of ``width`` seconds, histograms merged exactly: the columns of :meth:`latency`.
+
+        Reads the coarsest rows that are exact for the buckets and range (hours for a week in hour buckets,
+        seconds at the ragged edges): the same numbers as merging the per-second rows, where they remain.
+        """
+        if width < 1:
+            raise ValueError("width must be a positive number of seconds")
+        columns = ["metric", "t", *_LATENCY_COLUMNS] + (["hist"] if with_hist else [])
+        extra, extra_params = "", []
+        if metrics is not None:
+            if not metrics:
+                return pd.DataFrame(columns=columns)
+            extra, extra_params = _in_clause("metric", metrics)
+        union, params = self._union(
+            "latency", "metric, t, hist", run_id, width, start, end, extra, extra_params
+        )
+        totals: dict[tuple[str, int], np.ndarray] = {}
+        for metric, t, blob in self._backend.rows(union, params):
+            key = (metric, int(t) // width * width)
+            counts = hdr.counts_view(hdr.decode(blob))
+            if key in totals:
+                totals[key] += counts
+            else:
+                totals[key] = counts.copy()
+        records = []
+        for (metric, t), counts in sorted(totals.items()):
+            histogram = hdr.from_counts(counts)
+            summary = hdr.summarize(histogram)
+            record = [metric, t, *(summary[c] for c in _LATENCY_COLUMNS)]
+            if with_hist:
+                record.append(hdr.encode(histogram))
+            records.append(record)
+        return pd.DataFrame.from_records(records, columns=columns)
+
     def merged_histogram(
         self, run_id: int, metric: str, start: float | None = None, end: float | None = None
     ) -> HdrHistogram:
         """Merge ``metric``'s histograms over ``start <= t < end`` exactly (empty histogram if none).
 
-        Whole minutes inside the range come from the per-minute roll-ups; the ragged edges from seconds.
+        Whole hours inside the range come from the per-hour roll-ups, whole minutes around them from the
+        per-minute ones, the ragged edges from seconds.
         """
-        lo = -math.inf if start is None else math.ceil(start)
-        hi = math.inf if end is None else math.ceil(end)
-        first_minute = lo if math.isinf(lo) else -(-int(lo) // ROLLUP_SECONDS) * ROLLUP_SECONDS
-        last_minute = hi if math.isinf(hi) else int(hi) // ROLLUP_SECONDS * ROLLUP_SECONDS
-        blobs: list[bytes] = []
-        if first_minute < last_minute:
-            blobs += self._blobs(run_id, metric, ROLLUP_SECONDS, first_minute, last_minute)
-            blobs += self._blobs(run_id, metric, 1, lo, first_minute)
-            blobs += self._blobs(run_id, metric, 1, last_minute, hi)
-        else:
-            blobs += self._blobs(run_id, metric, 1, lo, hi)
-        return hdr.merge_encoded(blobs)
-
-    def _blobs(self, run_id: int, metric: str, resolution: int, lo: float, hi: float) -> list[bytes]:
-        if lo >= hi:
-            return []
-        clause, params = _range_clause(None if math.isinf(lo) else lo, None if math.isinf(hi) else hi)
-        rows = self._db.execute(
-            "SELECT hist FROM latency WHERE run_id = ? AND metric = ? AND resolution = ?" + clause,
-            [run_id, metric, resolution, *params],
-        ).fetchall()
-        return [r[0] for r in rows]
+        union, params = self._union("latency", "hist", run_id, None, start, end, " AND metric = ?", [metric])
+        return hdr.merge_encoded(r[0] for r in self._backend.rows(union, params))
 
     def counters(
         self,
@@ -533,14 +762,13 @@ class RunStore:
         start: float | None = None,
         end: float | None = None,
     ) -> pd.DataFrame:
-        """Counter rows ``name, t, value``, optionally only names starting with ``prefix``."""
+        """Per-second counter rows ``name, t, value``, optionally only names starting with ``prefix``."""
         clause, params = _range_clause(start, end)
-        if prefix:
-            clause += " AND substr(name, 1, ?) = ?"
-            params += [len(prefix), prefix]
+        extra, extra_params = _prefix_clause(prefix)
         return self._frame(
-            f"SELECT name, t, value FROM counters WHERE run_id = ?{clause} ORDER BY name, t",
-            [run_id, *params],
+            f"SELECT name, t, value FROM counters WHERE run_id = ? AND resolution = 1{clause}{extra}"
+            " ORDER BY name, t",
+            [run_id, *params, *extra_params],
             ["name", "t", "value"],
         )
 
@@ -551,7 +779,7 @@ class RunStore:
         start: float | None = None,
         end: float | None = None,
     ) -> pd.DataFrame:
-        """Gauge rows ``name, t, sum, count, min, max, mean``."""
+        """Per-second gauge rows ``name, t, sum, count, min, max, mean``."""
         clause, params = _range_clause(start, end)
         if names is not None:
             if not names:
@@ -560,18 +788,12 @@ class RunStore:
             clause += extra
             params += extra_params
         frame = self._frame(
-            f"SELECT name, t, sum, count, min, max FROM gauges WHERE run_id = ?{clause} ORDER BY name, t",
+            f"SELECT name, t, sum, count, min, max FROM gauges WHERE run_id = ? AND resolution = 1{clause}"
+            " ORDER BY name, t",
             [run_id, *params],
             ["name", "t", "sum", "count", "min", "max"],
         )
-        count = frame["count"].to_numpy(dtype=np.float64)
-        frame["mean"] = np.divide(
-            frame["sum"].to_numpy(dtype=np.float64),
-            count,
-            out=np.zeros_like(count),
-            where=count > 0,
-        )
-        return frame
+        return _with_mean(frame)
 
     def counters_bucketed(
         self,
@@ -583,20 +805,20 @@ class RunStore:
     ) -> pd.DataFrame:
         """Counter sums per bucket of ``width`` seconds: rows ``name, t, value`` (``t`` = bucket start).
 
-        The same numbers as summing :meth:`counters` per bucket, aggregated in SQLite (a day of one-second
-        rows reads in tens of milliseconds instead of hundreds). Buckets start at whole multiples of
-        ``width``; empty buckets have no row.
+        The same numbers as summing :meth:`counters` per bucket, aggregated in the database from the
+        coarsest rows exact for the buckets and range (see :func:`cover`). Buckets start at whole multiples
+        of ``width``; empty buckets have no row.
         """
         if width < 1:
             raise ValueError("width must be a positive number of seconds")
-        clause, params = _range_clause(start, end)
-        if prefix:
-            clause += " AND substr(name, 1, ?) = ?"
-            params += [len(prefix), prefix]
+        extra, extra_params = _prefix_clause(prefix)
+        union, params = self._union(
+            "counters", "name, t, value", run_id, width, start, end, extra, extra_params
+        )
         return self._frame(
-            f"SELECT name, (t / ?) * ? AS b, SUM(value) FROM counters WHERE run_id = ?{clause}"
+            f"SELECT name, (t / ?) * ? AS b, SUM(value) FROM ({union}) AS x"
             " GROUP BY name, b ORDER BY name, b",
-            [int(width), int(width), run_id, *params],
+            [int(width), int(width), *params],
             ["name", "t", "value"],
         )
 
@@ -612,33 +834,27 @@ class RunStore:
 
         ``sum``/``count``/``min``/``max`` combine the bucket's per-second rows exactly (``mean`` = sum /
         count, the mean observation); ``seconds`` is how many seconds had a row, so ``sum / seconds`` is the
-        mean per-second total (e.g. users connected). Aggregated in SQLite; buckets start at whole multiples
-        of ``width``.
+        mean per-second total (e.g. users connected). Aggregated in the database from the coarsest rows
+        exact for the buckets and range; buckets start at whole multiples of ``width``.
         """
         if width < 1:
             raise ValueError("width must be a positive number of seconds")
         columns = ["name", "t", "sum", "count", "min", "max", "seconds"]
-        clause, params = _range_clause(start, end)
+        extra, extra_params = "", []
         if names is not None:
             if not names:
                 return pd.DataFrame(columns=[*columns, "mean"])
             extra, extra_params = _in_clause("name", names)
-            clause += extra
-            params += extra_params
+        union, params = self._union(
+            "gauges", "name, t, sum, count, min, max, seconds", run_id, width, start, end, extra, extra_params
+        )
         frame = self._frame(
-            f"SELECT name, (t / ?) * ? AS b, SUM(sum), SUM(count), MIN(min), MAX(max), COUNT(*)"
-            f" FROM gauges WHERE run_id = ?{clause} GROUP BY name, b ORDER BY name, b",
-            [int(width), int(width), run_id, *params],
+            "SELECT name, (t / ?) * ? AS b, SUM(sum), SUM(count), MIN(min), MAX(max), SUM(seconds)"
+            f" FROM ({union}) AS x GROUP BY name, b ORDER BY name, b",
+            [int(width), int(width), *params],
             columns,
         )
-        count = frame["count"].to_numpy(dtype=np.float64)
-        frame["mean"] = np.divide(
-            frame["sum"].to_numpy(dtype=np.float64),
-            count,
-            out=np.zeros_like(count),
-            where=count > 0,
-        )
-        return frame
+        return _with_mean(frame)
 
     def events_bucketed(
         self, run_id: int, width: int, start: float | None = None, end: float | None = None
@@ -648,7 +864,8 @@ class RunStore:
             raise ValueError("width must be a positive number of seconds")
         clause, params = _range_clause(start, end, column="ts")
         return self._frame(
-            f"SELECT kind, CAST(ts / ? AS INTEGER) * ? AS b, COUNT(*) FROM events WHERE run_id = ?{clause}"
+            f"SELECT kind, {self._backend.floor_div('ts / ?')} * ? AS b, COUNT(*) FROM events"
+            f" WHERE run_id = ?{clause}"
             " GROUP BY kind, b ORDER BY kind, b",
             [int(width), int(width), run_id, *params],
             ["kind", "t", "count"],
@@ -658,7 +875,7 @@ class RunStore:
         """Connection events ``ts, user, kind, detail``, in time order."""
         clause, params = _range_clause(start, end, column="ts")
         return self._frame(
-            f"SELECT ts, user, kind, detail FROM events WHERE run_id = ?{clause} ORDER BY ts",
+            f'SELECT ts, "user", kind, detail FROM events WHERE run_id = ?{clause} ORDER BY ts',
             [run_id, *params],
             ["ts", "user", "kind", "detail"],
         )
@@ -686,9 +903,9 @@ class RunStore:
 
     def server_metric_names(self, run_id: int) -> list[str]:
         """Names of the server metrics scraped during the run, sorted."""
-        rows = self._db.execute(
+        rows = self._backend.rows(
             "SELECT DISTINCT name FROM server_metrics WHERE run_id = ? ORDER BY name", (run_id,)
-        ).fetchall()
+        )
         return [r[0] for r in rows]
 
     def server_metrics_bucketed(
@@ -728,3 +945,11 @@ class RunStore:
             columns[4:],
         )
         return pd.concat([last, stats], axis=1)
+
+
+def _with_mean(frame: pd.DataFrame) -> pd.DataFrame:
+    count = frame["count"].to_numpy(dtype=np.float64)
+    frame["mean"] = np.divide(
+        frame["sum"].to_numpy(dtype=np.float64), count, out=np.zeros_like(count), where=count > 0
+    )
+    return frame
