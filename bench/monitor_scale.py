@@ -159,8 +159,8 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "full plotly.js (before)": {"plotly_js": "full"},
     "basic bundle (after)": {"plotly_js": "basic"},
 }
-"""What the browser part compares, each in the same run: a Dash page with one empty graph and nothing to
-read (the floor: Dash's own boot and a first Plotly frame, with the basic bundle), the monitor with Dash's
+"""What the browser part compares, each in the same run: a Dash page with one graph and nothing to read
+(the floor: Dash's own boot and a first Plotly frame, with the basic bundle), the monitor with Dash's
 full plotly.js (today's code before the partial bundle), and the monitor as shipped."""
 
 
@@ -169,12 +169,14 @@ def blank_app() -> Any:
     import dash
     from dash import dcc, html
 
+    from monitor import plotly_bundle
     from monitor.app import _ASSETS
 
     app = dash.Dash(__name__, assets_folder=str(_ASSETS), compress=False)
     app.layout = html.Div(
         [dcc.Graph(id="timeline", figure=go.Figure(go.Scatter(x=[0, 1], y=[0, 1])).to_plotly_json())]
     )
+    plotly_bundle.install(app.server, "/")
     return app
 
 
@@ -258,14 +260,102 @@ def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
         )
 
 
+PROBE_STORE = OUT / "monitor_probe_7d.sqlite3"
+WEEK = 7 * DAY
+PROBE_PERIOD = 5
+
+
+def build_probe(path: Path) -> float:
+    """Write a simulated week of a probe (one round every 5 s, 3 users, a 20-minute outage with its alert
+    firing and resolving) through the real store code; returns the seconds it took."""
+    from tests.monitor.synthetic_probe import write_synthetic_probe
+
+    path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    write_synthetic_probe(
+        path,
+        start=START,
+        seconds=WEEK,
+        period=PROBE_PERIOD,
+        outage=(5 * DAY, 5 * DAY + 1200),
+        chunk_seconds=6 * 3600,
+    )
+    return time.perf_counter() - started
+
+
+def probe_week(repeat: int, browser: bool, rebuild: bool) -> dict[str, Any]:
+    """The Live view of a week-long probe with its 7-day window: server side in-process, then first paint."""
+    from monitor import live
+
+    result: dict[str, Any] = {}
+    if rebuild or not PROBE_STORE.exists():
+        print(f"building the simulated probe week in {PROBE_STORE} ...", flush=True)
+        result["build_s"] = round(build_probe(PROBE_STORE), 1)
+        print(f"  built in {result['build_s']} s")
+    with RunStore.open(PROBE_STORE, readonly=True) as store:
+        run_id = store.latest_run_id()
+        assert run_id is not None
+        run = store.get_run(run_id)
+        assert live.is_probe(run), "the probe store's run is not of kind probe"
+    result["store_bytes"] = PROBE_STORE.stat().st_size
+
+    def server_side() -> dict[str, Any]:
+        with data.open_store(PROBE_STORE) as store:
+            view = data.overview(store, run_id)
+            assert view.span is not None
+            lo, hi = live.live_range(view.span, "7d", live=False, now=time.time())
+            window = data.plan_window(lo, hi)
+            series = data.read_timeline(
+                store, run_id, window, span=view.span, metrics=list(view.metrics), percentiles=["p50", "p99"]
+            )
+            status = live.read_status(store, view.run, float(view.span[1]))
+        fig = figures.make_timeline(
+            series, rows=figures.timeline_rows(server=False, send_lag=False), bucket=window.bucket
+        )
+        shapes, labels = figures.alert_shading(status.alerts, float(window.end))
+        fig.update_layout(
+            shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *labels]
+        )
+        payload = pio.to_json(fig, validate=False)
+        return {"bucket": window.bucket, "bytes": len(payload), "points": [len(t.x) for t in fig.data]}
+
+    seconds, info = timed(server_side, repeat)
+    result["server_side"] = {
+        "seconds": round(seconds, 3),
+        "bytes": info["bytes"],
+        "bucket_s": info["bucket"],
+        "max_points_per_trace": max(info["points"]),
+    }
+    print(
+        f"\nprobe week, 7-day window, server side (overview, read, status, figure, JSON): {seconds:.3f} s, "
+        f"{info['bytes']:,} B, {info['bucket']} s buckets, at most {max(info['points'])} points a trace"
+    )
+    if browser:
+        variants = {k: v for k, v in VARIANTS.items() if v is not None}
+        paint = browser_paint(PROBE_STORE, f"?run={run_id}&window=7d", repeat=repeat, variants=variants)
+        result["browser_paint"] = paint
+        print_paint("probe week, Live view, 7-day window", paint)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached 24-hour run")
     parser.add_argument("--no-browser", action="store_true", help="skip the headless Chromium page load")
     parser.add_argument("--repeat", type=int, default=5, help="timings are the median of this many runs")
+    parser.add_argument(
+        "--probe", action="store_true", help="also the Live view of a simulated probe week (7-day window)"
+    )
+    parser.add_argument("--probe-only", action="store_true", help="only the probe week")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
+    if args.probe or args.probe_only:
+        result["probe_week"] = probe_week(args.repeat, not args.no_browser, args.rebuild)
+        if args.probe_only:
+            (OUT / "monitor_scale_probe.json").write_text(json.dumps(result, indent=2, default=float))
+            print(f"\nwritten to {OUT / 'monitor_scale_probe.json'}")
+            return 0
     if args.rebuild or not STORE.exists():
         print(f"building the 24-hour run in {STORE} ...", flush=True)
         result["build_s"] = round(build(STORE), 1)

@@ -25,6 +25,7 @@ from typing import Literal
 import dash
 import flask
 
+from monitor import plotly_bundle
 from monitor.callbacks import register_callbacks
 from monitor.layout import make_layout
 
@@ -32,12 +33,6 @@ __all__ = ["TOKEN_COOKIE", "MonitorAuth", "create_app"]
 
 _ASSETS = Path(__file__).with_name("assets")
 TOKEN_COOKIE = "wsgauge_monitor_token"
-PLOTLY_BASIC = "plotly-basic-4.1.1.min.js"
-"""plotly.js's official *basic* partial bundle (scatter, bar, pie: every trace the monitor draws), vendored in
-``assets/`` from npm ``plotly.js-basic-dist-min``, the same plotly.js version as plotly.py's. Dash loads
-every ``assets/*.js`` before the page renders, and ``dcc.Graph`` uses a ``window.Plotly`` that is already
-defined instead of fetching Dash's full bundle: a quarter of the bytes to parse and compile on a cold load
-(``docs/monitor.md``, "First paint")."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +113,8 @@ def create_app(
         server: a Flask app to mount the monitor in (for example Locust's web UI); ``None`` creates one.
         url_base_pathname: where the monitor lives on that server (``"/monitor/"``), between slashes.
         auth: credentials to require for every monitor route; ``None`` for none (loopback use).
-        plotly_js: ``"basic"``, the vendored partial bundle; ``"full"``, Dash's own full plotly.js (the
-            first-paint benchmark's baseline, or a figure with trace types beyond scatter and bar).
+        plotly_js: ``"basic"``, plotly.js's basic partial bundle (:mod:`monitor.plotly_bundle`);
+            ``"full"``, Dash's own full plotly.js (the first-paint benchmark's baseline).
 
     Returns:
         The Dash app; ``app.server`` is the Flask app serving it.
@@ -134,7 +129,6 @@ def create_app(
         server=True if server is None else server,
         url_base_pathname=url_base_pathname,
         assets_folder=str(_ASSETS),
-        assets_ignore=r"^plotly-basic" if plotly_js == "full" else "",
         title="wsgauge monitor",
         update_title=None,
         compress=False,
@@ -143,4 +137,6 @@ def create_app(
     register_callbacks(app, path)
     if auth is not None:
         _install_auth(app.server, auth, url_base_pathname)
+    if plotly_js == "basic":
+        plotly_bundle.install(app.server, url_base_pathname)  # after the credentials check
     return app
