@@ -101,5 +101,5 @@ def transferred(driver: Any) -> dict[str, Any]:
     return {
         "script_transfer_bytes": sum(int(e[1]) for e in entries),
         "script_decoded_bytes": sum(int(e[2]) for e in entries),
-        "full_plotly_fetched": any("plotly.min" in e[0] or "plotly.v" in e[0] for e in entries),
+        "plotly_decoded_bytes": sum(int(e[2]) for e in entries if "/plotly/package_data/" in e[0]),
     }
