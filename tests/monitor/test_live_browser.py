@@ -84,7 +84,9 @@ def _wait(p: Page, script: str, timeout: float = WAIT) -> Any:
 
 
 def _text(p: Page, selector: str) -> str:
-    return str(p.find_element(selector).text)
+    """The element's text, read in one script (the runs list is re-rendered every 5 s: no stale handles)."""
+    script = f"const e = document.querySelector({selector!r}); return e ? e.innerText : null;"
+    return str(_wait(p, script))
 
 
 def test_live_view_of_a_probe_in_an_outage(
@@ -96,10 +98,11 @@ def test_live_view_of_a_probe_in_an_outage(
     p.wait_for_contains_text("#range-label", "Last 24 h", timeout=WAIT)
     p.wait_for_contains_text("#live-badges", "alert firing", timeout=WAIT)
     assert p.find_element("#live-bar").is_displayed()
-    status = p.find_element("#live-badges .status")
-    assert status.get_attribute("data-state") == "disconnected"
-    firing = p.find_elements("#live-badges .alert-firing")
-    assert [b.get_attribute("data-rule") for b in firing] == [DISCONNECTED_RULE]
+    badges = p.driver.execute_script(  # in one script: the badges are re-rendered with every live tick
+        "return [document.querySelector('#live-badges .status').dataset.state,"
+        " [...document.querySelectorAll('#live-badges .alert-firing')].map(b => b.dataset.rule)];"
+    )
+    assert badges == ["disconnected", [DISCONNECTED_RULE]]
     lo, hi, alert_shapes, alert_markers = _wait(p, X_SPAN_JS)
     end = start + HOURS * 3600
     bucket = 180  # a day's window: 3-minute buckets
@@ -109,7 +112,7 @@ def test_live_view_of_a_probe_in_an_outage(
     # The runs list says where each run came from.
     facets = _text(p, ".run-item.selected .run-facets")
     assert "probe-eu-1" in facets and "production" in facets and "2.4.1" in facets
-    assert p.find_element(".run-item.selected .badge-probe").text.lower() == "probe"
+    assert _text(p, ".run-item.selected .badge-probe").lower() == "probe"
 
 
 @pytest.mark.parametrize(("window", "seconds"), [("15m", 900), ("7d", HOURS * 3600)])
