@@ -20,10 +20,12 @@ import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import dash
 import flask
 
+from monitor import plotly_bundle
 from monitor.callbacks import register_callbacks
 from monitor.layout import make_layout
 
@@ -102,6 +104,7 @@ def create_app(
     server: flask.Flask | bool | None = None,
     url_base_pathname: str = "/",
     auth: MonitorAuth | None = None,
+    plotly_js: Literal["basic", "full"] = "basic",
 ) -> dash.Dash:
     """Build the monitor over the run store at ``results_path`` (read-only; it may not exist yet).
 
@@ -110,12 +113,16 @@ def create_app(
         server: a Flask app to mount the monitor in (for example Locust's web UI); ``None`` creates one.
         url_base_pathname: where the monitor lives on that server (``"/monitor/"``), between slashes.
         auth: credentials to require for every monitor route; ``None`` for none (loopback use).
+        plotly_js: ``"basic"``, plotly.js's basic partial bundle (:mod:`monitor.plotly_bundle`);
+            ``"full"``, Dash's own full plotly.js (the first-paint benchmark's baseline).
 
     Returns:
         The Dash app; ``app.server`` is the Flask app serving it.
     """
     if not (url_base_pathname.startswith("/") and url_base_pathname.endswith("/")):
         raise ValueError("url_base_pathname must start and end with '/'")
+    if plotly_js not in ("basic", "full"):
+        raise ValueError(f"plotly_js must be 'basic' or 'full', not {plotly_js!r}")
     path = Path(results_path)
     app = dash.Dash(
         __name__,
@@ -130,4 +137,6 @@ def create_app(
     register_callbacks(app, path)
     if auth is not None:
         _install_auth(app.server, auth, url_base_pathname)
+    if plotly_js == "basic":
+        plotly_bundle.install(app.server, url_base_pathname)  # after the credentials check
     return app

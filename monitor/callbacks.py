@@ -26,9 +26,10 @@ from dash import Input, Output, Patch, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from monitor import data, figures, ids, layout
+from monitor import live as live_view
 from runstore.store import RunNotFound, StoreError, StoreNotFound
 
-__all__ = ["parse_relayout", "parse_run_param", "register_callbacks"]
+__all__ = ["parse_query", "parse_relayout", "parse_run_param", "register_callbacks"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,12 @@ def parse_run_param(search: str | None, name: str = "run") -> int | None:
         return int(values[0])
     except ValueError:
         return None
+
+
+def parse_query(search: str | None, name: str) -> str | None:
+    """The value of ``name`` in a query string (``?run=3&window=7d``), or ``None``."""
+    values = urllib.parse.parse_qs((search or "").lstrip("?")).get(name)
+    return values[0] if values else None
 
 
 def _to_unix(value: Any) -> float:
@@ -93,6 +100,10 @@ def _range_label(view: Mapping[str, Any]) -> str:
             f"Selected {layout.format_time(lo)[11:19]} to {layout.format_time(hi)[11:23]}"
             f" ({layout.format_duration(hi - lo)})"
         )
+    elif view.get("live_window"):
+        label = live_view.LIVE_WINDOWS[view["live_window"]][0]
+        lo, hi = view["live_from"], view["live_to"]
+        text = f"{label[0].upper()}{label[1:]} ({layout.format_duration(hi - lo)} with samples)"
     else:
         span = view["span"]
         text = f"Whole run ({layout.format_duration(span[1] + 1 - span[0])})"
@@ -122,12 +133,18 @@ def _build_timeline(
             span = store.time_range(run_id)
         if span is None:
             return figures.empty_figure("This run has no samples yet."), {}
+        probe_window = selection.get("window") if state.get("probe") else None
+        live_from = live_to = None
         if rng:
             lo, hi = float(rng[0]), float(rng[1])
             margin = (hi - lo) * 0.25
             window = data.plan_window(max(lo - margin, span[0]), min(hi + margin, span[1] + 1))
+        elif probe_window:
+            live_from, live_to = live_view.live_range(span, probe_window, live=live, now=time.time())
+            window = data.plan_window(live_from, live_to)
         else:
             window = data.plan_window(span[0], span[1] + 1)
+        status = live_view.read_status(store, run, float(span[1])) if state.get("probe") else None
         until = float(span[1]) if live else None
         series = data.read_timeline(
             store,
@@ -159,6 +176,11 @@ def _build_timeline(
         generator=True,  # drawn only when the run recorded its generator's health
     )
     fig = figures.make_timeline(series, rows=rows, bucket=window.bucket, compare=compare, uirevision=uirev)
+    if status is not None and status.alerts:
+        shapes, labels = figures.alert_shading(status.alerts, float(window.end))
+        fig.update_layout(
+            shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *labels]
+        )
     # dcc.Graph copies a user's zoom into its figure; a redraw must carry the zoom too, or Plotly takes the
     # figure's (absent) range over the user's and the view jumps back to the whole window.
     if rng:
@@ -177,6 +199,8 @@ def _build_timeline(
         "uirev": uirev,
         "drawn_at": time.time(),
     }
+    if probe_window and live_from is not None:
+        view.update(live_window=probe_window, live_from=live_from, live_to=live_to)
     return figures.jsonable(fig), view
 
 
@@ -208,26 +232,43 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Output(ids.BANNER, "children"),
         Output(ids.BANNER, "className"),
         Output(ids.STORE_STATUS, "data"),
+        Output(ids.RUNS_FILTER_HOST, "options"),
+        Output(ids.RUNS_FILTER_TAG, "options"),
+        Output(ids.RUNS_FILTER_BUILD, "options"),
+        Output(ids.RUNS_FILTER, "style"),
         Input(ids.URL, "search"),
         Input(ids.RUNS_INTERVAL, "n_intervals"),
+        Input(ids.RUNS_FILTER_HOST, "value"),
+        Input(ids.RUNS_FILTER_TAG, "value"),
+        Input(ids.RUNS_FILTER_BUILD, "value"),
         State(ids.STORE_STATUS, "data"),
     )
-    def refresh_runs(search: str | None, _n: int | None, status: str | None) -> tuple[Any, ...]:
+    def refresh_runs(
+        search: str | None,
+        _n: int | None,
+        host: str | None,
+        tag: str | None,
+        build: str | None,
+        status: str | None,
+    ) -> tuple[Any, ...]:
         def changed(new: str) -> Any:
             return no_update if new == status else new
 
+        no_filters = ([], [], [], _HIDDEN)
         try:
             with data.open_store(store_path) as store:
                 rows = data.list_runs(store)
         except StoreNotFound:
-            return [], [], _waiting_for_store(store_path), "banner banner-info", changed("missing")
+            waiting = _waiting_for_store(store_path)
+            return [], [], waiting, "banner banner-info", changed("missing"), *no_filters
         except StoreError as exc:
             if _is_empty_file(store_path):  # a writer has created the file and not yet its schema
-                return [], [], _waiting_for_store(store_path), "banner banner-info", changed("missing")
-            return [], [], data.describe_error(exc), "banner banner-error", changed("error")
+                waiting = _waiting_for_store(store_path)
+                return [], [], waiting, "banner banner-info", changed("missing"), *no_filters
+            return [], [], data.describe_error(exc), "banner banner-error", changed("error"), *no_filters
         except Exception as exc:  # never a traceback in the page
             log.exception("cannot list runs in %s", store_path)
-            return [], [], data.describe_error(exc), "banner banner-error", changed("error")
+            return [], [], data.describe_error(exc), "banner banner-error", changed("error"), *no_filters
         selected = parse_run_param(search) or (rows[0].id if rows else None)
         options = [
             {"label": f"#{r.id} {r.name} ({layout.format_time(r.started_at)[:16]})", "value": r.id}
@@ -241,8 +282,23 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
                 f"The run store {store_path} has no runs yet: start a load test with --results {store_path}.",
                 "banner banner-info",
                 changed("empty"),
+                *no_filters,
             )
-        return layout.runs_list(rows, selected), options, None, "banner hidden", changed("ok")
+        chosen = {"host": host, "tag": tag, "build": build}
+        facets = data.facet_options(rows)
+        shown = data.filter_runs(rows, chosen)
+        listed: list[Any] = layout.runs_list(shown, selected)
+        if not shown:
+            listed = [html.Div("No run matches these filters.", className="muted pad")]
+        return (
+            listed,
+            options,
+            None,
+            "banner hidden",
+            changed("ok"),
+            *layout.runs_filter(facets, chosen),
+            _SHOWN if any(facets.values()) else _HIDDEN,
+        )
 
     @app.callback(
         Output(ids.RUN_STATE, "data"),
@@ -255,6 +311,8 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Output(ids.SERVER_FAMILIES, "value"),
         Output(ids.SERVER_PICKER, "style"),
         Output(ids.LIVE_INTERVAL, "disabled"),
+        Output(ids.LIVE_BAR, "style"),
+        Output(ids.LIVE_WINDOW, "value"),
         # Selecting a run draws its timeline in the same round trip (the first charts of a long run open one
         # request sooner); draw_timeline redraws only when the user changes what is drawn.
         Output(ids.TIMELINE, "figure", allow_duplicate=True),
@@ -288,7 +346,21 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             header = [] if in_banner else [html_message(message)]
             head_style = _HIDDEN if in_banner else _SHOWN
             outputs = _timeline_outputs(store_path, state)
-            return (state, header, head_style, _HIDDEN, [], [], [], [], _HIDDEN, True, *outputs)
+            return (
+                state,
+                header,
+                head_style,
+                _HIDDEN,
+                [],
+                [],
+                [],
+                [],
+                _HIDDEN,
+                True,
+                _HIDDEN,
+                None,
+                *outputs,
+            )
 
         try:
             with data.open_store(store_path) as store:
@@ -315,6 +387,8 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
                 )
             )
         metrics = list(view.metrics)
+        probe = live_view.is_probe(view.run)
+        window = live_view.parse_window(parse_query(search, "window")) if probe else None
         options = [{"label": html_pill(m), "value": m} for m in metrics if m != "send_lag"]
         families = list(view.server_families)
         server_value = [f for f in _DEFAULT_SERVER if f in families][:1] or families[:1]
@@ -328,11 +402,14 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             "server_names": list(view.server_names),
             "live": view.live,
             "empty": view.span is None,
+            "probe": probe,
+            "window": window,
         }
         selection = {
             "metrics": _default_metrics(metrics),
             "percentiles": [p for p in data.TIMELINE_PERCENTILES if p in (percentiles or [])],
             "server": server_value,
+            **({"window": window} if probe else {}),
         }
         return (
             state,
@@ -345,6 +422,8 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             server_value,
             _SHOWN if families else _HIDDEN,
             not (view.live or (view.span is None and view.run.status == "running")),
+            _SHOWN if probe else _HIDDEN,
+            window,
             *_timeline_outputs(store_path, state, selection, _kept_range(state, view_state), resets),
         )
 
@@ -358,6 +437,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Input(ids.SERVER_FAMILIES, "value"),
         Input(ids.X_RANGE, "data"),
         Input(ids.RESET_RANGE, "n_clicks"),
+        Input(ids.LIVE_WINDOW, "value"),
         State(ids.VIEW_STATE, "data"),
     )
     def draw_timeline(
@@ -367,6 +447,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         server: list[str] | None,
         x_range: dict[str, Any] | None,
         resets: int | None,
+        window: str | None,
         view: dict[str, Any] | None,
     ) -> tuple[Any, ...]:
         if not state:
@@ -377,12 +458,13 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             what, new_range = parse_relayout(x_range)
             if what != "none":
                 rng = list(new_range) if new_range else None
-        if ids.RESET_RANGE in triggered:
-            rng = None
+        if ids.RESET_RANGE in triggered or ids.LIVE_WINDOW in triggered:
+            rng = None  # back to the whole run, or to the probe's newly chosen window
         selection = {
             "metrics": list(metrics or []),
             "percentiles": [p for p in data.TIMELINE_PERCENTILES if p in (percentiles or [])],
             "server": list(server or []),
+            **({"window": live_view.parse_window(window)} if state.get("probe") else {}),
         }
         if triggered <= _SELECTED_BY_SELECT_RUN and _already_drawn(state, view, selection):
             raise PreventUpdate  # select_run has just drawn this run with this selection
@@ -442,7 +524,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
     def show_range(view: dict[str, Any] | None, state: dict[str, Any] | None) -> tuple[Any, ...]:
         if not view or not state or view.get("error") or "span" not in view:
             return figures.empty_figure("", height=360), []  # hidden; the banner or header says why
-        rng = view.get("range")
+        rng = view.get("range") or ([view["live_from"], view["live_to"]] if view.get("live_window") else None)
         try:
             with data.open_store(store_path) as store:
                 span = tuple(view["span"])
@@ -465,9 +547,33 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             log.exception("cannot compute range statistics")
             message = data.describe_error(exc)
             return figures.empty_figure(message, height=360), html_message(message)
-        title = "Latency by percentile, selected range" if rng else "Latency by percentile, whole run"
+        title = "Latency by percentile, " + (
+            "selected range"
+            if view.get("range")
+            else live_view.LIVE_WINDOWS[view["live_window"]][0]
+            if view.get("live_window")
+            else "whole run"
+        )
         fig = figures.make_spectrum(stats.spectrum, None if cstats is None else cstats.spectrum, title=title)
         return fig, layout.summary_table(stats.table, None if cstats is None else cstats.table)
+
+    @app.callback(
+        Output(ids.LIVE_BADGES, "children"),
+        Input(ids.VIEW_STATE, "data"),
+        State(ids.RUN_STATE, "data"),
+    )
+    def show_badges(view: dict[str, Any] | None, state: dict[str, Any] | None) -> list[Any]:
+        """A probe's status badges, read again with every redraw and live update of its timeline."""
+        if not state or not state.get("probe") or not view or "span" not in view:
+            return []
+        try:
+            with data.open_store(store_path) as store:
+                run = store.get_run(int(state["run"]))
+                status = live_view.read_status(store, run, float(view["span"][1]))
+        except Exception:
+            log.exception("cannot read the probe's status")
+            return [html_message("cannot read the probe's status (see the monitor's log)")]
+        return layout.live_badges(status)
 
     @app.callback(
         Output(ids.GENERATOR_FLAG, "children"),
@@ -491,7 +597,10 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         return layout.generator_flag(health)
 
 
-_SELECTED_BY_SELECT_RUN: frozenset[str] = frozenset({ids.RUN_STATE, ids.METRICS, ids.SERVER_FAMILIES})
+_ALERT_KINDS: tuple[str, ...] = (live_view.ALERT_FIRING, live_view.ALERT_RESOLVED)
+_SELECTED_BY_SELECT_RUN: frozenset[str] = frozenset(
+    {ids.RUN_STATE, ids.METRICS, ids.SERVER_FAMILIES, ids.LIVE_WINDOW}
+)
 """The inputs of draw_timeline that select_run sets when it has drawn the timeline itself."""
 
 
@@ -555,6 +664,7 @@ def _selection_of(view: Mapping[str, Any] | None, state: Mapping[str, Any]) -> d
         "metrics": _default_metrics(list(state.get("metrics", []))),
         "percentiles": list(layout.DEFAULT_PERCENTILES),
         "server": [],
+        **({"window": state.get("window")} if state.get("probe") else {}),
     }
 
 
@@ -571,7 +681,13 @@ def _live_update(store_path: Path, state: Mapping[str, Any], view: Mapping[str, 
         window = data.Window.from_dict(view["window"])
         whole = not view.get("range")
         needs_redraw = not live  # the run ended: one last full draw, with its final seconds
-        if whole and data.plan_window(span[0], span[1] + 1).bucket != window.bucket:
+        if whole and view.get("live_window"):
+            # A probe's window ends now: slide it (a full redraw) once it has moved a tenth of its length.
+            lo, hi = live_view.live_range(span, view["live_window"], live=live, now=time.time())
+            seconds = live_view.LIVE_WINDOWS[view["live_window"]][1]
+            if data.plan_window(lo, hi).bucket != window.bucket or lo - view["live_from"] > seconds / 10:
+                needs_redraw = True
+        elif whole and data.plan_window(span[0], span[1] + 1).bucket != window.bucket:
             needs_redraw = True  # the run outgrew the resolution: re-plan the whole-run view
         cursor = float(view["cursor"]) if view.get("cursor") is not None else float(span[1])
         until = float(span[1])
@@ -591,7 +707,8 @@ def _live_update(store_path: Path, state: Mapping[str, Any], view: Mapping[str, 
                 until=until,
             )
             points, unknown = figures.extend_points(series, view["keys"])
-            needs_redraw = bool(unknown)
+            alerted = series["family"].eq("events") & series["name"].isin(_ALERT_KINDS)
+            needs_redraw = bool(unknown) or bool(alerted.any())  # an alert fired or resolved: re-shade
     if needs_redraw:
         fig, new_view = _build_timeline(
             store_path, state, selection, view.get("range"), view.get("uirev", "run")

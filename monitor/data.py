@@ -29,7 +29,7 @@ import contextlib
 import math
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +64,7 @@ from runstore.store import RunRecord, RunStore, StoreCorrupt, StoreError
 __all__ = [
     "FINE_MAX_BUCKET",
     "MAX_BUCKETS",
+    "RUN_FACETS",
     "SERIES_COLUMNS",
     "TABLE_PERCENTILES",
     "TIMELINE_PERCENTILES",
@@ -72,6 +73,8 @@ __all__ = [
     "RunRow",
     "Window",
     "describe_error",
+    "facet_options",
+    "filter_runs",
     "format_ms",
     "list_runs",
     "open_store",
@@ -79,6 +82,7 @@ __all__ = [
     "plan_window",
     "range_stats",
     "read_timeline",
+    "run_facet",
     "server_families",
 ]
 
@@ -151,6 +155,36 @@ class RunRow:
     """Verdict-relevant numbers from the run's stored summary (``p99 pong 1.2 ms · 0.01 % errors``)."""
     load: LoadDescription = field(default_factory=lambda: describe_load(None, None))
     """How the load was set: a shape's class, stages and observed peak, or ``-u`` / ``-r``."""
+    kind: str = "load"
+    """``load`` (a load test) or ``probe`` (an open-ended production probe, shown in the Live view)."""
+    host: str | None = None
+    """The machine that wrote the run (schema v2 ``runs.host``)."""
+    tag: str | None = None
+    """The user's label for the run (``--tag``: ``nightly``, ``release-2.4``)."""
+    build: str | None = None
+    """The build of the target under test (``--build``: a version or CI build id)."""
+
+
+RUN_FACETS: Final = ("host", "tag", "build")
+"""The run attributes the runs list shows and filters by (issue 12: runs from several machines and CI)."""
+
+
+def run_facet(run: Any, name: str) -> str | None:
+    """``run.host`` / ``.tag`` / ``.build`` of a :class:`RunRecord`, ``None`` when unset or on a schema-v1
+    store (whose records have no such fields)."""
+    value = getattr(run, name, None)
+    return str(value) if value not in (None, "") else None
+
+
+def facet_options(rows: Sequence[RunRow]) -> dict[str, list[str]]:
+    """Per facet, the distinct values among ``rows``, sorted (the runs-list filters' choices)."""
+    return {f: sorted({v for r in rows if (v := getattr(r, f)) is not None}) for f in RUN_FACETS}
+
+
+def filter_runs(rows: Sequence[RunRow], chosen: Mapping[str, str | None]) -> list[RunRow]:
+    """The rows whose host, tag and build equal every chosen value (``None``/empty: any)."""
+    wanted = {f: v for f, v in chosen.items() if f in RUN_FACETS and v}
+    return [r for r in rows if all(getattr(r, f) == v for f, v in wanted.items())]
 
 
 def _users(options: dict[str, Any]) -> int | None:
@@ -220,6 +254,10 @@ def list_runs(store: RunStore, now: float | None = None) -> list[RunRow]:
                 users=_users(run.options),
                 headline=_headline(run.summary),
                 load=describe_load(run.options, run.summary),
+                kind=str(getattr(run, "kind", None) or "load"),
+                host=run_facet(run, "host"),
+                tag=run_facet(run, "tag"),
+                build=run_facet(run, "build"),
             )
         )
     return rows

@@ -32,6 +32,7 @@ __all__ = [
     "FONT",
     "STATE_COLOURS",
     "TimelineRow",
+    "alert_shading",
     "empty_figure",
     "extend_points",
     "jsonable",
@@ -60,6 +61,8 @@ _EVENT_STYLE: Final[dict[str, tuple[str, str]]] = {
     "disconnected": ("triangle-down", "#dc2626"),
     "connect_failed": ("x", "#b91c1c"),
     "gave_up": ("x-thin-open", "#111827"),
+    "alert_firing": ("star", "#dc2626"),
+    "alert_resolved": ("star-open", "#16a34a"),
 }
 _STAT_STYLE: Final[dict[str, dict[str, Any]]] = {
     "p50": {"width": 1.2, "dash": "solid"},
@@ -555,6 +558,45 @@ def make_timeline(
         **layout,
     )
     return fig
+
+
+def alert_shading(alerts: Iterable[Any], end: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Shapes and labels for a probe's alert breaches (:class:`monitor.live.AlertInterval`): a red band
+    across every row from firing to resolved (to ``end`` while still firing), the rule named at its top."""
+    shapes, labels = [], []
+    for alert in alerts:
+        stop = end if alert.end is None else alert.end
+        x0, x1 = alert.start * 1000.0, max(stop, alert.start + 1) * 1000.0
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": x0,
+                "x1": x1,
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": "rgba(220, 38, 38, 0.10)" if alert.end is None else "rgba(220, 38, 38, 0.06)",
+                "line": {"width": 0},
+                "layer": "below",
+                "name": f"alert {alert.rule}",
+            }
+        )
+        labels.append(
+            {
+                "text": f"⚠ {alert.rule}" + (" (firing)" if alert.end is None else ""),
+                "xref": "x",
+                "yref": "paper",
+                "x": x0,
+                "y": 1.0,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 11, "color": "#991b1b"},
+                "name": f"alert {alert.rule}",
+            }
+        )
+    return shapes, labels
 
 
 def _bound_shading(series: pd.DataFrame, bucket: int, rows: Sequence[int]) -> list[dict[str, Any]]:

@@ -8,11 +8,18 @@ __all__ = [
     "BANNER",
     "COMPARE",
     "GENERATOR_FLAG",
+    "LIVE_BADGES",
+    "LIVE_BAR",
     "LIVE_INTERVAL",
+    "LIVE_WINDOW",
     "METRICS",
     "PERCENTILES",
     "RANGE_LABEL",
     "RESET_RANGE",
+    "RUNS_FILTER",
+    "RUNS_FILTER_BUILD",
+    "RUNS_FILTER_HOST",
+    "RUNS_FILTER_TAG",
     "RUNS_INTERVAL",
     "RUNS_LIST",
     "RUN_BODY",
@@ -50,6 +57,14 @@ TIMELINE: Final = "timeline"
 SPECTRUM: Final = "spectrum"
 SUMMARY_TABLE: Final = "summary-table"
 LIVE_INTERVAL: Final = "live-interval"
+LIVE_BAR: Final = "live-bar"
+"""A probe run's Live view controls: the window picker and the status badges (hidden for load tests)."""
+LIVE_WINDOW: Final = "live-window"
+LIVE_BADGES: Final = "live-badges"
+RUNS_FILTER: Final = "runs-filter"
+RUNS_FILTER_HOST: Final = "runs-filter-host"
+RUNS_FILTER_TAG: Final = "runs-filter-tag"
+RUNS_FILTER_BUILD: Final = "runs-filter-build"
 RUN_STATE: Final = "run-state"
 """dcc.Store: the selected run, its compared run and what they contain (set when the selection changes)."""
 VIEW_STATE: Final = "view-state"

@@ -18,8 +18,9 @@ from dash import dcc, html
 from charts.health import GeneratorHealth
 from charts.load import describe_load
 from monitor import ids
-from monitor.data import TIMELINE_PERCENTILES, RunOverview, RunRow, format_ms
+from monitor.data import RUN_FACETS, TIMELINE_PERCENTILES, RunOverview, RunRow, format_ms, run_facet
 from monitor.figures import type_colour
+from monitor.live import LIVE_WINDOWS, LiveStatus
 
 __all__ = [
     "DEFAULT_PERCENTILES",
@@ -29,8 +30,10 @@ __all__ = [
     "banner",
     "format_duration",
     "format_time",
+    "live_badges",
     "make_layout",
     "run_header",
+    "runs_filter",
     "runs_list",
     "summary_table",
 ]
@@ -94,6 +97,27 @@ def _status_badge(
     return html.Span(status, className=f"badge badge-{status}")
 
 
+def _facets_line(row: RunRow) -> html.Div | None:
+    """``host ci-3 · tag nightly · build 2.4.1``: where a run came from (issue 12); nothing on v1 stores."""
+    parts = [
+        html.Span([html.Span(f, className="facet-key"), value], className=f"run-{f}")
+        for f in RUN_FACETS
+        if (value := getattr(row, f)) is not None
+    ]
+    return html.Div(parts, className="run-facets") if parts else None
+
+
+def runs_filter(options: dict[str, list[str]], chosen: dict[str, str | None]) -> list[Any]:
+    """Options of the runs-list filters: per facet, the values present plus a value still chosen."""
+    out = []
+    for facet in RUN_FACETS:
+        values = list(options.get(facet, []))
+        if chosen.get(facet) and chosen[facet] not in values:
+            values.append(str(chosen[facet]))
+        out.append([{"label": v, "value": v} for v in values])
+    return out
+
+
 def runs_list(rows: Sequence[RunRow], selected: int | None) -> list[Any]:
     """The runs list: newest first, live and stale runs marked, each a link to ``?run=ID``."""
     if not rows:
@@ -114,10 +138,17 @@ def runs_list(rows: Sequence[RunRow], selected: int | None) -> list[Any]:
             dcc.Link(
                 [
                     html.Div(
-                        [html.Span(row.name, className="run-name"), _status_badge(row)],
+                        [
+                            html.Span(row.name, className="run-name"),
+                            html.Span("probe", className="badge badge-probe")
+                            if row.kind == "probe"
+                            else None,
+                            _status_badge(row),
+                        ],
                         className="run-line",
                     ),
                     html.Div(" · ".join(details), className="run-meta"),
+                    _facets_line(row),
                     html.Div(row.target, className="run-target"),
                     html.Div(row.load.stages, className="run-stages", title="the shape's stage table")
                     if row.load.stages
@@ -150,6 +181,10 @@ def run_header(view: RunOverview, compare: RunOverview | None = None) -> list[An
             facts.append(("peak users", f"{load.peak_users:,}"))
     elif load.users is not None:
         facts.append(("users", load.short))
+    for facet in RUN_FACETS:
+        value = run_facet(run, facet)
+        if value is not None:
+            facts.append((facet, value))
     if run.git_commit:
         facts.append(("commit", run.git_commit[:10]))
     children: list[Any] = [
@@ -282,6 +317,20 @@ def summary_table(table: pd.DataFrame, compare: pd.DataFrame | None = None) -> h
     return html.Table([header, html.Tbody(body)], className="summary")
 
 
+def _runs_filter() -> html.Div:
+    """Filters of the runs list by host, tag and build (shown once some run has one)."""
+    pickers = {"host": ids.RUNS_FILTER_HOST, "tag": ids.RUNS_FILTER_TAG, "build": ids.RUNS_FILTER_BUILD}
+    return html.Div(
+        [
+            dcc.Dropdown(id=picker, options=[], value=None, placeholder=f"any {facet}", clearable=True)
+            for facet, picker in pickers.items()
+        ],
+        id=ids.RUNS_FILTER,
+        className="runs-filter",
+        style=HIDDEN,
+    )
+
+
 def _controls() -> html.Div:
     return html.Div(
         [
@@ -330,6 +379,52 @@ def _controls() -> html.Div:
     )
 
 
+def _live_bar() -> html.Div:
+    """A probe run's Live view controls: which window ends now, and the status badges."""
+    return html.Div(
+        [
+            html.Span("Live", className="live-title"),
+            dcc.RadioItems(
+                id=ids.LIVE_WINDOW,
+                options=[{"label": label, "value": key} for key, (label, _s) in LIVE_WINDOWS.items()],
+                value=None,
+                inline=True,
+                className="pills live-windows",
+            ),
+            html.Div(id=ids.LIVE_BADGES, className="live-badges"),
+        ],
+        id=ids.LIVE_BAR,
+        className="live-bar",
+        style=HIDDEN,
+    )
+
+
+def live_badges(status: LiveStatus | None) -> list[Any]:
+    """The probe's badges: its users' connection state, and one per alert rule firing (or "no alert")."""
+    if status is None:
+        return []
+    conn = status.connection
+    state = conn.state if status.writing else "stopped"
+    title = conn.text if status.writing else f"the probe stopped writing; last seen: {conn.text}"
+    badges: list[Any] = [
+        html.Span(state, className=f"badge status status-{state}", title=title, **{"data-state": state}),
+    ]
+    firing = status.firing
+    for alert in firing:
+        detail = ", ".join(f"{k} {v}" for k, v in alert.detail.items())
+        badges.append(
+            html.Span(
+                f"alert firing: {alert.rule}",
+                className="badge alert-firing",
+                title=f"since {format_time(alert.start)}" + (f" · {detail}" if detail else ""),
+                **{"data-rule": alert.rule},
+            )
+        )
+    if not firing:
+        badges.append(html.Span("no alert firing", className="badge alert-none"))
+    return badges
+
+
 def _run_body() -> html.Div:
     """Everything under the run header: controls, range bar, timeline, spectrum and table."""
     range_bar = html.Div(
@@ -356,7 +451,7 @@ def _run_body() -> html.Div:
         className="panel table-panel",
     )
     return html.Div(
-        [_controls(), range_bar, timeline, html.Div([spectrum, table], className="bottom")],
+        [_live_bar(), _controls(), range_bar, timeline, html.Div([spectrum, table], className="bottom")],
         id=ids.RUN_BODY,
         style=HIDDEN,
     )
@@ -386,6 +481,7 @@ def make_layout(results_path: str) -> html.Div:
                     html.Aside(
                         [
                             html.Div("Runs", className="aside-title"),
+                            _runs_filter(),
                             html.Div(id=ids.RUNS_LIST, className="runs"),
                         ],
                         className="sidebar",

@@ -114,7 +114,7 @@ def test_selecting_a_run_draws_its_timeline_in_the_same_round_trip(stores: Store
     assert "Whole run" in out["range-label"]["children"]
     # The draw callback that the new run state and selection trigger next has nothing left to do ...
     state = out["run-state"]["data"]
-    values = [state, out["metrics"]["value"], ["p50", "p99"], out["server-families"]["value"], None, 0]
+    values = [state, out["metrics"]["value"], ["p50", "p99"], out["server-families"]["value"], None, 0, None]
     assert _update(client, draw, values, [view], "run-state.data").status_code == 204
     # ... until the user changes what is drawn.
     values[2] = ["p50", "p99", "max"]

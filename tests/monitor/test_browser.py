@@ -207,9 +207,13 @@ def test_main_page_charts(browser: Any, site: Site, stores: Stores) -> None:
     errors = [o for o in range(600) if o % 7 == 0 and not 300 <= o < 330]
     assert traces["errors/chat_message.rate_limited/rate"] == len(errors)
     # runs list: newest first, selected marked
-    names = [e.text.split("\n")[0] for e in browser.find_elements(".run-item")]
+    # (read in one script: the runs list is re-rendered every 5 s, so element handles may go stale)
+    names, first_class = browser.driver.execute_script(
+        "const items = [...document.querySelectorAll('.run-item')];"
+        "return [items.map(e => e.querySelector('.run-name').innerText), items[0].className];"
+    )
     assert names[:2] == ["candidate", "baseline"]
-    assert "selected" in browser.find_elements(".run-item")[0].get_attribute("class")
+    assert "selected" in first_class
     _wait_text(browser, "#range-label", "Whole run (10 min)")
     table = _wait_table(browser, ("ack:chat_message", "A"))
     assert table[("ack:chat_message", "A")][1] == f"{570 * RATE:,}"  # the seconds outside the outage
