@@ -50,9 +50,8 @@ from .messages import (
     StoredChat,
     StoredMessage,
     StoredNotification,
-    encode,
 )
-from .store import Callback, iso_utc
+from .store import Callback, _dump, _ignore, _row_to_notification, _seq_of, iso_utc
 
 __all__ = ["ID_BLOCK", "PgStore", "is_postgres_url", "redact_url"]
 
@@ -168,24 +167,6 @@ def redact_url(db: str) -> str:
     if not at or ":" not in userinfo:
         return db
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
-
-
-def _dump(value: Any) -> str:
-    return encode(value).decode()
-
-
-def _row_to_notification(row: tuple[Any, ...]) -> Notification:
-    nid, _seq, user_id, title, body, read, created_at, updated_at, extra = row
-    return Notification(
-        id=nid,
-        user_id=user_id,
-        title=title,
-        body=body,
-        read=bool(read),
-        created_at=created_at,
-        updated_at=updated_at,
-        **orjson.loads(extra),
-    )
 
 
 class _Job:
@@ -550,17 +531,8 @@ class PgStore:
         return results
 
 
-def _seq_of(entry: InboxEntry) -> int:
-    return entry.seq
-
-
 def _call(callback: Callback[Any], result: Any, exc: BaseException | None) -> None:
     try:
         callback(result, exc)
     except Exception:
         log.exception("store callback failed")
-
-
-def _ignore(result: Any, exc: BaseException | None) -> None:
-    if exc is not None:
-        log.error("store write failed: %r", exc)
