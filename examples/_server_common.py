@@ -15,7 +15,7 @@ import random
 import signal
 import sys
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -24,16 +24,16 @@ __all__ = [
     "MISBEHAVIOURS",
     "SOCKETS",
     "add_misbehave_arguments",
-    "add_server_arguments",
     "common_config",
     "connection_rng",
+    "example_app",
     "lognormal_service_time",
     "misbehave_due",
     "misbehave_frames",
     "run_server",
     "send_json",
     "serve",
-    "track_sockets",
+    "server_parser",
 ]
 
 MISBEHAVIOURS = ("non_json", "binary", "unmatched", "error", "close")
@@ -88,21 +88,31 @@ async def _close_sockets(app: web.Application) -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
-def track_sockets(app: web.Application) -> None:
-    """Keep ``app[SOCKETS]`` (add each socket to it) and close them all (1001) on shutdown."""
+def example_app(routes: Iterable[web.AbstractRouteDef]) -> web.Application:
+    """An application serving ``routes`` that keeps ``app[SOCKETS]`` (each socket handler adds its socket)
+    and closes them all (1001) on shutdown."""
+    app = web.Application()
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_sockets)
+    app.add_routes(routes)
+    return app
 
 
 # -- command line --------------------------------------------------------------------------------
 
 
-def add_server_arguments(p: argparse.ArgumentParser, *, port: int, latency_help: str, seed_help: str) -> None:
-    """``--host``, ``--port``, ``--latency-scale``, ``--seed``."""
+def server_parser(
+    prog: str, description: str, *, port: int, latency_help: str, seed_help: str
+) -> argparse.ArgumentParser:
+    """A parser (defaults shown in ``--help``) with --host, --port, --latency-scale and --seed."""
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind")
     p.add_argument("--port", type=int, default=port, help="TCP port (0: pick a free one)")
     p.add_argument("--latency-scale", type=float, default=1.0, help=latency_help)
     p.add_argument("--seed", type=int, default=1, help=seed_help)
+    return p
 
 
 def add_misbehave_arguments(p: argparse.ArgumentParser, *, unit: str) -> None:

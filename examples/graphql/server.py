@@ -54,16 +54,16 @@ from examples._server_common import (
     MISBEHAVIOURS,
     SOCKETS,
     add_misbehave_arguments,
-    add_server_arguments,
     common_config,
     connection_rng,
+    example_app,
     lognormal_service_time,
     misbehave_due,
     misbehave_frames,
     run_server,
     send_json,
     serve,
-    track_sockets,
+    server_parser,
 )
 from examples.graphql.schema import (
     GraphQLError,
@@ -372,11 +372,9 @@ async def stats(request: web.Request) -> web.Response:
 
 def create_app(config: ServerConfig) -> web.Application:
     """The aiohttp application: ``graphql-transport-ws`` on ``/graphql``, what it saw on ``/stats``."""
-    app = web.Application()
+    app = example_app([web.get("/graphql", graphql_socket), web.get("/stats", stats)])
     app[CONFIG] = config
     app[STATS] = Stats()
-    track_sockets(app)
-    app.add_routes([web.get("/graphql", graphql_socket), web.get("/stats", stats)])
     return app
 
 
@@ -384,13 +382,9 @@ def create_app(config: ServerConfig) -> web.Application:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python examples/graphql/server.py",
-        description="GraphQL over WebSocket (graphql-transport-ws) example server: quote, echo, ticks.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_server_arguments(
-        p,
+    p = server_parser(
+        "python examples/graphql/server.py",
+        "GraphQL over WebSocket (graphql-transport-ws) example server: quote, echo, ticks.",
         port=4000,
         latency_help="multiply every query's service time (0: none)",
         seed_help="seed of the service times",

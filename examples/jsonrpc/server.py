@@ -55,16 +55,16 @@ from examples._server_common import (
     MISBEHAVIOURS,
     SOCKETS,
     add_misbehave_arguments,
-    add_server_arguments,
     common_config,
     connection_rng,
+    example_app,
     lognormal_service_time,
     misbehave_due,
     misbehave_frames,
     run_server,
     send_json,
     serve,
-    track_sockets,
+    server_parser,
 )
 
 __all__ = [
@@ -392,11 +392,9 @@ async def stats(request: web.Request) -> web.Response:
 
 def create_app(config: ServerConfig) -> web.Application:
     """The aiohttp application serving JSON-RPC on ``/`` (and what it saw on ``GET /stats``)."""
-    app = web.Application()
+    app = example_app([web.get("/", rpc_socket), web.get("/stats", stats)])
     app[CONFIG] = config
     app[STATS] = Stats()
-    track_sockets(app)
-    app.add_routes([web.get("/", rpc_socket), web.get("/stats", stats)])
     return app
 
 
@@ -404,13 +402,9 @@ def create_app(config: ServerConfig) -> web.Application:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python examples/jsonrpc/server.py",
-        description="JSON-RPC 2.0 over WebSocket example server: echo, sum, get_quote, ticker notifications.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_server_arguments(
-        p,
+    p = server_parser(
+        "python examples/jsonrpc/server.py",
+        "JSON-RPC 2.0 over WebSocket example server: echo, sum, get_quote, ticker notifications.",
         port=8765,
         latency_help="multiply every service time (0: none)",
         seed_help="seed of the service times and subscription ids",
