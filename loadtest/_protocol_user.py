@@ -360,12 +360,10 @@ class ProtocolUser(User):
         Returns:
             ``True`` if it was sent now.
         """
-        if self.connected:
-            try:
-                self.connection.request(message, name, kind=kind, key=key, scheduled=scheduled, expect=expect)
-                return True
-            except ConnectionLost:
-                pass
+        if self._sent_now(
+            self.connection.request, message, name, kind=kind, key=key, scheduled=scheduled, expect=expect
+        ):
+            return True
         self.park(
             functools.partial(
                 self.connection.request, message, name, kind=kind, key=key, expect=tuple(expect)
@@ -395,17 +393,14 @@ class ProtocolUser(User):
         scheduled: float | None = None,
         expect: Iterable[Expect] = (),
     ) -> bool:
-        """Send a message fire-and-forget (or awaiting only ``expect``); offline-cached while disconnected.
+        """Send a message fire-and-forget, or awaiting only ``expect`` (see :meth:`Connection.send`);
+        offline-cached while disconnected.
 
         Returns:
             ``True`` if it was sent now.
         """
-        if self.connected:
-            try:
-                self.connection.send(message, kind=kind, scheduled=scheduled, expect=expect)
-                return True
-            except ConnectionLost:
-                pass
+        if self._sent_now(self.connection.send, message, kind=kind, scheduled=scheduled, expect=expect):
+            return True
         kind = kind or self.protocol.outgoing_kind(message) or "message"
         self.park(functools.partial(self.connection.send, message, kind=kind, expect=tuple(expect)), kind)
         return False
@@ -419,13 +414,20 @@ class ProtocolUser(User):
         return self._send_raw(self.connection.send_binary, data, kind)
 
     def _send_raw(self, send: Callable[..., None], data: Any, kind: str) -> bool:
+        if self._sent_now(send, data, kind=kind):
+            return True
+        self.park(functools.partial(send, data, kind=kind), kind)
+        return False
+
+    def _sent_now(self, send: Callable[..., object], *args: Any, **kwargs: Any) -> bool:
+        """The one way every send goes out now: ``send(*args, **kwargs)`` if connected; ``False`` if not,
+        or if the connection dropped meanwhile (the caller parks it)."""
         if self.connected:
             try:
-                send(data, kind=kind)
+                send(*args, **kwargs)
                 return True
             except ConnectionLost:
                 pass
-        self.park(functools.partial(send, data, kind=kind), kind)
         return False
 
     def park(self, action: Callable[[], object], kind: str) -> None:

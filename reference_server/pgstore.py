@@ -33,7 +33,6 @@ import asyncio
 import heapq
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -51,7 +50,16 @@ from .messages import (
     StoredMessage,
     StoredNotification,
 )
-from .store import Callback, _dump, _ignore, _row_to_notification, _seq_of, iso_utc
+from .store import (
+    Callback,
+    _dump,
+    _ignore,
+    _new_notification,
+    _new_progress,
+    _row_to_notification,
+    _seq_of,
+    iso_utc,
+)
 
 __all__ = ["ID_BLOCK", "PgStore", "is_postgres_url", "redact_url"]
 
@@ -285,13 +293,7 @@ class PgStore:
         self, user_id: str, subject: str, topic: str, completion: float, callback: Callback[ProgressRecord]
     ) -> ProgressRecord:
         """Upsert progress for (user, subject, topic); callback gets the ProgressRecord."""
-        p = ProgressRecord(
-            user_id=user_id,
-            subject=subject,
-            topic=topic,
-            completion=completion,
-            updated_at=iso_utc(time.time()),
-        )
+        p = _new_progress(user_id, subject, topic, completion)
         self._submit("progress", (p,), callback)
         return p
 
@@ -304,18 +306,7 @@ class PgStore:
         callback: Callback[StoredNotification],
     ) -> None:
         """Store a new unread notification; callback gets the :class:`StoredNotification`."""
-        now = iso_utc(time.time())
-        n = Notification(
-            id=str(uuid.uuid4()),
-            user_id=user_id,
-            title=title,
-            body=body,
-            read=False,
-            created_at=now,
-            updated_at=now,
-            **extra,
-        )
-        self._submit("notification", (n,), callback)
+        self._submit("notification", (_new_notification(user_id, title, body, extra),), callback)
 
     def advance_cursor(self, user_id: str, seq: int) -> None:
         """Record that ``user_id`` has read every inbox item up to ``seq`` (fire and forget)."""

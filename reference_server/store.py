@@ -123,6 +123,32 @@ def iso_utc(t: float) -> str:
     return _last_iso
 
 
+def _new_progress(user_id: str, subject: str, topic: str, completion: float) -> ProgressRecord:
+    """The progress record ``save_progress`` stores (both back ends), stamped now."""
+    return ProgressRecord(
+        user_id=user_id,
+        subject=subject,
+        topic=topic,
+        completion=completion,
+        updated_at=iso_utc(time.time()),
+    )
+
+
+def _new_notification(user_id: str, title: str, body: str, extra: Mapping[str, Any]) -> Notification:
+    """The unread notification ``create_notification`` stores (both back ends): a fresh id, stamped now."""
+    now = iso_utc(time.time())
+    return Notification(
+        id=str(uuid.uuid4()),
+        user_id=user_id,
+        title=title,
+        body=body,
+        read=False,
+        created_at=now,
+        updated_at=now,
+        **extra,
+    )
+
+
 # -- operations run on the store thread -------------------------------------------------------
 # Each takes the connection and its arguments and returns the result handed to the callback.
 
@@ -420,13 +446,7 @@ class Store:
         self, user_id: str, subject: str, topic: str, completion: float, callback: Callback[ProgressRecord]
     ) -> ProgressRecord:
         """Upsert progress for (user, subject, topic); callback gets the ProgressRecord."""
-        p = ProgressRecord(
-            user_id=user_id,
-            subject=subject,
-            topic=topic,
-            completion=completion,
-            updated_at=iso_utc(time.time()),
-        )
+        p = _new_progress(user_id, subject, topic, completion)
         self._submit(_op_save_progress, (p,), callback)
         return p
 
@@ -442,19 +462,8 @@ class Store:
 
         ``extra`` holds the optional fields (``type``, ``link``, ``data``).
         """
-        now = iso_utc(time.time())
-        seq = self.next_seq()
-        n = Notification(
-            id=str(uuid.uuid4()),
-            user_id=user_id,
-            title=title,
-            body=body,
-            read=False,
-            created_at=now,
-            updated_at=now,
-            **extra,
-        )
-        item = StoredNotification(seq, n)
+        n = _new_notification(user_id, title, body, extra)
+        item = StoredNotification(self.next_seq(), n)
         self._submit(_op_create_notification, (item,), callback)
         return item
 

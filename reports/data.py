@@ -32,6 +32,7 @@ from runstore.names import (
     METRIC_CONNECT,
     request_type,
 )
+from runstore.schema import LATENCY_COLUMNS as SUMMARY_COLUMNS
 from runstore.store import ROLLUP_SECONDS, RunStore, StoreError
 
 __all__ = [
@@ -57,20 +58,8 @@ Metric: TypeAlias = str
 RequestType: TypeAlias = str
 """A client frame type as counted by ``sent.<type>`` and ``errors.<type>.<code>``: ``chat_message``."""
 
-LATENCY_COLUMNS = (
-    "metric",
-    "t",
-    "count",
-    "min_us",
-    "max_us",
-    "mean_us",
-    "p50_us",
-    "p90_us",
-    "p95_us",
-    "p99_us",
-    "p999_us",
-    "hist",
-)
+LATENCY_COLUMNS = ("metric", "t", *SUMMARY_COLUMNS, "hist")
+"""A latency row as a report holds it: the store's summary columns between its key and its histogram."""
 COUNTER_COLUMNS = ("name", "t", "value")
 GAUGE_COLUMNS = ("name", "t", "sum", "count", "min", "max", "mean")
 EVENT_COLUMNS = ("ts", "user", "kind", "detail")
@@ -315,7 +304,7 @@ class RunData:
                 {
                     "metric": metric,
                     "t": start,
-                    **{c: summary[c] for c in LATENCY_COLUMNS[2:-1]},
+                    **{c: summary[c] for c in SUMMARY_COLUMNS},
                     "hist": hdr.encode(merged).decode("ascii"),
                 }
                 for start, merged, summary in self._merged_windows(metric, group, width)

@@ -27,6 +27,7 @@ from runstore.names import (
 )
 from runstore.samples import SampleAggregator
 from runstore.store import RunInfo, RunStore
+from tests.synthetic_runs import write_drained
 
 __all__ = ["TWO_STEPS", "HealthRun", "write_health_run"]
 
@@ -88,9 +89,7 @@ def write_health_run(
                 agg.set_gauge(GAUGE_GENERATOR_GC_PAUSE, [gc * 1.5], at=at)
                 agg.set_gauge(GAUGE_GENERATOR_CPU, [0.97 if offset in cpu_seconds else 0.3], at=at)
                 agg.set_gauge(GAUGE_GENERATOR_LOOP_LAG, [12.0 if offset in lag_seconds else 0.8], at=at)
-        samples, events = agg.drain()
-        store.write_samples(run_id, samples)
-        store.write_events(run_id, events)
+        write_drained(store, run_id, agg)
         summary = {"peak_users": peak_users if peak_users is not None else users}
         store.finish_run(run_id, "completed", ended_at=float(start + seconds), summary=summary)
     return HealthRun(run_id, start, seconds)

@@ -28,9 +28,24 @@ from runstore.names import (
 from runstore.samples import SampleAggregator
 from runstore.store import RunInfo, RunStore
 
-__all__ = ["SyntheticRun", "write_synthetic_run"]
+__all__ = ["SyntheticRun", "set_connection_gauges", "write_drained", "write_synthetic_run"]
 
 DEFAULT_METRICS: tuple[str, ...] = (ack_metric("chat_message"), METRIC_PONG, METRIC_DELIVERY_CHAT)
+
+
+def set_connection_gauges(agg: SampleAggregator, state: str, queue_sizes: Sequence[float], at: float) -> None:
+    """Every user in ``state`` (one observation per user of each state gauge), with these queue sizes."""
+    users = len(queue_sizes)
+    for name in CONNECTION_STATES:
+        agg.set_gauge(state_gauge(name), [1.0 if name == state else 0.0] * users, at=at)
+    agg.set_gauge(GAUGE_QUEUE_SIZE, [float(q) for q in queue_sizes], at=at)
+
+
+def write_drained(store: RunStore, run_id: int, agg: SampleAggregator) -> None:
+    """Write what ``agg`` holds (its samples, then its events) to run ``run_id``, as a recorder does."""
+    samples, events = agg.drain()
+    store.write_samples(run_id, samples)
+    store.write_events(run_id, events)
 
 
 @dataclass(frozen=True)
@@ -96,9 +111,7 @@ def write_synthetic_run(
                 if error_every and offset % error_every == 0:
                     agg.incr(error_counter("chat_message", "rate_limited"), 1, at=at)
             state = "reconnecting" if down else "connected"
-            for name_ in CONNECTION_STATES:
-                agg.set_gauge(state_gauge(name_), [1.0 if name_ == state else 0.0] * users, at=at)
-            agg.set_gauge(GAUGE_QUEUE_SIZE, [float(rng.randint(0, 5)) for _ in range(users)], at=at)
+            set_connection_gauges(agg, state, [rng.randint(0, 5) for _ in range(users)], at)
             if offset == 0:
                 for u in range(users):
                     agg.event("connected", f"student-w0-{u}", at=second + 0.1)
@@ -110,12 +123,8 @@ def write_synthetic_run(
                 for u in range(users):
                     agg.event("connected", f"student-w0-{u}", at=second + 0.2)
             if (offset + 1) % chunk_seconds == 0:
-                samples, events = agg.drain()
-                store.write_samples(run_id, samples)
-                store.write_events(run_id, events)
-        samples, events = agg.drain()
-        store.write_samples(run_id, samples)
-        store.write_events(run_id, events)
+                write_drained(store, run_id, agg)
+        write_drained(store, run_id, agg)
         store.write_server_metrics(run_id, start + 1, {"wsgauge_connections_open": float(users)})
         if finished:
             store.finish_run(run_id, "completed", ended_at=float(start + seconds))

@@ -38,20 +38,33 @@ import argparse
 import asyncio
 import json
 import random
-import signal
 import sys
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
-if __package__ in (None, ""):  # run as a script: make ``examples.graphql.schema`` importable
+if __package__ in (None, ""):  # run as a script: make ``examples.*`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from examples._server_common import (
+    MISBEHAVIOURS,
+    SOCKETS,
+    add_misbehave_arguments,
+    common_config,
+    connection_rng,
+    example_app,
+    lognormal_service_time,
+    misbehave_due,
+    misbehave_frames,
+    run_server,
+    send_json,
+    serve,
+    server_parser,
+)
 from examples.graphql.schema import (
     GraphQLError,
     Operation,
@@ -88,7 +101,6 @@ CLOSE_INIT_TIMEOUT = 4408
 CLOSE_DUPLICATE_ID = 4409
 CLOSE_TOO_MANY_INITS = 4429
 
-MISBEHAVIOURS = ("non_json", "binary", "unmatched", "error", "close")
 QUERY_MEDIAN_S = 0.003
 """Median service time of a query; lognormal spread (sigma 0.5), capped at ten times the median."""
 
@@ -235,7 +247,6 @@ class Stats:
 
 CONFIG = web.AppKey("config", ServerConfig)
 STATS = web.AppKey("stats", Stats)
-SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 
 
 @dataclass
@@ -250,11 +261,7 @@ class _Connection:
 
     async def send(self, message: dict[str, Any]) -> bool:
         """Send one JSON message; ``False`` if the socket was closed."""
-        if self.ws.closed:
-            return False
-        try:
-            await self.ws.send_str(json.dumps(message))
-        except ConnectionError:
+        if not await send_json(self.ws, message):
             return False
         if message.get("type") == "next":
             self.stats.next += 1
@@ -282,7 +289,7 @@ class _Connection:
         try:
             if operation.kind == "query":
                 median = QUERY_MEDIAN_S * self.config.latency_scale
-                await asyncio.sleep(min(median * self.rng.lognormvariate(0.0, 0.5), 10 * median))
+                await asyncio.sleep(lognormal_service_time(median, self.rng))
                 await self.send({"id": id, "type": "next", "payload": resolve_query(operation, time.time())})
             else:
                 await self.stream(id, operation)
@@ -307,16 +314,12 @@ class _Connection:
         with (the socket closed, or an ``error`` sent instead of running it)."""
         config = self.config
         self.subscribes += 1
-        if not config.misbehave or self.subscribes % config.misbehave_every:
+        if not misbehave_due(config.misbehave, config.misbehave_every, self.subscribes):
             return False
         if "close" in config.misbehave:
             self.stop_all()
-            await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"misbehaving on purpose")
+        if await misbehave_frames(self.ws, config.misbehave):
             return True
-        if "non_json" in config.misbehave:
-            await self.ws.send_str("<html>502 Bad Gateway</html>")
-        if "binary" in config.misbehave:
-            await self.ws.send_bytes(b"\x00\x01 not text")
         if "unmatched" in config.misbehave:
             await self.send({"id": f"nobody-{self.subscribes}", "type": "next", "payload": {"data": None}})
         if "error" in config.misbehave:
@@ -340,7 +343,7 @@ async def graphql_socket(request: web.Request) -> web.StreamResponse:
         await ws.close(code=CLOSE_SUBPROTOCOL, message=b"Subprotocol not acceptable")
         return ws
     request.app[SOCKETS].add(ws)
-    conn = _Connection(ws, config, request.app[STATS], random.Random(f"{config.seed}:{id(ws)}"))
+    conn = _Connection(ws, config, request.app[STATS], connection_rng(config.seed, ws))
 
     async def init_deadline() -> None:
         await asyncio.sleep(config.init_timeout)
@@ -367,19 +370,11 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({"operations": s.operations, "next": s.next})
 
 
-async def _close_sockets(app: web.Application) -> None:
-    for ws in list(app[SOCKETS]):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-
-
 def create_app(config: ServerConfig) -> web.Application:
     """The aiohttp application: ``graphql-transport-ws`` on ``/graphql``, what it saw on ``/stats``."""
-    app = web.Application()
+    app = example_app([web.get("/graphql", graphql_socket), web.get("/stats", stats)])
     app[CONFIG] = config
     app[STATS] = Stats()
-    app[SOCKETS] = weakref.WeakSet()
-    app.on_shutdown.append(_close_sockets)
-    app.add_routes([web.get("/graphql", graphql_socket), web.get("/stats", stats)])
     return app
 
 
@@ -387,77 +382,30 @@ def create_app(config: ServerConfig) -> web.Application:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python examples/graphql/server.py",
-        description="GraphQL over WebSocket (graphql-transport-ws) example server: quote, echo, ticks.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = server_parser(
+        "python examples/graphql/server.py",
+        "GraphQL over WebSocket (graphql-transport-ws) example server: quote, echo, ticks.",
+        port=4000,
+        latency_help="multiply every query's service time (0: none)",
+        seed_help="seed of the service times",
     )
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind")
-    p.add_argument("--port", type=int, default=4000, help="TCP port (0: pick a free one)")
-    p.add_argument(
-        "--latency-scale", type=float, default=1.0, help="multiply every query's service time (0: none)"
-    )
-    p.add_argument("--seed", type=int, default=1, help="seed of the service times")
     p.add_argument("--init-timeout", type=float, default=3.0, help="seconds allowed before connection_init")
-    p.add_argument(
-        "--misbehave",
-        default="",
-        help=f"TEST ONLY: comma list of {','.join(MISBEHAVIOURS)}: go wrong on every n-th subscribe",
-    )
-    p.add_argument("--misbehave-every", type=int, default=5, help="TEST ONLY: n of --misbehave")
+    add_misbehave_arguments(p, unit="subscribe")
     return p
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:
-    misbehave = frozenset(filter(None, args.misbehave.split(",")))
-    if unknown := misbehave - set(MISBEHAVIOURS):
-        parser.error(
-            f"--misbehave: unknown {', '.join(sorted(unknown))} (choose from {', '.join(MISBEHAVIOURS)})"
-        )
-    if args.misbehave_every < 1:
-        parser.error("--misbehave-every must be >= 1")
-    if args.latency_scale < 0:
-        parser.error("--latency-scale must be >= 0")
+    common = common_config(args, parser)
     if args.init_timeout <= 0:
         parser.error("--init-timeout must be > 0")
-    return ServerConfig(
-        host=args.host,
-        port=args.port,
-        latency_scale=args.latency_scale,
-        seed=args.seed,
-        init_timeout=args.init_timeout,
-        misbehave=misbehave,
-        misbehave_every=args.misbehave_every,
-    )
-
-
-async def serve(config: ServerConfig) -> None:
-    """Run until SIGTERM or SIGINT; print the ready line first."""
-    runner = web.AppRunner(create_app(config), handle_signals=False, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"graphql example server listening on ws://{config.host}:{port}/graphql", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    return ServerConfig(**common, init_timeout=args.init_timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     config = config_from_args(parser.parse_args(argv), parser)
-    try:
-        asyncio.run(serve(config))
-    except OSError as exc:
-        print(f"graphql example server: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    ready = "graphql example server listening on ws://{host}:{port}/graphql"
+    return run_server("graphql example server", serve(create_app(config), config.host, config.port, ready))
 
 
 if __name__ == "__main__":

@@ -39,15 +39,33 @@ import asyncio
 import json
 import math
 import random
-import signal
 import sys
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
+
+if __package__ in (None, ""):  # run as a script: make ``examples.*`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from examples._server_common import (
+    MISBEHAVIOURS,
+    SOCKETS,
+    add_misbehave_arguments,
+    common_config,
+    connection_rng,
+    example_app,
+    lognormal_service_time,
+    misbehave_due,
+    misbehave_frames,
+    run_server,
+    send_json,
+    serve,
+    server_parser,
+)
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -75,8 +93,6 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 UNKNOWN_SYMBOL = -32001
 """An application error (the spec leaves -32000 to -32099 to the server)."""
-
-MISBEHAVIOURS = ("non_json", "binary", "unmatched", "error", "close")
 
 PRICES = {"ACME": 101.25, "GLOBEX": 47.5, "INITECH": 12.75, "UMBRELLA": 230.0}
 """The symbols ``get_quote`` and the ticker know, and their opening prices."""
@@ -218,8 +234,7 @@ def ticker_params(params: Any) -> tuple[str, float]:
 
 def service_time(method: str, rng: random.Random, scale: float) -> float:
     """Seconds the server "works" on a call of ``method`` (0 for unknown methods or ``scale`` 0)."""
-    median = SERVICE_MEDIAN_S.get(method, 0.0) * scale
-    return min(median * rng.lognormvariate(0.0, 0.5), 10 * median) if median else 0.0
+    return lognormal_service_time(SERVICE_MEDIAN_S.get(method, 0.0) * scale, rng)
 
 
 # -- the aiohttp shell ---------------------------------------------------------------------------
@@ -249,7 +264,6 @@ class Stats:
 
 CONFIG = web.AppKey("config", ServerConfig)
 STATS = web.AppKey("stats", Stats)
-SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 
 
 @dataclass
@@ -264,13 +278,7 @@ class _Connection:
 
     async def send(self, data: Any) -> bool:
         """Send one JSON message; ``False`` if the socket was closed."""
-        if self.ws.closed:
-            return False
-        try:
-            await self.ws.send_str(json.dumps(data))
-        except ConnectionError:
-            return False
-        return True
+        return await send_json(self.ws, data)
 
     async def answer(self, call: Call) -> dict[str, Any] | None:
         """Execute one call after its service time; ``None`` for a notification."""
@@ -317,15 +325,10 @@ class _Connection:
         (the socket closed, or the call answered with an error)."""
         config = self.config
         self.calls += 1
-        if not config.misbehave or self.calls % config.misbehave_every:
+        if not misbehave_due(config.misbehave, config.misbehave_every, self.calls):
             return False
-        if "close" in config.misbehave:
-            await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"misbehaving on purpose")
+        if await misbehave_frames(self.ws, config.misbehave):
             return True
-        if "non_json" in config.misbehave:
-            await self.ws.send_str("<html>502 Bad Gateway</html>")
-        if "binary" in config.misbehave:
-            await self.ws.send_bytes(b"\x00\x01 not text")
         if "unmatched" in config.misbehave:
             await self.send({"jsonrpc": "2.0", "result": None, "id": f"nobody-{self.calls}"})
         if "error" in config.misbehave:
@@ -367,7 +370,7 @@ async def rpc_socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=config.max_message_size)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
-    conn = _Connection(ws, config, request.app[STATS], random.Random(f"{config.seed}:{id(ws)}"))
+    conn = _Connection(ws, config, request.app[STATS], connection_rng(config.seed, ws))
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -387,19 +390,11 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({"calls": s.calls, "notifications": s.notifications})
 
 
-async def _close_sockets(app: web.Application) -> None:
-    for ws in list(app[SOCKETS]):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-
-
 def create_app(config: ServerConfig) -> web.Application:
     """The aiohttp application serving JSON-RPC on ``/`` (and what it saw on ``GET /stats``)."""
-    app = web.Application()
+    app = example_app([web.get("/", rpc_socket), web.get("/stats", stats)])
     app[CONFIG] = config
     app[STATS] = Stats()
-    app[SOCKETS] = weakref.WeakSet()
-    app.on_shutdown.append(_close_sockets)
-    app.add_routes([web.get("/", rpc_socket), web.get("/stats", stats)])
     return app
 
 
@@ -407,71 +402,26 @@ def create_app(config: ServerConfig) -> web.Application:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python examples/jsonrpc/server.py",
-        description="JSON-RPC 2.0 over WebSocket example server: echo, sum, get_quote, ticker notifications.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = server_parser(
+        "python examples/jsonrpc/server.py",
+        "JSON-RPC 2.0 over WebSocket example server: echo, sum, get_quote, ticker notifications.",
+        port=8765,
+        latency_help="multiply every service time (0: none)",
+        seed_help="seed of the service times and subscription ids",
     )
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind")
-    p.add_argument("--port", type=int, default=8765, help="TCP port (0: pick a free one)")
-    p.add_argument("--latency-scale", type=float, default=1.0, help="multiply every service time (0: none)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the service times and subscription ids")
-    p.add_argument(
-        "--misbehave",
-        default="",
-        help=f"TEST ONLY: comma list of {','.join(MISBEHAVIOURS)}: go wrong on every n-th call",
-    )
-    p.add_argument("--misbehave-every", type=int, default=5, help="TEST ONLY: n of --misbehave")
+    add_misbehave_arguments(p, unit="call")
     return p
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:
-    misbehave = frozenset(filter(None, args.misbehave.split(",")))
-    if unknown := misbehave - set(MISBEHAVIOURS):
-        parser.error(
-            f"--misbehave: unknown {', '.join(sorted(unknown))} (choose from {', '.join(MISBEHAVIOURS)})"
-        )
-    if args.misbehave_every < 1:
-        parser.error("--misbehave-every must be >= 1")
-    if args.latency_scale < 0:
-        parser.error("--latency-scale must be >= 0")
-    return ServerConfig(
-        host=args.host,
-        port=args.port,
-        latency_scale=args.latency_scale,
-        seed=args.seed,
-        misbehave=misbehave,
-        misbehave_every=args.misbehave_every,
-    )
-
-
-async def serve(config: ServerConfig) -> None:
-    """Run until SIGTERM or SIGINT; print the ready line first."""
-    runner = web.AppRunner(create_app(config), handle_signals=False, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"jsonrpc example server listening on ws://{config.host}:{port}/", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    return ServerConfig(**common_config(args, parser))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     config = config_from_args(parser.parse_args(argv), parser)
-    try:
-        asyncio.run(serve(config))
-    except OSError as exc:
-        print(f"jsonrpc example server: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    ready = "jsonrpc example server listening on ws://{host}:{port}/"
+    return run_server("jsonrpc example server", serve(create_app(config), config.host, config.port, ready))
 
 
 if __name__ == "__main__":

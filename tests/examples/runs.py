@@ -31,23 +31,19 @@ def run_example(store: Path, name: str | Path, host: str, *args: str, timeout: f
     """
     path = name if isinstance(name, Path) else locustfile(name)
     command = [sys.executable, "-m", "locust", "-f", str(path), "--headless"]
-    proc = subprocess.run(
-        [*command, "--host", host, "--results", str(store), *args],
-        cwd=REPO_ROOT,
-        env=locust_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    proc = _run([*command, "--host", host, "--results", str(store), *args], timeout)
     return LocustRun(proc.returncode, proc.stdout, proc.stderr, store, stored_run(store))
 
 
 def reports(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """``python -m reports ARGS`` (its exit code is the caller's to check)."""
+    return _run([sys.executable, "-m", "reports", *args], timeout)
+
+
+def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """``command`` from the repository root with this checkout importable, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "reports", *args],
+        command,
         cwd=REPO_ROOT,
         env=locust_env(),
         stdin=subprocess.DEVNULL,

@@ -6,22 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from runstore.store import RunStore
-from tests.examples.checks import counter_totals, gate_and_report, monitor_draws, server_stats
-from tests.examples.runs import locustfile, run_example
-from tests.examples.servers import example_server
+from tests.examples.checks import counter_totals, gate_and_report, monitor_draws
+from tests.examples.conftest import RunExamples
+from tests.examples.runs import locustfile
 
 QUERIES = ("gql:quote", "gql:echo")
-RUN = ("-u", "5", "-r", "5", "-t", "4s", "--auth", "none", "--report", "false")
 
 
-def test_subscription_delivery_and_query_latency_are_stored_and_read_everywhere(tmp_path: Path) -> None:
-    store_path = tmp_path / "store.sqlite3"
-    with example_server("graphql") as url:
-        first = run_example(store_path, "graphql", url, *RUN)
-        assert first.returncode == 0, first.output
-        second = run_example(store_path, "graphql", url, *RUN)
-        assert second.returncode == 0, second.output
-        seen = server_stats(url)
+def test_subscription_delivery_and_query_latency_are_stored_and_read_everywhere(
+    tmp_path: Path, example_runs: RunExamples
+) -> None:
+    done = example_runs("graphql", times=2)
+    store_path, seen, (first, second) = done.store_path, done.seen, done.runs
+    assert first.returncode == 0, first.output
+    assert second.returncode == 0, second.output
     assert "push:tick" in first.stdout  # the end-of-run summary
 
     started = {"quote": 0, "echo": 0, "ticks": 0}
@@ -57,11 +55,10 @@ def test_subscription_delivery_and_query_latency_are_stored_and_read_everywhere(
     assert {*QUERIES, "push:tick"} <= {rule["subject"] for rule in verdict["rules"]}
 
 
-def test_bad_input_from_the_server_is_counted_by_name(tmp_path: Path) -> None:
-    store_path = tmp_path / "store.sqlite3"
+def test_bad_input_from_the_server_is_counted_by_name(example_runs: RunExamples) -> None:
     misbehave = ("--misbehave", "non_json,binary,unmatched,error", "--misbehave-every", "2")
-    with example_server("graphql", *misbehave) as url:
-        run = run_example(store_path, "graphql", url, *RUN)
+    done = example_runs("graphql", server=misbehave)
+    store_path, run = done.store_path, done.run
     assert run.returncode == 1, run.output  # the refused queries failed (Locust's exit code)
     with RunStore.open(store_path, readonly=True) as store:
         assert store.get_run(run.run_id).status == "completed"
@@ -82,10 +79,12 @@ def test_bad_input_from_the_server_is_counted_by_name(tmp_path: Path) -> None:
     assert "unmatched_reply" in run.stdout and "graphql_error" in run.stdout
 
 
-def test_a_close_mid_query_is_a_named_error_and_the_users_reconnect_and_resubscribe(tmp_path: Path) -> None:
-    store_path = tmp_path / "store.sqlite3"
-    with example_server("graphql", "--misbehave", "close", "--misbehave-every", "4") as url:
-        run = run_example(store_path, "graphql", url, *RUN, "--reconnect-base-ms", "20")
+def test_a_close_mid_query_is_a_named_error_and_the_users_reconnect_and_resubscribe(
+    example_runs: RunExamples,
+) -> None:
+    misbehave = ("--misbehave", "close", "--misbehave-every", "4")
+    done = example_runs("graphql", "--reconnect-base-ms", "20", server=misbehave)
+    store_path, run = done.store_path, done.run
     assert run.returncode == 1, run.output  # queries failed (Locust's --exit-code-on-error), the run went on
     with RunStore.open(store_path, readonly=True) as store:
         assert store.get_run(run.run_id).status == "completed"
@@ -112,12 +111,13 @@ class NoSubprotocolUser(example.GraphQLUser):
 """
 
 
-def test_without_the_subprotocol_the_servers_refusal_is_counted_and_named(tmp_path: Path) -> None:
-    store_path = tmp_path / "store.sqlite3"
+def test_without_the_subprotocol_the_servers_refusal_is_counted_and_named(
+    tmp_path: Path, example_runs: RunExamples
+) -> None:
     user_file = tmp_path / "no_subprotocol.py"
     user_file.write_text(NO_SUBPROTOCOL.format(path=str(locustfile("graphql"))))
-    with example_server("graphql") as url:
-        run = run_example(store_path, user_file, url, *RUN, "NoSubprotocolUser")
+    done = example_runs("graphql", "NoSubprotocolUser", locustfile=user_file)
+    store_path, run = done.store_path, done.run
     assert run.returncode == 1, run.output
     assert "4406 Subprotocol not acceptable" in run.stdout + run.stderr  # Locust's error report
     with RunStore.open(store_path, readonly=True) as store:

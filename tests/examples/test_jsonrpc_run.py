@@ -6,22 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from runstore.store import RunStore
-from tests.examples.checks import counter_totals, gate_and_report, monitor_draws, server_stats
-from tests.examples.runs import run_example
-from tests.examples.servers import example_server
+from tests.examples.checks import counter_totals, gate_and_report, monitor_draws
+from tests.examples.conftest import RunExamples
 
 METHODS = ("rpc:get_quote", "rpc:echo", "rpc:sum")
-RUN = ("-u", "5", "-r", "5", "-t", "4s", "--auth", "none", "--report", "false")
 
 
-def test_per_method_latency_is_stored_and_read_by_the_monitor_the_report_and_the_gate(tmp_path: Path) -> None:
-    store_path = tmp_path / "store.sqlite3"
-    with example_server("jsonrpc") as url:
-        first = run_example(store_path, "jsonrpc", url, *RUN)
-        assert first.returncode == 0, first.output
-        second = run_example(store_path, "jsonrpc", url, *RUN)
-        assert second.returncode == 0, second.output
-        seen = server_stats(url)
+def test_per_method_latency_is_stored_and_read_by_the_monitor_the_report_and_the_gate(
+    tmp_path: Path, example_runs: RunExamples
+) -> None:
+    done = example_runs("jsonrpc", times=2)
+    store_path, seen, (first, second) = done.store_path, done.seen, done.runs
+    assert first.returncode == 0, first.output
+    assert second.returncode == 0, second.output
     assert first.run_id == 1 and second.run_id == 2
     assert "rpc:get_quote" in first.stdout  # the end-of-run summary
 
@@ -52,11 +49,12 @@ def test_per_method_latency_is_stored_and_read_by_the_monitor_the_report_and_the
     assert {*METHODS, "push:ticker"} <= subjects  # latency, error-rate and throughput rules of each method
 
 
-def test_bad_input_from_the_server_is_counted_by_name_and_the_open_model_still_runs(tmp_path: Path) -> None:
-    store_path = tmp_path / "store.sqlite3"
+def test_bad_input_from_the_server_is_counted_by_name_and_the_open_model_still_runs(
+    example_runs: RunExamples,
+) -> None:
     misbehave = ("--misbehave", "non_json,binary,unmatched,error", "--misbehave-every", "3")
-    with example_server("jsonrpc", *misbehave) as url:
-        run = run_example(store_path, "jsonrpc", url, *RUN, "--open-rate", "5")
+    done = example_runs("jsonrpc", "--open-rate", "5", server=misbehave)
+    store_path, run = done.store_path, done.run
     assert run.returncode == 1, run.output  # the error replies failed their calls (Locust's exit code)
     with RunStore.open(store_path, readonly=True) as store:
         assert store.get_run(run.run_id).status == "completed"
@@ -78,10 +76,10 @@ def test_bad_input_from_the_server_is_counted_by_name_and_the_open_model_still_r
     assert "unmatched_reply" in run.stdout and "-32603" in run.stdout  # the summary's errors line
 
 
-def test_a_close_mid_request_is_a_named_error_and_the_users_reconnect(tmp_path: Path) -> None:
-    store_path = tmp_path / "store.sqlite3"
-    with example_server("jsonrpc", "--misbehave", "close", "--misbehave-every", "4") as url:
-        run = run_example(store_path, "jsonrpc", url, *RUN, "--reconnect-base-ms", "20")
+def test_a_close_mid_request_is_a_named_error_and_the_users_reconnect(example_runs: RunExamples) -> None:
+    misbehave = ("--misbehave", "close", "--misbehave-every", "4")
+    done = example_runs("jsonrpc", "--reconnect-base-ms", "20", server=misbehave)
+    store_path, run = done.store_path, done.run
     assert run.returncode == 1, run.output  # calls failed (Locust's --exit-code-on-error), the run went on
     with RunStore.open(store_path, readonly=True) as store:
         assert store.get_run(run.run_id).status == "completed"

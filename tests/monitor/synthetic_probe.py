@@ -16,17 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from runstore.names import (
-    CONNECTION_STATES,
-    GAUGE_QUEUE_SIZE,
-    METRIC_DELIVERY_CHAT,
-    METRIC_PONG,
-    ack_metric,
-    sent_counter,
-    state_gauge,
-)
+from runstore.names import METRIC_DELIVERY_CHAT, METRIC_PONG, ack_metric, sent_counter
 from runstore.samples import SampleAggregator
 from runstore.store import RunInfo, RunStore
+from tests.synthetic_runs import set_connection_gauges, write_drained
 
 __all__ = ["PROBE_METRICS", "SyntheticProbe", "store_has_kinds", "write_synthetic_probe"]
 
@@ -107,9 +100,7 @@ def write_synthetic_probe(
                     agg.record_latency(metric, rng.lognormvariate(math.log(900.0 * slow), 0.3), at=at)
                 agg.incr(sent_counter("chat_message"), 1, at=at)
                 agg.incr(sent_counter("ping"), 1, at=at)
-            for state_ in CONNECTION_STATES:
-                agg.set_gauge(state_gauge(state_), [1.0 if state_ == state else 0.0] * users, at=at)
-            agg.set_gauge(GAUGE_QUEUE_SIZE, [float(rng.randint(0, 2)) for _ in range(users)], at=at)
+            set_connection_gauges(agg, state, [rng.randint(0, 2) for _ in range(users)], at)
             if outage is not None and offset == outage[0]:
                 for u in range(users):
                     agg.event("disconnected", f"probe-{u}", at=at)
@@ -122,12 +113,8 @@ def write_synthetic_probe(
                 if resolved:
                     agg.event("alert_resolved", DISCONNECTED_RULE, "{}", at=at + 1)
             if (offset // period + 1) % max(1, chunk_seconds // period) == 0:
-                samples, events = agg.drain()
-                store.write_samples(run_id, samples)
-                store.write_events(run_id, events)
-        samples, events = agg.drain()
-        store.write_samples(run_id, samples)
-        store.write_events(run_id, events)
+                write_drained(store, run_id, agg)
+        write_drained(store, run_id, agg)
         if finished:
             store.finish_run(run_id, "completed", ended_at=float(start + seconds))
         else:
