@@ -58,6 +58,7 @@ def test_two_workers_merge_into_one_run(tmp_path: Path) -> None:
             if (m := FRAMES_IN.match(name)) and m["type"] != "invalid"
         }
         assert received, "no frames_in counters scraped"
+        assert "incomplete" not in record.summary, run.output[-3000:]
         for kind, count in received.items():
             assert sent.get(f"sent.{kind}", 0) == count, (kind, sent.to_dict(), received, run.output[-3000:])
         ws_sent = sum(v for n, v in sent.items() if n != "sent.notification_create")  # that one is HTTP
@@ -69,7 +70,8 @@ def test_two_workers_merge_into_one_run(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_dies_keeps_what_it_shipped(tmp_path: Path) -> None:
-    """SIGKILL one of two workers mid-run: the run completes and keeps the dead worker's shipped seconds."""
+    """SIGKILL one of two workers mid-run: the run completes, keeps the dead worker's shipped seconds and is
+    marked incomplete (its last, unshipped seconds are lost)."""
     store_path = tmp_path / "wsgauge.sqlite3"
     log = tmp_path / "locust.log"
     locust = start_locust(
@@ -94,6 +96,9 @@ def test_a_worker_that_dies_keeps_what_it_shipped(tmp_path: Path) -> None:
     with RunStore.open(store_path, readonly=True) as store:
         record = store.get_run(stored_run(store_path))
         assert record.status == "completed", text[-3000:]
+        # ... and says that the dead worker's unshipped seconds are missing
+        assert record.summary["incomplete"].startswith("no last samples from 1 worker(s)"), record.summary
+        assert "is incomplete: no last samples from 1 worker(s)" in text
         events = store.events(record.id)
         tags = set(events["user"].str.extract(r"-(w\d+)-")[0])
         assert tags == {"w0", "w1"}  # the dead worker's users are in the run
