@@ -132,6 +132,13 @@ class ActiveRun:
     greenlets: list[gevent.Greenlet] = field(default_factory=list)
     scraper: MetricsScraper | None = None
     pending_workers: set[str] = field(default_factory=set)
+    """Workers the master has asked for their last samples and still waits for."""
+    shipping_workers: set[str] = field(default_factory=set)
+    """Workers that shipped samples of this run (the master's view)."""
+    final_workers: set[str] = field(default_factory=set)
+    """Workers whose last samples of this run have arrived (the master's view)."""
+    incomplete: str | None = None
+    """Why samples of some worker are missing from the run (stored in the summary), or ``None``."""
     peak_users: int = 0
     """The most Locust users running at once (all personas, on all workers), seen once a second."""
     finished: bool = False

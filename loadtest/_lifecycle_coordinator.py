@@ -17,7 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
-from locust.runners import STATE_CLEANUP, STATE_INIT, STATE_MISSING, STATE_STOPPED, STATE_STOPPING
+from locust.runners import (
+    STATE_CLEANUP,
+    STATE_INIT,
+    STATE_MISSING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    WORKER_REPORT_INTERVAL,
+)
 
 from loadtest._embedded import EmbeddedServer, EmbeddedServerError
 from loadtest._lifecycle_base import (
@@ -47,8 +54,12 @@ from runstore.store import RunInfo, RunStore, StoreError
 
 __all__ = ["FINAL_WAIT_S", "CoordinatorLifecycle", "LocalLifecycle", "MasterLifecycle"]
 
-FINAL_WAIT_S = 5.0
-"""How long the master waits for the workers' last samples when a run stops (a dead worker costs this)."""
+FINAL_WAIT_S = 60.0
+"""The longest the master waits, beyond ``--stop-timeout``, for a live worker's last samples when a run stops.
+
+Generous because a loaded worker may take seconds to stop its users and encode its last second, and a live
+worker is worth waiting for; a dead one does not cost this: Locust marks it missing after about 3 s without
+heartbeats, and the wait ends there (the run is then marked incomplete)."""
 
 
 class CoordinatorLifecycle(RunLifecycle):
@@ -104,6 +115,10 @@ class CoordinatorLifecycle(RunLifecycle):
         log.info("wsgauge target %s (%s)", self.target.ws_url, kind)
         if self.web_ui is not None and self.downstream.mount_monitor is not None:
             self.downstream.mount_monitor(self.web_ui, self.options, settings.results)
+        # Opening the store and the checks above block the gevent hub (over a second on a loaded machine),
+        # and the hub's clock only advances when it runs: Locust's ``-t`` timer, armed right after this, would
+        # count from that stale time and end the run early by as much (seen: 8 s runs lasting 6.3 s).
+        gevent.get_hub().loop.update_now()
 
     def _start_embedded_server(self, settings: LoadSettings) -> Target:
         bind_host = self._embedded_bind_host()
@@ -183,6 +198,7 @@ class CoordinatorLifecycle(RunLifecycle):
             return
         if self.run is not None and not self.run.finished:
             self._finalize()
+        started_at = time.time()  # before the store calls: Locust's -t counts from about now
         try:
             target = self._resolve_target()
             settings = settings_from(self._options_for(target))
@@ -209,7 +225,7 @@ class CoordinatorLifecycle(RunLifecycle):
         setattr(self.options, OPT_TARGET, target.to_wire())
         setattr(self.options, OPT_RUN_ID, run_id)
         sink = StoreSink(self.store, run_id, self.store_thread)
-        run = ActiveRun(run_id, name, time.time(), target, settings, sink=sink)
+        run = ActiveRun(run_id, name, started_at, target, settings, sink=sink)
         self.run = run
         self._start_sampling(run)
         if settings.scrape_metrics:
@@ -312,6 +328,8 @@ class CoordinatorLifecycle(RunLifecycle):
             summary["missed"] = missed_rows(self.environment.runner.stats.entries.values())
         if self.failure:
             summary["failure"] = self.failure
+        if run.incomplete:
+            summary["incomplete"] = run.incomplete
         if run.scraper is not None:
             summary["scrape_failures"] = run.scraper.failures
         try:
@@ -454,7 +472,9 @@ class MasterLifecycle(CoordinatorLifecycle):
         except Exception as exc:
             log.exception("wsgauge: cannot store samples from worker %s", client_id)
             self.failure = self.failure or f"cannot store samples: {exc}"
+        run.shipping_workers.add(client_id)
         if payload.final:
+            run.final_workers.add(client_id)
             run.pending_workers.discard(client_id)
 
     @forward_interrupts
@@ -462,22 +482,38 @@ class MasterLifecycle(CoordinatorLifecycle):
         self._accept(msg.node_id, msg.data)
 
     def _collect_final_samples(self, run: ActiveRun) -> None:
-        """Ask every live worker for its last samples and wait for them (at most FINAL_WAIT_S)."""
-        workers = [c.id for c in self.runner.clients.all if c.state != STATE_MISSING]
-        run.pending_workers = set(workers)
-        for client_id in workers:
+        """Have the last samples of every worker of the run, or mark the run incomplete.
+
+        A worker ships its last samples when it stops, before it tells Locust it has (so after a ``stop``
+        they are usually in already). The ones still missing are asked for (``wsgauge_finish``: after
+        ``-t``, Locust's master stops without stopping its workers first) and waited for while their worker
+        is alive, up to ``--stop-timeout`` + :data:`FINAL_WAIT_S`. A worker that is gone by then (it quit:
+        it would have shipped first; it went missing: it died) loses what it had not shipped: the run says
+        so in its summary (``incomplete``) and in the log.
+        """
+        clients = {c.id: c for c in self.runner.clients.all}
+        participants = run.shipping_workers | clients.keys()
+        run.pending_workers = {
+            client_id
+            for client_id in participants - run.final_workers
+            if client_id in clients and clients[client_id].state != STATE_MISSING
+        }
+        for client_id in sorted(run.pending_workers):
             try:
                 self.runner.send_message(MSG_FINISH, {"run_id": run.run_id}, client_id=client_id)
             except Exception as exc:
                 log.warning("wsgauge: cannot reach worker %s: %s", client_id, exc)
                 run.pending_workers.discard(client_id)
-        deadline = time.monotonic() + FINAL_WAIT_S
+        stop_timeout = float(getattr(self.environment, "stop_timeout", 0.0) or 0.0)
+        deadline = time.monotonic() + stop_timeout + FINAL_WAIT_S
         while run.pending_workers and time.monotonic() < deadline:
             gevent.sleep(0.05)
-            run.pending_workers &= {c.id for c in self.runner.clients.all}  # workers that quit are done
-        if run.pending_workers:
-            log.warning(
-                "wsgauge: no final samples from %d worker(s) within %g s; the run keeps what they shipped",
-                len(run.pending_workers),
-                FINAL_WAIT_S,
+            run.pending_workers &= {c.id for c in self.runner.clients.all if c.state != STATE_MISSING}
+        missing = sorted(participants - run.final_workers)
+        if missing:
+            run.incomplete = (
+                f"no last samples from {len(missing)} worker(s) ({', '.join(missing)}; dead, gone or"
+                f" silent for {stop_timeout + FINAL_WAIT_S:g} s): what they had not shipped yet (up to"
+                f" {WORKER_REPORT_INTERVAL:g} s each) is missing from the run"
             )
+            log.warning("wsgauge: run %s is incomplete: %s", run.run_id, run.incomplete)

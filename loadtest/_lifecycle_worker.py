@@ -2,9 +2,9 @@
 
 A worker has no store and no target of its own: the master briefs it at each spawn (the target and the run
 id ride in ``parsed_options``), it runs its users, samples them at 1 Hz into an :class:`Outbox` and ships
-closed seconds with Locust's periodic report. When the master finalises (``wsgauge_finish``), or the worker
-quits on its own, it sends everything left in one ``wsgauge_final`` message, so that the master can write
-the run's last second before it computes the summary.
+closed seconds with Locust's periodic report. When its users stop (the master's ``stop``, its
+``wsgauge_finish``, or the worker quitting on its own) it sends everything left in one ``wsgauge_final``
+message, so that the master can write the run's last second before it computes the summary.
 """
 
 from __future__ import annotations
@@ -85,9 +85,12 @@ class WorkerLifecycle(RunLifecycle):
         run.greenlets.append(gevent.spawn(self._sampler_loop, run))
 
     def test_stop(self) -> None:
+        """Drain and ship the last samples at once: before Locust tells the master that this worker stopped
+        (``client_stopped``) or quits, so that the master has them whatever way the run ends."""
         run = self.run
         if run is not None and not run.finished:
             self._stop_sampling(run)
+            self._ship_final(run)
 
     def report_to_master(self, data: dict[str, Any]) -> None:
         """Attach the closed seconds to Locust's periodic report."""
@@ -97,17 +100,23 @@ class WorkerLifecycle(RunLifecycle):
 
     def _on_finish_request(self, environment: Any, msg: Any, **_: Any) -> None:
         """The master is finalising; stop the users and send everything left."""
-        self._send_final((msg.data or {}).get("run_id", -1))
+        self._finish(int((msg.data or {}).get("run_id", -1)))
 
-    def _send_final(self, run_id: int) -> None:
+    def _finish(self, run_id: int) -> None:
         if self.runner.state not in (STATE_STOPPED, STATE_INIT):
-            self.runner.stop()  # fires test_stop here: the final drain into the outbox
+            self.runner.stop()  # fires test_stop here: the last samples are drained and shipped
         run = self.run
         if run is None or run.outbox is None or run.run_id != run_id:
-            payload = Outbox(int(run_id), "").take(final=True)
-        else:
+            self._send(Outbox(run_id, "").take(final=True))  # nothing of that run here: do not wait for it
+        elif not run.outbox.sent_final:
             self._stop_sampling(run)
-            payload = run.outbox.take(final=True)
+            self._ship_final(run)
+
+    def _ship_final(self, run: ActiveRun) -> None:
+        if run.outbox is not None and not run.outbox.sent_final:
+            self._send(run.outbox.take(final=True))
+
+    def _send(self, payload: dict[str, Any]) -> None:
         try:
             self.runner.send_message(MSG_FINAL, payload)
         except Exception as exc:  # the master is gone: nothing more can be saved
@@ -117,4 +126,4 @@ class WorkerLifecycle(RunLifecycle):
         """Quitting on its own (Ctrl-C, SIGTERM): ship the rest before Locust tells the master."""
         run = self.run
         if run is not None and run.outbox is not None and not run.outbox.sent_final:
-            self._send_final(run.run_id)
+            self._finish(run.run_id)

@@ -120,6 +120,11 @@ def seconds_until_next_tick(now: float, offset: float = 0.02) -> float:
 class Outbox:
     """A worker's samples waiting for the next report to the master (as wire dicts: small, msgpack-safe).
 
+    A batch handed to the outbox is held raw until its encoding comes back from the store thread, so the
+    greenlet that handed it may be killed meanwhile (the sampler, when the run stops mid-tick: its seconds
+    were already drained from the aggregator) and the batch still ships: the final :meth:`take` encodes
+    whatever is still in flight.
+
     Args:
         run_id: the run the samples belong to.
         tag: the worker's process tag.
@@ -130,22 +135,40 @@ class Outbox:
         self.run_id = run_id
         self.tag = tag
         self._samples: list[dict[str, Any]] = []
+        self._in_flight: list[list[SecondSample]] = []
+        """Batches being encoded on the store thread (identity matters: a final take may claim one)."""
         self._events: list[list[Any]] = []
         self.shipped_samples = 0
         self.sent_final = False
         self._call = thread.call if thread is not None else _inline
 
     def __call__(self, samples: list[SecondSample], events: list[ConnectionEvent]) -> None:
-        if samples:
-            self._samples.extend(self._call(_encode, samples))
         self._events.extend(e.to_wire() for e in events)
+        if not samples:
+            return
+        batch = list(samples)
+        self._in_flight.append(batch)
+        encoded = self._call(_encode, batch)
+        for i, pending in enumerate(self._in_flight):
+            if pending is batch:  # not claimed by a final take meanwhile
+                del self._in_flight[i]
+                self._samples.extend(encoded)
+                break
 
     def __len__(self) -> int:
         return len(self._samples) + len(self._events)
 
     def take(self, final: bool = False) -> dict[str, Any]:
-        """Empty the outbox into one payload."""
+        """Empty the outbox into one payload.
+
+        A periodic take leaves batches still being encoded for the next one; the final take encodes them
+        here, so that nothing handed to the outbox is left behind.
+        """
         samples, self._samples = self._samples, []
+        if final:
+            in_flight, self._in_flight = self._in_flight, []
+            for batch in in_flight:
+                samples.extend(_encode(batch))
         events, self._events = self._events, []
         self.shipped_samples += len(samples)
         self.sent_final = self.sent_final or final

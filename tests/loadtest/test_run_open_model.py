@@ -14,9 +14,12 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
+from runstore.errors import StoreError
 from runstore.store import RunStore
 from tests.loadtest.locust_runs import reap, start_locust, stored_run
 
@@ -41,10 +44,14 @@ def test_open_model_latency_includes_server_delay_and_queueing(
         log=log,
     )
     try:
-        time.sleep(4.0)  # Locust starts (~1 s), then about 3 s of steady traffic
+        # The stall must hit steady traffic. On a loaded machine Locust itself takes 1 to 7 s to start, so a
+        # fixed sleep froze the server before the users existed: no ack waited behind the stall.
+        _wait_for_steady_traffic(store_path, locust)
+        stalled_at = time.time()
         os.kill(server.proc.pid, signal.SIGSTOP)
         time.sleep(STALL_S)
         os.kill(server.proc.pid, signal.SIGCONT)
+        resumed_at = time.time()
         assert locust.wait(60) == 0, log.read_text()[-5000:]
     finally:
         os.kill(server.proc.pid, signal.SIGCONT)
@@ -66,5 +73,34 @@ def test_open_model_latency_includes_server_delay_and_queueing(
 
         lag = store.merged_histogram(run_id, "send_lag")
         assert lag.get_total_count() == sent
-        # the generator kept up (the 2-core test machine is shared: allow the odd scheduling hiccup)
-        assert lag.get_value_at_percentile(90) < 100_000
+        # The generator kept up while the server stalled: the sends due then went out on time (at p90: the
+        # 2-core test machine is shared, allow the odd scheduling hiccup). Only those seconds: on a loaded
+        # machine the OS may freeze the generator itself for a second or more at any other time (it says so
+        # in its own health gauges), and that is not what this test is about.
+        stall_lag = store.merged_histogram(run_id, "send_lag", int(stalled_at), int(resumed_at) + 1)
+        assert stall_lag.get_total_count() >= USERS * RATE * STALL_S * 0.75
+        assert stall_lag.get_value_at_percentile(90) < 100_000, _per_second(store, run_id, "send_lag")
+
+
+def _wait_for_steady_traffic(store_path: Path, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Wait until the run has stored a full second of acks of all users (about one second of traffic)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            run_id = stored_run(store_path)
+            if run_id is not None:
+                with RunStore.open(store_path, readonly=True) as store:
+                    acks = store.latency(run_id, ["ack:chat_message"])
+                if len(acks) >= 2 and acks["count"].iloc[-1] >= USERS * RATE * 0.8:
+                    return
+        except (StoreError, sqlite3.Error):  # Locust is still creating the store
+            pass
+        time.sleep(0.1)
+    raise AssertionError("no steady traffic before the stall")
+
+
+def _per_second(store: RunStore, run_id: int, metric: str) -> list[tuple[int, int, float]]:
+    """``(second, count, p90 ms)`` rows: what to look at when the assertion fails."""
+    frame = store.latency(run_id, [metric])
+    rows = zip(frame["t"], frame["count"], frame["p90_us"], strict=True)
+    return [(int(t), int(c), p90 / 1000) for t, c, p90 in rows]
