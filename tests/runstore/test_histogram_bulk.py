@@ -63,3 +63,13 @@ def test_record_many_empty_and_nan() -> None:
     assert hist.get_total_count() == 1
     assert hdr.record_many(hist, [float("inf"), float("-inf")]) == 2  # clamped like any out-of-range value
     assert hist.get_max_value() == hist.get_highest_equivalent_value(hdr.HIGHEST_US)
+
+
+def test_bulk_index_is_hdrh_index_at_every_bucket_edge() -> None:
+    """The vectorised counts index against hdrh's own, at both ends of every bucket of the layout."""
+    hist = hdr.new_histogram()
+    lowest = [hist.get_value_from_index(i) for i in range(hist.counts_len)]
+    values = sorted({v for low in lowest for v in (low, hist.get_highest_equivalent_value(low))})
+    values = [v for v in values if hdr.LOWEST_US <= v <= hdr.HIGHEST_US]
+    expected = [hist._counts_index_for(v) for v in values]
+    assert hdr._counts_index(np.array(values, dtype=np.int64)).tolist() == expected
