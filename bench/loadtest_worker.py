@@ -21,6 +21,10 @@ The reference server runs pinned to core 0 (``taskset -c 0``), the load generato
     ``StudentUser`` (the real persona) with ``--think-scale 5`` (median think time 10 s: light traffic),
     N users spawned at 500/s, held 10 s: peak connected, the worker's peak RSS, connect p50/p99; the RSS per
     user is the marginal one between the smallest and the largest N (the base process is ~150 MB).
+``jobs``
+    The once-a-second jobs of a worker at the last ``--rates`` step, timed in CPU in the bench process:
+    ``record_many`` (against the previous binary-search bucketing, in the same run), the drain, the store
+    write.
 ``profile``
     ``cProfile`` of the Locust process at a fixed rate; time by package and the top functions.
 
@@ -478,6 +482,65 @@ def _area(filename: str, name: str) -> str:
     return "other Python"
 
 
+def _thread_cpu_ms(fn: Any, reps: int) -> float:
+    """Median thread CPU time of ``fn()`` in ms (CPU, not wall: other processes' load matters less)."""
+    times = []
+    for _ in range(reps):
+        start = time.thread_time()
+        fn()
+        times.append(time.thread_time() - start)
+    return round(1e3 * _median(times), 3)
+
+
+def phase_jobs(tmp: Path, rate: int, reps: int = 30) -> dict[str, Any]:
+    """The once-a-second jobs of a worker at ``rate`` round trips/s (two metrics: send lag and pong), timed
+    in this process: recording a second's raw values (against a binary search over the bucket starts, the
+    previous way, in the same run), the aggregator's drain, the store write of the drained second."""
+    import numpy as np
+
+    from runstore.samples import SampleAggregator
+    from runstore.store import RunInfo
+
+    rng = np.random.default_rng(1)
+    raw = rng.lognormal(5.5, 0.6, rate)
+    histogram = hdr.new_histogram()
+
+    def searchsorted_record() -> None:  # the previous record_many's bucketing, for the ratio
+        values = np.clip(np.trunc(raw), hdr.LOWEST_US, hdr.HIGHEST_US).astype(np.int64)
+        index = np.searchsorted(hdr._INDEX_LOWEST, values, side="right") - 1
+        hdr.counts_view(histogram)[:] += np.bincount(index, minlength=hdr._N)
+
+    def second(at: int) -> SampleAggregator:
+        aggregator = SampleAggregator(clock=lambda: at + 0.5)
+        for metric in ("send_lag", "pong"):
+            for value in raw:
+                aggregator.record_latency(metric, value, at=at + 0.5)
+        aggregator.incr("recv.pong", rate, at=at + 0.5)
+        aggregator.set_gauge("users.connected", [1.0] * 50, at=at + 0.5)
+        return aggregator
+
+    base = int(time.time()) - 3600
+    aggregators = [second(base + i) for i in range(reps)]
+    drained = []
+
+    def drain() -> None:
+        drained.append(aggregators.pop().drain()[0])
+
+    result: dict[str, Any] = {
+        "values_per_metric": rate,
+        "record_many_ms": _thread_cpu_ms(lambda: hdr.record_many(histogram, raw), reps),
+        "searchsorted_record_ms": _thread_cpu_ms(searchsorted_record, reps),
+        "drain_ms": _thread_cpu_ms(drain, reps),
+    }
+    result["record_ratio"] = round(result["searchsorted_record_ms"] / max(result["record_many_ms"], 1e-6), 1)
+    with RunStore.open(tmp / "jobs.sqlite3") as store:
+        run_id = store.create_run(RunInfo("jobs", "ws://127.0.0.1:1/ws"))
+        pending = list(drained)
+        result["store_write_ms"] = _thread_cpu_ms(lambda: store.write_samples(run_id, pending.pop()), reps)
+    print(json.dumps({"jobs": result}), flush=True)
+    return result
+
+
 def phase_profile(
     server: Server, tmp: Path, rate: int, users: int, seconds: int, sampler: str = "cprofile"
 ) -> dict[str, Any]:
@@ -538,7 +601,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "phase", nargs="?", default="all", choices=("all", "compare", "rate", "bare", "users", "profile")
+        "phase",
+        nargs="?",
+        default="all",
+        choices=("all", "compare", "rate", "bare", "users", "profile", "jobs"),
     )
     parser.add_argument(
         "--baseline-ref",
@@ -591,6 +657,8 @@ def main() -> None:
                 )
             if args.phase in ("all", "bare", "compare"):
                 results["bare"] = phase_bare(server, args.connections, args.seconds, args.repeats)
+            if args.phase in ("all", "jobs"):
+                results["jobs"] = phase_jobs(tmp, int(args.rates.split(",")[-1]))
             if args.phase in ("all", "profile"):
                 rate = (
                     args.profile_rate

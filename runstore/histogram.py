@@ -75,20 +75,28 @@ _SUB_BUCKET_MASK = _TEMPLATE.sub_bucket_mask
 _UNIT_MAGNITUDE = _TEMPLATE.unit_magnitude
 _HALF_COUNT_MAGNITUDE = _TEMPLATE.sub_bucket_half_count_magnitude
 _HALF_COUNT = _TEMPLATE.sub_bucket_half_count
+_MASK_BITS = int(_SUB_BUCKET_MASK).bit_length()
 
 
 def _counts_index(values: np.ndarray) -> np.ndarray:
     """hdrh's counts index of each int64 value in ``[LOWEST_US, HIGHEST_US]``, vectorised.
 
     ``HdrHistogram._counts_index_for`` per value: the bucket is the bit length of ``value | sub_bucket_mask``
-    (from ``frexp``'s exponent, exact below 2**53) less the layout's magnitudes; the sub-bucket is the value
-    shifted down by the bucket's magnitude. A tenth of the cost of a binary search over the bucket starts
-    (``searchsorted`` took ~60 ns a value, most of a worker's once-a-second drain).
+    (``frexp``'s exponent, exact below 2**53, and at least the mask's own) less the layout's magnitudes; the
+    sub-bucket is the value shifted down by the bucket's magnitude. In place where it can be: every fresh
+    array of a second's values is a fresh mapping, and its page faults cost more than the arithmetic. A
+    fraction of the cost of a binary search over the bucket starts (``searchsorted`` took ~60 ns a value,
+    most of a worker's once-a-second drain).
     """
-    pow2ceiling = np.frexp((values | _SUB_BUCKET_MASK).astype(np.float64))[1].astype(np.int64)
-    bucket = pow2ceiling - (_UNIT_MAGNITUDE + _HALF_COUNT_MAGNITUDE + 1)
-    sub_bucket = values >> (bucket + _UNIT_MAGNITUDE)
-    return ((bucket + 1) << _HALF_COUNT_MAGNITUDE) + sub_bucket - _HALF_COUNT
+    index = np.frexp(values.astype(np.float64))[1].astype(np.int64)  # bit length of the value
+    np.maximum(index, _MASK_BITS, out=index)  # ... of value | sub_bucket_mask
+    index -= _UNIT_MAGNITUDE + _HALF_COUNT_MAGNITUDE + 1  # the bucket
+    sub_bucket = values >> (index + _UNIT_MAGNITUDE)
+    index += 1
+    index <<= _HALF_COUNT_MAGNITUDE
+    index += sub_bucket
+    index -= _HALF_COUNT
+    return index
 
 
 def record_us(histogram: HdrHistogram, value_us: float, count: int = 1) -> bool:
@@ -132,7 +140,7 @@ def record_many(histogram: HdrHistogram, values_us: np.ndarray | Sequence[float]
         truncated = truncated[~nan]
         if not truncated.size:
             return bad
-    values = np.clip(truncated, LOWEST_US, HIGHEST_US).astype(np.int64)
+    values = np.clip(truncated, LOWEST_US, HIGHEST_US, out=truncated).astype(np.int64)  # ours: np.trunc's
     counts_view(histogram)[:] += np.bincount(_counts_index(values), minlength=_N)
     histogram.total_count += int(values.size)
     histogram.min_value = min(histogram.min_value, int(values.min()))
