@@ -52,7 +52,7 @@ def new_histogram() -> HdrHistogram:
 def _acyclic(histogram: HdrHistogram) -> HdrHistogram:
     """Make ``histogram`` freed by reference counting alone: its encoder refers back to it weakly.
 
-    hdrh's histogram and its encoder refer to each other, so every histogram (~94 KB of counts) was cyclic
+    hdrh's histogram and its encoder refer to each other, so every histogram (184 KB of counts) was cyclic
     garbage that only a collection of its generation frees. A load generator makes dozens a second (each
     second's samples, their merge, the store's roll-ups) and collects old generations rarely -- and its
     ``gc.freeze()`` keeps any garbage alive at that moment for good: its RSS grew ~9 MB a second of a run. The
