@@ -184,14 +184,20 @@ def cpu_between(timeline: list[tuple[float, float]], lo: float, hi: float) -> fl
     return (c1 - c0) / (t1 - t0) if t1 > t0 else None
 
 
-def steady_stats(store_path: Path) -> dict[str, Any]:
-    """Per-second rates and latencies over the steady seconds (skip 2 s of ramp and the last second)."""
+def steady_stats(store_path: Path, run_seconds: int | None = None) -> dict[str, Any]:
+    """Per-second rates and latencies over the steady seconds (skip 2 s of ramp and the last second).
+
+    With ``run_seconds`` (Locust's ``-t``) the window also ends that long after the first second: a run that
+    stops late stores a second more, whose stop (``connection_lost``, the last sends) is not steady.
+    """
     with RunStore.open(store_path, readonly=True) as store:
         run_id = store.latest_run_id()
         assert run_id is not None
         span = store.time_range(run_id)
         assert span is not None
         lo, hi = span[0] + 2, span[1]  # [lo, hi): steady seconds
+        if run_seconds is not None:
+            hi = max(lo + 1, min(hi, span[0] + run_seconds))
         pongs = store.counters(run_id, prefix="recv.pong", start=lo, end=hi)
         seconds = max(1, hi - lo)
         result: dict[str, Any] = {"seconds": seconds, "pongs_per_s": round(pongs["value"].sum() / seconds)}
@@ -226,7 +232,7 @@ def rate_step(server: Server, tmp: Path, total: int, seconds: int, users: int, r
         env={"WSGAUGE_BENCH_RATE": str(total / users)},
         repo=repo,
     )
-    stats = steady_stats(store)
+    stats = steady_stats(store, seconds)
     ok = (
         stats["pongs_per_s"] >= 0.97 * total
         and stats.get("send_lag", {}).get("p99_ms", 1e9) < SEND_LAG_P99_MS
