@@ -10,7 +10,9 @@ The reference server runs pinned to core 0 (``taskset -c 0``), the load generato
     CPU over the steady seconds only. The sustained rate is the highest step with achieved >= 97 % of offered
     and send-lag p99 < 2 ms. With ``--baseline-ref REF`` every step also runs on a checkout of ``REF`` (``git
     archive``, its own bench users), taking turns (A B, B A, ...), so "before" and "after" share the machine's
-    moment; the bare loop runs in the same invocation.
+    moment; the bare loop runs in the same invocation. With ``--repeats N`` each step runs N times per side
+    (still taking turns) and is judged on the medians of its repeats (``median_step``): single 4-6 s steps
+    are noise-dominated. Several comma-separated refs give one side each.
 ``bare``
     The same 50 connections driven by a minimal websocket-client loop under gevent (send a ping, read until
     its pong), without Locust or any measuring: the ceiling the Locust worker is compared with. It connects
@@ -19,6 +21,10 @@ The reference server runs pinned to core 0 (``taskset -c 0``), the load generato
     ``StudentUser`` (the real persona) with ``--think-scale 5`` (median think time 10 s: light traffic),
     N users spawned at 500/s, held 10 s: peak connected, the worker's peak RSS, connect p50/p99; the RSS per
     user is the marginal one between the smallest and the largest N (the base process is ~150 MB).
+``jobs``
+    The once-a-second jobs of a worker at the last ``--rates`` step, timed in CPU in the bench process:
+    ``record_many`` (against the previous binary-search bucketing, in the same run), the drain, the store
+    write.
 ``profile``
     ``cProfile`` of the Locust process at a fixed rate; time by package and the top functions.
 
@@ -27,6 +33,7 @@ Every phase is bounded (users, seconds) and self-stopping; loopback only. The ma
     python bench/loadtest_worker.py                       # all phases, ~4 min
     python bench/loadtest_worker.py rate --rates 4000,8000 --seconds 8
     python bench/loadtest_worker.py compare --baseline-ref main --rates 16000,24000,32000 --seconds 6
+    python bench/loadtest_worker.py compare --baseline-ref 664ba66,main --rates 24000,32000,40000 --repeats 3
 """
 
 from __future__ import annotations
@@ -177,14 +184,20 @@ def cpu_between(timeline: list[tuple[float, float]], lo: float, hi: float) -> fl
     return (c1 - c0) / (t1 - t0) if t1 > t0 else None
 
 
-def steady_stats(store_path: Path) -> dict[str, Any]:
-    """Per-second rates and latencies over the steady seconds (skip 2 s of ramp and the last second)."""
+def steady_stats(store_path: Path, run_seconds: int | None = None) -> dict[str, Any]:
+    """Per-second rates and latencies over the steady seconds (skip 2 s of ramp and the last second).
+
+    With ``run_seconds`` (Locust's ``-t``) the window also ends that long after the first second: a run that
+    stops late stores a second more, whose stop (``connection_lost``, the last sends) is not steady.
+    """
     with RunStore.open(store_path, readonly=True) as store:
         run_id = store.latest_run_id()
         assert run_id is not None
         span = store.time_range(run_id)
         assert span is not None
         lo, hi = span[0] + 2, span[1]  # [lo, hi): steady seconds
+        if run_seconds is not None:
+            hi = max(lo + 1, min(hi, span[0] + run_seconds))
         pongs = store.counters(run_id, prefix="recv.pong", start=lo, end=hi)
         seconds = max(1, hi - lo)
         result: dict[str, Any] = {"seconds": seconds, "pongs_per_s": round(pongs["value"].sum() / seconds)}
@@ -219,7 +232,7 @@ def rate_step(server: Server, tmp: Path, total: int, seconds: int, users: int, r
         env={"WSGAUGE_BENCH_RATE": str(total / users)},
         repo=repo,
     )
-    stats = steady_stats(store)
+    stats = steady_stats(store, seconds)
     ok = (
         stats["pongs_per_s"] >= 0.97 * total
         and stats.get("send_lag", {}).get("p99_ms", 1e9) < SEND_LAG_P99_MS
@@ -232,41 +245,96 @@ def rate_step(server: Server, tmp: Path, total: int, seconds: int, users: int, r
     return step
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def median_step(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One rate step over its repeats: the median of each figure, and sustained judged on the medians.
+
+    A single 4-6 s step is noise-dominated on a shared machine (one side passed 16k and 32k but missed 24k):
+    the step counts as sustained when the median achieved rate is >= 97 % of offered and the median send-lag
+    p99 is under 2 ms; ``ok_repeats`` says how many single repeats met the rule on their own.
+    """
+    total = runs[0]["offered"]
+    step: dict[str, Any] = {"offered": total, "repeats": len(runs)}
+    step["pongs_per_s"] = round(_median([r["pongs_per_s"] for r in runs]))
+    for metric in ("send_lag", "pong"):
+        got = [r[metric] for r in runs if metric in r]
+        if got:
+            step[metric] = {q: round(_median([g[q] for g in got]), 3) for q in ("p50_ms", "p99_ms")}
+    for key in ("worker_cpu_pct", "round_trips_per_cpu_s"):
+        got = [r[key] for r in runs if key in r]
+        if got:
+            step[key] = round(_median(got))
+    connects = [r["connect"]["p50_ms"] for r in runs if r.get("connect")]
+    if connects:
+        step["connect_p50_ms"] = round(_median(connects), 3)
+    step["errors"] = sum(r["errors"] for r in runs)
+    step["peak_rss_mb"] = round(_median([r["peak_rss_mb"] for r in runs]), 1)
+    step["ok_repeats"] = sum(bool(r["ok"]) for r in runs)
+    step["ok"] = (
+        step["pongs_per_s"] >= 0.97 * total and step.get("send_lag", {}).get("p99_ms", 1e9) < SEND_LAG_P99_MS
+    )
+    step["send_lag_p99_ms_each"] = [r.get("send_lag", {}).get("p99_ms") for r in runs]
+    return step
+
+
 def phase_rate(
     server: Server,
     tmp: Path,
     rates: list[int],
     seconds: int,
     users: int,
-    baseline: Path | None = None,
+    baselines: dict[str, Path] | None = None,
     all_steps: bool = False,
+    repeats: int = 1,
 ) -> dict[str, Any]:
-    """The rate sweep; with ``baseline``, each step on both checkouts in alternating order.
+    """The rate sweep; with ``baselines`` (side name -> checkout), each step on every checkout, taking turns.
 
-    A side stops after two missed steps in a row, unless ``all_steps`` (to compare CPU per round trip at
-    fixed rates on a machine too busy for either side to keep the schedule).
+    Each step runs ``repeats`` times per side, the sides taking turns (A B, B A, A B ...), and is judged on
+    the medians (:func:`median_step`). A side stops after two missed steps in a row, unless ``all_steps`` (to
+    compare CPU per round trip at fixed rates on a machine too busy for either side to keep the schedule).
     """
-    sides = {"after": REPO} if baseline is None else {"after": REPO, "before": baseline}
+    sides = {"after": REPO, **(baselines or {})}
     steps: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     best = dict.fromkeys(sides, 0)
     misses = dict.fromkeys(sides, 0)
-    for i, total in enumerate(rates):
-        order = list(sides) if i % 2 == 0 else list(reversed(sides))
-        for side in order:
-            if misses[side] >= 2 and not all_steps:
-                continue
-            step = rate_step(server, tmp, total, seconds, users, sides[side])
+    turn = 0
+    for total in rates:
+        active = [side for side in sides if all_steps or misses[side] < 2]
+        if not active:
+            break
+        runs: dict[str, list[dict[str, Any]]] = {side: [] for side in active}
+        for repeat in range(repeats):
+            order = active if turn % 2 == 0 else list(reversed(active))
+            turn += 1
+            for side in order:
+                step = rate_step(server, tmp, total, seconds, users, sides[side])
+                runs[side].append(step)
+                print(json.dumps({"side": side, "repeat": repeat + 1, **step}), flush=True)
+        for side in active:
+            step = runs[side][0] if repeats == 1 else median_step(runs[side])
+            if repeats > 1:
+                step["runs"] = runs[side]
+                print(
+                    json.dumps(
+                        {"side": side, "median_of": repeats, **{k: v for k, v in step.items() if k != "runs"}}
+                    ),
+                    flush=True,
+                )
             steps[side].append(step)
-            print(json.dumps({"side": side, **step}), flush=True)
             if step["ok"]:
                 best[side], misses[side] = total, 0
             else:
                 misses[side] += 1
-        if all(m >= 2 for m in misses.values()) and not all_steps:
-            break
-    result: dict[str, Any] = {"steps": steps["after"], "sustained_rate": best["after"]}
-    if baseline is not None:
-        result["before"] = {"steps": steps["before"], "sustained_rate": best["before"]}
+    result: dict[str, Any] = {"steps": steps["after"], "sustained_rate": best["after"], "repeats": repeats}
+    result["sides"] = {side: {"steps": steps[side], "sustained_rate": best[side]} for side in sides}
+    if baselines:
+        first = next(iter(baselines))
+        result["before"] = result["sides"][first]
     return result
 
 
@@ -309,7 +377,7 @@ print(json.dumps({"round_trips": count[0], "seconds": round(time.monotonic() - s
 """
 
 
-def phase_bare(server: Server, connections: int, seconds: float) -> dict[str, Any]:
+def bare_once(server: Server, connections: int, seconds: float) -> dict[str, Any]:
     proc = subprocess.Popen(
         ["taskset", "-c", str(WORKER_CORE), sys.executable, "-c", BARE, str(REPO), server.ws_url,
          server.secret, str(connections), str(seconds)],
@@ -330,6 +398,21 @@ def phase_bare(server: Server, connections: int, seconds: float) -> dict[str, An
     if loop_cpu:
         result["round_trips_per_cpu_s"] = round(result["round_trips"] / loop_cpu)
     print(json.dumps({"bare": result}), flush=True)
+    return result
+
+
+def phase_bare(server: Server, connections: int, seconds: float, repeats: int = 1) -> dict[str, Any]:
+    """The bare loop ``repeats`` times; with more than one, its rate is their median (the runs are kept)."""
+    runs = [bare_once(server, connections, seconds) for _ in range(repeats)]
+    if repeats == 1:
+        return runs[0]
+    result: dict[str, Any] = {"repeats": repeats, "rate": round(_median([r["rate"] for r in runs]))}
+    per_cpu = [r["round_trips_per_cpu_s"] for r in runs if "round_trips_per_cpu_s" in r]
+    if per_cpu:
+        result["round_trips_per_cpu_s"] = round(_median(per_cpu))
+    result["rates_each"] = [r["rate"] for r in runs]
+    print(json.dumps({"bare_median": result}), flush=True)
+    result["runs"] = runs
     return result
 
 
@@ -380,9 +463,13 @@ AREAS = (
     ("gevent", "gevent (hub, sockets, greenlets)"),
     ("locust", "Locust (events, stats, runners)"),
     ("hdrh", "hdrhistogram"),
-    ("loadtest/_client", "wsgauge client (track/match/record)"),
+    ("loadtest/_connection", "wsgauge connection (track/match/record, read loop)"),
+    ("loadtest/_protocol", "wsgauge protocol (encode/decode/keys)"),
+    ("loadtest/_locust_stats", "wsgauge batched Locust stats"),
+    ("loadtest/_client", "wsgauge WsClient (persona-facing calls)"),
     ("loadtest/_wire", "wsgauge wire (framing, masking, decoding)"),
     ("loadtest/_transport", "wsgauge transport (socket, handshake)"),
+    ("loadtest/_clock", "wsgauge schedule clock (sleep_until)"),
     ("runstore", "wsgauge aggregator / store"),
     ("loadtest", "wsgauge other (users, run lifecycle)"),
     ("_loadtest_bench_users", "bench user (schedule loop)"),
@@ -399,6 +486,65 @@ def _area(filename: str, name: str) -> str:
             return "system calls (send/recv/epoll)"
         return "other built-ins"
     return "other Python"
+
+
+def _thread_cpu_ms(fn: Any, reps: int) -> float:
+    """Median thread CPU time of ``fn()`` in ms (CPU, not wall: other processes' load matters less)."""
+    times = []
+    for _ in range(reps):
+        start = time.thread_time()
+        fn()
+        times.append(time.thread_time() - start)
+    return round(1e3 * _median(times), 3)
+
+
+def phase_jobs(tmp: Path, rate: int, reps: int = 30) -> dict[str, Any]:
+    """The once-a-second jobs of a worker at ``rate`` round trips/s (two metrics: send lag and pong), timed
+    in this process: recording a second's raw values (against a binary search over the bucket starts, the
+    previous way, in the same run), the aggregator's drain, the store write of the drained second."""
+    import numpy as np
+
+    from runstore.samples import SampleAggregator
+    from runstore.store import RunInfo
+
+    rng = np.random.default_rng(1)
+    raw = rng.lognormal(5.5, 0.6, rate)
+    histogram = hdr.new_histogram()
+
+    def searchsorted_record() -> None:  # the previous record_many's bucketing, for the ratio
+        values = np.clip(np.trunc(raw), hdr.LOWEST_US, hdr.HIGHEST_US).astype(np.int64)
+        index = np.searchsorted(hdr._INDEX_LOWEST, values, side="right") - 1
+        hdr.counts_view(histogram)[:] += np.bincount(index, minlength=hdr._N)
+
+    def second(at: int) -> SampleAggregator:
+        aggregator = SampleAggregator(clock=lambda: at + 0.5)
+        for metric in ("send_lag", "pong"):
+            for value in raw:
+                aggregator.record_latency(metric, value, at=at + 0.5)
+        aggregator.incr("recv.pong", rate, at=at + 0.5)
+        aggregator.set_gauge("users.connected", [1.0] * 50, at=at + 0.5)
+        return aggregator
+
+    base = int(time.time()) - 3600
+    aggregators = [second(base + i) for i in range(reps)]
+    drained = []
+
+    def drain() -> None:
+        drained.append(aggregators.pop().drain()[0])
+
+    result: dict[str, Any] = {
+        "values_per_metric": rate,
+        "record_many_ms": _thread_cpu_ms(lambda: hdr.record_many(histogram, raw), reps),
+        "searchsorted_record_ms": _thread_cpu_ms(searchsorted_record, reps),
+        "drain_ms": _thread_cpu_ms(drain, reps),
+    }
+    result["record_ratio"] = round(result["searchsorted_record_ms"] / max(result["record_many_ms"], 1e-6), 1)
+    with RunStore.open(tmp / "jobs.sqlite3") as store:
+        run_id = store.create_run(RunInfo("jobs", "ws://127.0.0.1:1/ws"))
+        pending = list(drained)
+        result["store_write_ms"] = _thread_cpu_ms(lambda: store.write_samples(run_id, pending.pop()), reps)
+    print(json.dumps({"jobs": result}), flush=True)
+    return result
 
 
 def phase_profile(
@@ -461,15 +607,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "phase", nargs="?", default="all", choices=("all", "compare", "rate", "bare", "users", "profile")
+        "phase",
+        nargs="?",
+        default="all",
+        choices=("all", "compare", "rate", "bare", "users", "profile", "jobs"),
     )
     parser.add_argument(
         "--baseline-ref",
-        help="also run the rate and users phases on this commit (git archive), taking turns; "
-        "'compare' = rate + bare + users with it",
+        help="also run the rate and users phases on this commit (git archive), taking turns; several "
+        "comma-separated refs: one side each, named by the ref; 'compare' = rate + bare + users with them",
     )
     parser.add_argument("--rates", default="8000,16000,20000,24000,28000,32000")
     parser.add_argument("--all-steps", action="store_true", help="run every rate step (no stop on misses)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs per side and rate step (and of the bare loop); medians"
+    )
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--users", default="200,5000")
@@ -478,28 +630,41 @@ def main() -> None:
     args = parser.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs 2 cores (server on core 0, worker on core 1)")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_1m": os.getloadavg()[0]}}
     if args.phase == "compare" and not args.baseline_ref:
         parser.error("compare needs --baseline-ref")
+    refs = [r.strip() for r in (args.baseline_ref or "").split(",") if r.strip()]
     with tempfile.TemporaryDirectory(prefix="wsgauge-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        baseline = None
-        if args.baseline_ref:
+        baselines: dict[str, Path] = {}
+        for i, ref in enumerate(refs):
             try:
-                baseline = checkout(args.baseline_ref, tmp / "baseline")
+                baselines["before" if len(refs) == 1 else ref] = checkout(ref, tmp / f"baseline-{i}")
             except subprocess.CalledProcessError as exc:
-                sys.exit(f"--baseline-ref {args.baseline_ref}: {exc.stderr.decode(errors='replace').strip()}")
+                sys.exit(f"--baseline-ref {ref}: {exc.stderr.decode(errors='replace').strip()}")
+        if refs:
             results["baseline_ref"] = args.baseline_ref
         server = Server(tmp)
         try:
             if args.phase in ("all", "rate", "compare"):
                 rates = [int(r) for r in args.rates.split(",")]
                 results["rate"] = phase_rate(
-                    server, tmp, rates, args.seconds, args.connections, baseline, args.all_steps
+                    server,
+                    tmp,
+                    rates,
+                    args.seconds,
+                    args.connections,
+                    baselines,
+                    args.all_steps,
+                    args.repeats,
                 )
             if args.phase in ("all", "bare", "compare"):
-                results["bare"] = phase_bare(server, args.connections, args.seconds)
+                results["bare"] = phase_bare(server, args.connections, args.seconds, args.repeats)
+            if args.phase in ("all", "jobs"):
+                results["jobs"] = phase_jobs(tmp, int(args.rates.split(",")[-1]))
             if args.phase in ("all", "profile"):
                 rate = (
                     args.profile_rate
@@ -512,17 +677,23 @@ def main() -> None:
             if args.phase in ("all", "users", "compare"):
                 counts = [int(n) for n in args.users.split(",")]
                 results["users"] = phase_users(server, tmp, counts, 10)
-                if baseline is not None:
-                    results["users_before"] = phase_users(server, tmp, counts, 10, baseline, "before")
+                for side, path in baselines.items():
+                    key = "users_before" if side == "before" else f"users_{side}"
+                    results[key] = phase_users(server, tmp, counts, 10, path, side)
         finally:
             server.stop()
     results["machine"]["load_1m_after"] = os.getloadavg()[0]
     if "rate" in results and "bare" in results and results["bare"]["rate"]:
         bare = results["bare"]["rate"]
-        results["locust_vs_bare"] = round(results["rate"]["sustained_rate"] / bare, 2)
+        ratios = {
+            f"{side}_vs_bare": round(r["sustained_rate"] / bare, 2)
+            for side, r in results["rate"]["sides"].items()
+        }
+        results["vs_bare"] = ratios
+        results["locust_vs_bare"] = ratios["after_vs_bare"]
         if "before" in results["rate"]:
             results["before_vs_bare"] = round(results["rate"]["before"]["sustained_rate"] / bare, 2)
-        print(json.dumps({k: results[k] for k in ("locust_vs_bare", "before_vs_bare") if k in results}))
+        print(json.dumps({"bare_rate": bare, **ratios}))
     out = OUT / f"loadtest_worker-{args.phase}.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"written {out}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import socket
+import sys
 import time
 from pathlib import Path
 
 import gevent
 import pytest
 
-from loadtest._health import GC_THRESHOLDS, GcPolicy, GeneratorHealth
+from loadtest._health import GC_THRESHOLDS, SWITCH_INTERVAL, GcPolicy, GeneratorHealth
 from runstore.health import generator_bound
 from runstore.names import (
     GAUGE_GENERATOR_CPU,
@@ -160,10 +161,12 @@ def test_workers_report_one_observation_each(tmp_path: Path) -> None:
 
 def test_the_gc_policy_freezes_start_up_then_the_settled_users(monkeypatch: pytest.MonkeyPatch) -> None:
     thresholds = gc.get_threshold()
+    interval = sys.getswitchinterval()
     try:
         policy = GcPolicy()
         policy.start()
         assert gc.get_threshold() == GC_THRESHOLDS and policy.freezes == 1
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
         frozen = gc.get_freeze_count()
         kept = [[i] for i in range(1000)]  # tracked objects made after the first freeze
         for users in (10, 50, 50, 50):  # spawning, then settled
@@ -176,10 +179,13 @@ def test_the_gc_policy_freezes_start_up_then_the_settled_users(monkeypatch: pyte
         monkeypatch.setenv("WSGAUGE_GC_POLICY", "default")
         untouched = GcPolicy()
         gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)
         untouched.start()
         untouched.settle(5)
         untouched.settle(5)
         assert untouched.freezes == 0 and gc.get_threshold() == thresholds
+        assert sys.getswitchinterval() == interval
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)

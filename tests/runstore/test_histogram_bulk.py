@@ -63,3 +63,37 @@ def test_record_many_empty_and_nan() -> None:
     assert hist.get_total_count() == 1
     assert hdr.record_many(hist, [float("inf"), float("-inf")]) == 2  # clamped like any out-of-range value
     assert hist.get_max_value() == hist.get_highest_equivalent_value(hdr.HIGHEST_US)
+
+
+def test_bulk_index_is_hdrh_index_at_every_bucket_edge() -> None:
+    """The vectorised counts index against hdrh's own, at both ends of every bucket of the layout."""
+    hist = hdr.new_histogram()
+    lowest = [hist.get_value_from_index(i) for i in range(hist.counts_len)]
+    values = sorted({v for low in lowest for v in (low, hist.get_highest_equivalent_value(low))})
+    values = [v for v in values if hdr.LOWEST_US <= v <= hdr.HIGHEST_US]
+    expected = [hist._counts_index_for(v) for v in values]
+    assert hdr._counts_index(np.array(values, dtype=np.int64)).tolist() == expected
+
+
+def test_histograms_are_freed_by_reference_counting_alone() -> None:
+    """No cycle through hdrh's encoder: a dropped histogram's counts go at once, not at a GC pass."""
+    import gc
+    import weakref
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        made = hdr.new_histogram()
+        hdr.record_many(made, [5.0, 700.0, 1e6])
+        blob = hdr.encode(made)
+        decoded = hdr.decode(blob)
+        merged = hdr.merge_encoded([blob, blob])
+        assert decoded.get_total_count() == 3 and merged.get_total_count() == 6
+        decoded.add(made)  # the encoders still work for their own histograms
+        assert hdr.decode(hdr.encode(decoded)).get_total_count() == 6
+        refs = [weakref.ref(h) for h in (made, decoded, merged)]
+        del made, decoded, merged
+        assert [r() for r in refs] == [None, None, None]
+    finally:
+        if enabled:
+            gc.enable()

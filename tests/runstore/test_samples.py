@@ -86,6 +86,9 @@ def test_wire_round_trip_and_exact_merge() -> None:
     assert g.mean == 3
     eleven = merged[1].gauges["queue_size"]
     assert eleven.count == 0 and eleven.mean == 0.0
+    assert merged[1] is wire[2]  # a second in one piece is passed through, not copied
+    assert wire[0].latency["ack:chat_message"].get_total_count() == 3  # the pieces merged are left alone
+    assert wire[0].counters["sent.chat_message"] == 3 and wire[0].gauges["queue_size"].count == 2
 
 
 def test_empty_gauge_merges_neutrally() -> None:
