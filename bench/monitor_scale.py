@@ -264,6 +264,66 @@ def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
         )
 
 
+def profile_load(path: Path, url_query: str, *, loads: int = 3, **options: Any) -> list[dict[str, Any]]:
+    """Where a warm page load's time goes: one Chromium, two loads to fill its caches, then ``loads`` loads,
+    each profiled from both sides: the browser's requests (Resource Timing, ms from the navigation start),
+    the server's time and bytes per request (:class:`bench._browser.RequestLog`), Plotly's draw calls."""
+    from bench._browser import (
+        LoopbackServer,
+        RequestLog,
+        first_paint,
+        headless_chromium,
+        install_paint_probe,
+        page_profile,
+    )
+    from monitor.app import create_app
+
+    log = RequestLog(create_app(path, **options).server)
+    server = LoopbackServer(log)
+    url = f"http://127.0.0.1:{server.server_port}/{url_query}"
+    driver = headless_chromium(1600, 1800)
+    out = []
+    try:
+        install_paint_probe(driver, PAINTED)
+        for _ in range(2):
+            first_paint(driver, url)
+        time.sleep(1.0)
+        log.take()
+        for _ in range(loads):
+            first_paint(driver, url)
+            time.sleep(1.5)  # the callbacks after the paint (spectrum, table, badges) finish too
+            out.append({"browser": page_profile(driver), "server": log.take()})
+    finally:
+        driver.quit()
+        server.shutdown()
+    return out
+
+
+def print_profile(profiles: list[dict[str, Any]]) -> None:
+    """One table per load: the page's requests in order, with the server's time and bytes of each."""
+    for number, load in enumerate(profiles, 1):
+        browser, server = load["browser"], sorted(load["server"], key=lambda r: r["started"])
+        updates = [r for r in server if r["path"].endswith("_dash-update-component")]
+        print(f"\nload {number}: first paint {browser['paint']:.0f} ms; html {browser['html']}")
+        print(f"{'request':58s} {'start':>7s} {'1st B':>7s} {'end':>7s} {'server ms':>9s} {'bytes':>9s}")
+        index = 0
+        for entry in sorted(browser["resources"], key=lambda e: e["start"]):
+            name = entry["name"][-58:]
+            server_ms, size = "", entry["bytes"]
+            if "_dash-update-component" in entry["name"] and index < len(updates):
+                row = updates[index]
+                index += 1
+                name = f"cb {row['output'][:50]} [{row['status']}]"
+                server_ms, size = f"{row['server_s'] * 1000:.0f}", row["bytes"]
+            print(
+                f"{name:58s} {entry['start']:7.0f} {entry['first_byte']:7.0f} {entry['end']:7.0f}"
+                f" {server_ms:>9s} {size:9,d}"
+            )
+        for draw in browser["draws"]:
+            end = draw["end"] if draw["end"] is not None else float("nan")
+            print(f"Plotly.{draw['name']:8s} #{draw['id']:20s} {draw['start']:7.0f} -> {end:7.0f}")
+
+
 PROBE_STORE = OUT / "monitor_probe_7d.sqlite3"
 WEEK = 7 * DAY
 PROBE_PERIOD = 60
@@ -358,9 +418,21 @@ def main() -> int:
     parser.add_argument(
         "--paint-only", action="store_true", help="of the 24-hour run, only the first paint in Chromium"
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="where warm page loads go (requests, server time, bytes, Plotly draws): the 24-hour run, and "
+        "the probe week with --probe-only",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
+    if args.profile:
+        store, query = (PROBE_STORE, "?run=1&window=7d") if args.probe_only else (STORE, "?run=1")
+        profiles = profile_load(store, query, loads=args.repeat)
+        print_profile(profiles)
+        (OUT / "monitor_profile.json").write_text(json.dumps(profiles, indent=2, default=float))
+        return 0
     if args.probe or args.probe_only:
         result["probe_week"] = probe_week(args.repeat, not args.no_browser, args.rebuild)
         if args.probe_only:
