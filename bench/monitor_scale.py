@@ -160,12 +160,16 @@ def undownsampled(path: Path, run_id: int) -> dict[str, Any]:
 PAINTED = "#timeline .js-plotly-plot"
 VARIANTS: dict[str, dict[str, Any] | None] = {
     "blank Dash page": None,
-    "full plotly.js (before)": {"plotly_js": "full"},
-    "basic bundle (after)": {"plotly_js": "basic"},
+    "before (checkout)": {"checkout": True},
+    "after, no run cache": {"run_cache": 0},
+    "after (shipped)": {},
 }
 """What the browser part compares, each in the same run: a Dash page with one graph and nothing to read
-(the floor: Dash's own boot and a first Plotly frame, with the basic bundle), the monitor with Dash's
-full plotly.js (today's code before the partial bundle), and the monitor as shipped."""
+(the floor: Dash's own boot and a first Plotly frame, with the basic bundle); the monitor of the code before
+(``--before``, default the merge base with ``main``: a ``git archive`` of it served by its own
+``python -m monitor``); this code with its run cache off (what the first open of a run costs, each load);
+and this code as shipped (the cache filled by the variant's first load)."""
+CHECKOUTS = OUT / "checkouts"
 
 
 def blank_app() -> Any:
@@ -184,8 +188,84 @@ def blank_app() -> Any:
     return app
 
 
+class CheckoutServer:
+    """``python -m monitor`` of another commit (a ``git archive`` of it in ``bench/out/checkouts/``) on a free
+    loopback port: the code before, served as it shipped, in the same run as this code."""
+
+    def __init__(self, rev: str, store: Path) -> None:
+        import subprocess
+
+        sha = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", rev], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        self.sha = sha
+        root = CHECKOUTS / sha[:12]
+        if not (root / "monitor").is_dir():
+            root.mkdir(parents=True, exist_ok=True)
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", sha], check=True, capture_output=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+        env = {**os.environ, "PYTHONPATH": str(root), "OPENBLAS_NUM_THREADS": "1"}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--results", str(store), "--port", "0"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()  # "wsgauge-monitor: serving STORE at http://127.0.0.1:PORT/"
+        if " at http://127.0.0.1:" not in line:
+            self._process.kill()
+            raise RuntimeError(f"the checkout's monitor did not start: {line!r}")
+        self.server_port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+
+    def shutdown(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+
+def _serve(name: str, options: dict[str, Any] | None, path: Path, before: str) -> Any:
+    from bench._browser import LoopbackServer, serve_monitor
+
+    if options is None:
+        return LoopbackServer(blank_app().server)
+    if options.get("checkout"):
+        return CheckoutServer(before, path)
+    return serve_monitor(path, **options)
+
+
+_BREAKDOWN_JS = """
+const updates = performance.getEntriesByType('resource')
+    .filter(e => e.name.includes('_dash-update-component'));
+const first = updates.length ? Math.min(...updates.map(e => e.startTime)) : null;
+const figure = updates.sort((a, b) => b.decodedBodySize - a.decodedBodySize)[0];
+const draws = (window.__wsgaugeDraws || []).filter(d => d.id === 'timeline' && d.end !== null);
+const draw = draws.length ? draws[draws.length - 1] : null;
+return {
+    first_callback_ms: first,
+    figure_request_ms: figure ? [figure.startTime, figure.responseEnd] : null,
+    figure_bytes: figure ? figure.decodedBodySize : null,
+    draw_ms: draw ? [draw.start, draw.end] : null,
+};
+"""
+
+
+def _breakdown(driver: Any) -> dict[str, Any]:
+    """Of the load just measured: when the first callback left, when the request that brought the timeline's
+    figure (the largest callback answer) left and arrived, and Plotly's last draw of the timeline."""
+    return driver.execute_script(_BREAKDOWN_JS)
+
+
 def browser_paint(
-    path: Path, url_query: str, *, repeat: int = 5, variants: dict[str, dict[str, Any] | None] | None = None
+    path: Path,
+    url_query: str,
+    *,
+    repeat: int = 5,
+    variants: dict[str, dict[str, Any] | None] | None = None,
+    before: str = "main",
 ) -> dict[str, dict[str, Any]]:
     """First paint in headless Chromium, cold and warm, median of ``repeat``, per variant.
 
@@ -194,25 +274,17 @@ def browser_paint(
     its second load and uses it from the third, https://v8.dev/blog/code-caching-for-devs), then ``repeat``
     measured loads: a user reopening the monitor. Paint is measured in the page (``performance.now()`` at
     the first animation frame in which the timeline is a drawn Plotly graph). Variants are interleaved
-    load by load, so a change in the machine's load hits all of them alike.
+    load by load, so a change in the machine's load hits all of them alike. Each load also records when its
+    first callback left, the request that brought the figure, and Plotly's draw (:func:`_breakdown`).
     """
-    from bench._browser import (
-        LoopbackServer,
-        first_paint,
-        headless_chromium,
-        install_paint_probe,
-        serve_monitor,
-        transferred,
-    )
+    from bench._browser import first_paint, headless_chromium, install_paint_probe, transferred
 
     variants = VARIANTS if variants is None else variants
-    servers = {
-        name: LoopbackServer(blank_app().server) if options is None else serve_monitor(path, **options)
-        for name, options in variants.items()
-    }
+    servers = {name: _serve(name, options, path, before) for name, options in variants.items()}
     urls = {name: f"http://127.0.0.1:{s.server_port}/{url_query}" for name, s in servers.items()}
     cold: dict[str, list[float]] = {name: [] for name in variants}
     warm: dict[str, list[float]] = {name: [] for name in variants}
+    parts: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     bytes_: dict[str, dict[str, Any]] = {}
     try:
         for _ in range(repeat):
@@ -233,22 +305,39 @@ def browser_paint(
             for _ in range(repeat):
                 for name, driver in drivers.items():
                     warm[name].append(first_paint(driver, urls[name]))
+                    parts[name].append(_breakdown(driver))
         finally:
             for driver in drivers.values():
                 driver.quit()
     finally:
         for server in servers.values():
             server.shutdown()
-    return {
-        name: {
+    out: dict[str, dict[str, Any]] = {}
+    for name in variants:
+        row: dict[str, Any] = {
             "cold_median_s": round(statistics.median(cold[name]), 3),
             "warm_median_s": round(statistics.median(warm[name]), 3),
             "cold_s": [round(v, 3) for v in cold[name]],
             "warm_s": [round(v, 3) for v in warm[name]],
             **bytes_.get(name, {}),
         }
-        for name in variants
-    }
+        warm_parts = [p for p in parts[name] if p.get("figure_request_ms") and p.get("draw_ms")]
+        if warm_parts and variants[name] is not None:
+
+            def med(f: Callable[[dict[str, Any]], float], rows: list[dict[str, Any]] = warm_parts) -> int:
+                return round(statistics.median(f(p) for p in rows))
+
+            row["warm_breakdown_ms"] = {
+                "first_callback_sent": med(lambda p: p["first_callback_ms"]),
+                "figure_request_sent": med(lambda p: p["figure_request_ms"][0]),
+                "figure_request": med(lambda p: p["figure_request_ms"][1] - p["figure_request_ms"][0]),
+                "plotly_draw": med(lambda p: p["draw_ms"][1] - p["draw_ms"][0]),
+                "figure_bytes": warm_parts[0]["figure_bytes"],
+            }
+        if isinstance(servers[name], CheckoutServer):
+            row["commit"] = servers[name].sha
+        out[name] = row
+    return out
 
 
 def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
@@ -262,6 +351,16 @@ def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
             f"{name:28s} {row['cold_median_s']:11.3f}s {row['warm_median_s']:11.3f}s "
             f"{row.get('script_decoded_bytes', 0):17,d}  {row['cold_s']} / {row['warm_s']}"
         )
+    print("warm loads, medians (ms from navigation start): first callback sent; figure request sent, its")
+    print("duration; Plotly's draw of the timeline; bytes of the figure's answer")
+    for name, row in paint.items():
+        if "warm_breakdown_ms" in row:
+            b = row["warm_breakdown_ms"]
+            print(
+                f"  {name:26s} {b['first_callback_sent']:6d} {b['figure_request_sent']:6d} "
+                f"{b['figure_request']:6d} {b['plotly_draw']:6d} {b['figure_bytes'] or 0:9,d}"
+                + (f"  ({row['commit'][:10]})" if "commit" in row else "")
+            )
 
 
 def profile_load(path: Path, url_query: str, *, loads: int = 3, **options: Any) -> list[dict[str, Any]]:
@@ -351,7 +450,7 @@ def build_probe(path: Path) -> float:
     return time.perf_counter() - started
 
 
-def probe_week(repeat: int, browser: bool, rebuild: bool) -> dict[str, Any]:
+def probe_week(repeat: int, browser: bool, rebuild: bool, before: str = "main") -> dict[str, Any]:
     """The Live view of a week-long probe with its 7-day window: server side in-process, then first paint."""
     from monitor import live
 
@@ -400,7 +499,9 @@ def probe_week(repeat: int, browser: bool, rebuild: bool) -> dict[str, Any]:
     )
     if browser:
         variants = {k: v for k, v in VARIANTS.items() if v is not None}
-        paint = browser_paint(PROBE_STORE, f"?run={run_id}&window=7d", repeat=repeat, variants=variants)
+        paint = browser_paint(
+            PROBE_STORE, f"?run={run_id}&window=7d", repeat=repeat, variants=variants, before=before
+        )
         result["browser_paint"] = paint
         print_paint("probe week, Live view, 7-day window", paint)
     return result
@@ -419,12 +520,23 @@ def main() -> int:
         "--paint-only", action="store_true", help="of the 24-hour run, only the first paint in Chromium"
     )
     parser.add_argument(
+        "--before",
+        default=None,
+        help="the commit whose monitor is the 'before' variant (default: the merge base of HEAD and main)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="where warm page loads go (requests, server time, bytes, Plotly draws): the 24-hour run, and "
         "the probe week with --probe-only",
     )
     args = parser.parse_args()
+    if args.before is None:
+        import subprocess
+
+        args.before = subprocess.run(
+            ["git", "-C", str(REPO), "merge-base", "HEAD", "main"], check=True, capture_output=True, text=True
+        ).stdout.strip()
     OUT.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
     if args.profile:
@@ -434,7 +546,7 @@ def main() -> int:
         (OUT / "monitor_profile.json").write_text(json.dumps(profiles, indent=2, default=float))
         return 0
     if args.probe or args.probe_only:
-        result["probe_week"] = probe_week(args.repeat, not args.no_browser, args.rebuild)
+        result["probe_week"] = probe_week(args.repeat, not args.no_browser, args.rebuild, args.before)
         if args.probe_only:
             (OUT / "monitor_scale_probe.json").write_text(json.dumps(result, indent=2, default=float))
             print(f"\nwritten to {OUT / 'monitor_scale_probe.json'}")
@@ -453,7 +565,7 @@ def main() -> int:
     result["store"] = {"bytes": STORE.stat().st_size, **counts}
     repeat = args.repeat
     if args.paint_only:
-        paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat)
+        paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat, before=args.before)
         result["browser_paint"] = paint
         print_paint("24-hour run", paint)
         (OUT / "monitor_scale_paint.json").write_text(json.dumps(result, indent=2, default=float))
@@ -524,7 +636,7 @@ def main() -> int:
         "max_points": round(max(base["points"]) / max(day["points"]), 1),
     }
     if not args.no_browser:
-        paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat)
+        paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat, before=args.before)
         result["browser_paint"] = paint
         print_paint("24-hour run", paint)
     (OUT / "monitor_scale.json").write_text(json.dumps(result, indent=2, default=float))
