@@ -18,6 +18,9 @@ plotly.js (the code before), and a blank Dash page with one graph (the floor), a
 Usage::
 
     python bench/monitor_scale.py [--rebuild] [--no-browser] [--repeat 5]
+    python bench/monitor_scale.py --paint-only [--before REV]     # first paint of the 24-hour run only
+    python bench/monitor_scale.py --probe-only [--before REV]     # the probe week's 7-day Live view
+    python bench/monitor_scale.py --profile [--probe-only]        # where warm page loads go
 
 Results are printed and written to ``bench/out/monitor_scale.json``.
 """
@@ -340,6 +343,39 @@ def browser_paint(
     return out
 
 
+def select_callback(path: Path, url_query: str, repeat: int) -> dict[str, float]:
+    """Server time of the callback that selects a run and draws its timeline (overview, read, figure and
+    Dash's JSON of the answer), through Flask's test client: median of ``repeat``, with the run cache off
+    and with it filled (the first call fills it and is not counted)."""
+    from monitor.app import create_app
+
+    out: dict[str, float] = {}
+    for label, entries in (("no_cache_s", 0), ("cached_s", 24)):
+        client = create_app(path, run_cache=entries).server.test_client()
+        deps = client.get("/_dash-dependencies").get_json()
+        select = next(d for d in deps if d["output"].startswith("..run-state.data"))
+        outputs = [
+            {"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
+            for o in select["output"].strip(".").split("...")
+        ]
+        values = {"url.search": url_query, "percentiles.value": ["p50", "p99"], "reset-range.n_clicks": 0}
+        body = {
+            "output": select["output"],
+            "outputs": outputs,
+            "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in select["inputs"]],
+            "state": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in select["state"]],
+            "changedPropIds": ["url.search"],
+        }
+
+        def call(client: Any = client, body: dict[str, Any] = body) -> None:
+            reply = client.post("/_dash-update-component", json=body)
+            assert reply.status_code == 200, reply.status_code
+
+        call()
+        out[label] = round(timed(call, repeat)[0], 4)
+    return out
+
+
 def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
     print(f"\n{title}: headless Chromium, navigation start to the first drawn timeline frame")
     print(
@@ -487,6 +523,8 @@ def probe_week(repeat: int, browser: bool, rebuild: bool, before: str = "main") 
         return {"bucket": window.bucket, "bytes": len(payload), "points": [len(t.x) for t in fig.data]}
 
     seconds, info = timed(server_side, repeat)
+    result["select_callback"] = select_callback(PROBE_STORE, f"?run={run_id}&window=7d", repeat)
+    print(f"select-and-draw callback, in-process (median of {repeat}): {result['select_callback']}")
     result["server_side"] = {
         "seconds": round(seconds, 3),
         "bytes": info["bytes"],
@@ -498,10 +536,7 @@ def probe_week(repeat: int, browser: bool, rebuild: bool, before: str = "main") 
         f"{info['bytes']:,} B, {info['bucket']} s buckets, at most {max(info['points'])} points a trace"
     )
     if browser:
-        variants = {k: v for k, v in VARIANTS.items() if v is not None}
-        paint = browser_paint(
-            PROBE_STORE, f"?run={run_id}&window=7d", repeat=repeat, variants=variants, before=before
-        )
+        paint = browser_paint(PROBE_STORE, f"?run={run_id}&window=7d", repeat=repeat, before=before)
         result["browser_paint"] = paint
         print_paint("probe week, Live view, 7-day window", paint)
     return result
@@ -565,6 +600,8 @@ def main() -> int:
     result["store"] = {"bytes": STORE.stat().st_size, **counts}
     repeat = args.repeat
     if args.paint_only:
+        result["select_callback"] = select_callback(STORE, f"?run={run_id}", repeat)
+        print(f"select-and-draw callback, in-process (median of {repeat}): {result['select_callback']}")
         paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat, before=args.before)
         result["browser_paint"] = paint
         print_paint("24-hour run", paint)
