@@ -256,6 +256,21 @@ return {
 """
 
 
+def _median_breakdown(loads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over loads of :func:`_breakdown`'s times (ms from the navigation start, or durations)."""
+
+    def med(f: Callable[[dict[str, Any]], float]) -> int:
+        return round(statistics.median(f(p) for p in loads))
+
+    return {
+        "first_callback_sent": med(lambda p: p["first_callback_ms"]),
+        "figure_request_sent": med(lambda p: p["figure_request_ms"][0]),
+        "figure_request": med(lambda p: p["figure_request_ms"][1] - p["figure_request_ms"][0]),
+        "plotly_draw": med(lambda p: p["draw_ms"][1] - p["draw_ms"][0]),
+        "figure_bytes": loads[0]["figure_bytes"],
+    }
+
+
 def _breakdown(driver: Any) -> dict[str, Any]:
     """Of the load just measured: when the first callback left, when the request that brought the timeline's
     figure (the largest callback answer) left and arrived, and Plotly's last draw of the timeline."""
@@ -288,6 +303,7 @@ def browser_paint(
     cold: dict[str, list[float]] = {name: [] for name in variants}
     warm: dict[str, list[float]] = {name: [] for name in variants}
     parts: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    cold_parts: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     bytes_: dict[str, dict[str, Any]] = {}
     try:
         for _ in range(repeat):
@@ -296,6 +312,7 @@ def browser_paint(
                 try:
                     install_paint_probe(driver, PAINTED)
                     cold[name].append(first_paint(driver, url))
+                    cold_parts[name].append(_breakdown(driver))
                     bytes_.setdefault(name, transferred(driver))
                 finally:
                     driver.quit()
@@ -324,19 +341,10 @@ def browser_paint(
             "warm_s": [round(v, 3) for v in warm[name]],
             **bytes_.get(name, {}),
         }
-        warm_parts = [p for p in parts[name] if p.get("figure_request_ms") and p.get("draw_ms")]
-        if warm_parts and variants[name] is not None:
-
-            def med(f: Callable[[dict[str, Any]], float], rows: list[dict[str, Any]] = warm_parts) -> int:
-                return round(statistics.median(f(p) for p in rows))
-
-            row["warm_breakdown_ms"] = {
-                "first_callback_sent": med(lambda p: p["first_callback_ms"]),
-                "figure_request_sent": med(lambda p: p["figure_request_ms"][0]),
-                "figure_request": med(lambda p: p["figure_request_ms"][1] - p["figure_request_ms"][0]),
-                "plotly_draw": med(lambda p: p["draw_ms"][1] - p["draw_ms"][0]),
-                "figure_bytes": warm_parts[0]["figure_bytes"],
-            }
+        for label, loads in (("warm", parts[name]), ("cold", cold_parts[name])):
+            done = [p for p in loads if p.get("figure_request_ms") and p.get("draw_ms")]
+            if done and variants[name] is not None:
+                row[f"{label}_breakdown_ms"] = _median_breakdown(done)
         if isinstance(servers[name], CheckoutServer):
             row["commit"] = servers[name].sha
         out[name] = row
@@ -387,16 +395,17 @@ def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
             f"{name:28s} {row['cold_median_s']:11.3f}s {row['warm_median_s']:11.3f}s "
             f"{row.get('script_decoded_bytes', 0):17,d}  {row['cold_s']} / {row['warm_s']}"
         )
-    print("warm loads, medians (ms from navigation start): first callback sent; figure request sent, its")
-    print("duration; Plotly's draw of the timeline; bytes of the figure's answer")
-    for name, row in paint.items():
-        if "warm_breakdown_ms" in row:
-            b = row["warm_breakdown_ms"]
-            print(
-                f"  {name:26s} {b['first_callback_sent']:6d} {b['figure_request_sent']:6d} "
-                f"{b['figure_request']:6d} {b['plotly_draw']:6d} {b['figure_bytes'] or 0:9,d}"
-                + (f"  ({row['commit'][:10]})" if "commit" in row else "")
-            )
+    print("medians (ms from navigation start): first callback sent; figure request sent, its duration;")
+    print("Plotly's draw of the timeline; bytes of the figure's answer")
+    for label in ("cold", "warm"):
+        for name, row in paint.items():
+            if f"{label}_breakdown_ms" in row:
+                b = row[f"{label}_breakdown_ms"]
+                print(
+                    f"  {label} {name:26s} {b['first_callback_sent']:6d} {b['figure_request_sent']:6d} "
+                    f"{b['figure_request']:6d} {b['plotly_draw']:6d} {b['figure_bytes'] or 0:9,d}"
+                    + (f"  ({row['commit'][:10]})" if "commit" in row else "")
+                )
 
 
 def profile_load(path: Path, url_query: str, *, loads: int = 3, **options: Any) -> list[dict[str, Any]]:
