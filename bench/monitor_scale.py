@@ -165,13 +165,15 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "blank Dash page": None,
     "before (checkout)": {"checkout": True},
     "after, no run cache": {"run_cache": 0},
+    "after, no preload": {"preload_plotly": False},
     "after (shipped)": {},
 }
 """What the browser part compares, each in the same run: a Dash page with one graph and nothing to read
 (the floor: Dash's own boot and a first Plotly frame, with the basic bundle); the monitor of the code before
 (``--before``, default the merge base with ``main``: a ``git archive`` of it served by its own
 ``python -m monitor``); this code with its run cache off (what the first open of a run costs, each load);
-and this code as shipped (the cache filled by the variant's first load)."""
+this code without the preload of plotly.js; and this code as shipped (the cache filled by the variant's
+first load)."""
 CHECKOUTS = OUT / "checkouts"
 
 

@@ -108,6 +108,7 @@ def create_app(
     auth: MonitorAuth | None = None,
     plotly_js: Literal["basic", "full"] = "basic",
     run_cache: int | RunCache = DEFAULT_ENTRIES,
+    preload_plotly: bool = True,
 ) -> dash.Dash:
     """Build the monitor over the run store at ``results_path`` (read-only; it may not exist yet).
 
@@ -122,6 +123,8 @@ def create_app(
         run_cache: how many derived views (overview, timeline, range statistics) of runs no longer written
             to keep in memory (:class:`monitor.cache.RunCache`); 0 keeps none. Or the cache itself (tests
             and the benchmark look into it, or clear it).
+        preload_plotly: fetch plotly.js from the page's head (:func:`monitor.plotly_bundle.preload_in_head`)
+            instead of only when the first graph mounts.
 
     Returns:
         The Dash app; ``app.server`` is the Flask app serving it.
@@ -144,6 +147,8 @@ def create_app(
     app.layout = functools.partial(make_layout, redacted(path))
     cache = run_cache if isinstance(run_cache, RunCache) else RunCache(run_cache)
     register_callbacks(app, path, cache)
+    if preload_plotly:
+        app.index_string = plotly_bundle.preload_in_head(app.index_string, url_base_pathname)
     if auth is not None:
         _install_auth(app.server, auth, url_base_pathname)
     if plotly_js == "basic":
