@@ -31,6 +31,7 @@ PAINT_PROBE = """
     function wrap() {
         const P = window.Plotly;
         if (!P || !P.react) { return requestAnimationFrame(wrap); }
+        window.__wsgaugePlotlyReady = performance.now();  // the first frame with plotly.js evaluated
         for (const name of ['react', 'newPlot']) {
             const original = P[name];
             P[name] = function () {
@@ -207,6 +208,7 @@ def page_profile(driver: Any) -> dict[str, Any]:
                 end: e.responseEnd, bytes: e.decodedBodySize, transfer: e.transferSize,
             })),
             draws: window.__wsgaugeDraws || [],
+            plotly_ready: window.__wsgaugePlotlyReady || null,
         };
         """
     )

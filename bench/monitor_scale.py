@@ -254,6 +254,7 @@ return {
     figure_request_ms: figure ? [figure.startTime, figure.responseEnd] : null,
     figure_bytes: figure ? figure.decodedBodySize : null,
     draw_ms: draw ? [draw.start, draw.end] : null,
+    plotly_ready_ms: window.__wsgaugePlotlyReady || null,
 };
 """
 
@@ -269,6 +270,8 @@ def _median_breakdown(loads: list[dict[str, Any]]) -> dict[str, Any]:
         "figure_request_sent": med(lambda p: p["figure_request_ms"][0]),
         "figure_request": med(lambda p: p["figure_request_ms"][1] - p["figure_request_ms"][0]),
         "plotly_draw": med(lambda p: p["draw_ms"][1] - p["draw_ms"][0]),
+        "plotly_draw_started": med(lambda p: p["draw_ms"][0]),
+        "plotly_ready": med(lambda p: p["plotly_ready_ms"] or 0),
         "figure_bytes": loads[0]["figure_bytes"],
     }
 
@@ -398,7 +401,7 @@ def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
             f"{row.get('script_decoded_bytes', 0):17,d}  {row['cold_s']} / {row['warm_s']}"
         )
     print("medians (ms from navigation start): first callback sent; figure request sent, its duration;")
-    print("Plotly's draw of the timeline; bytes of the figure's answer")
+    print("Plotly's draw of the timeline; bytes of the figure's answer; plotly.js evaluated; draw started")
     for label in ("cold", "warm"):
         for name, row in paint.items():
             if f"{label}_breakdown_ms" in row:
@@ -406,6 +409,7 @@ def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
                 print(
                     f"  {label} {name:26s} {b['first_callback_sent']:6d} {b['figure_request_sent']:6d} "
                     f"{b['figure_request']:6d} {b['plotly_draw']:6d} {b['figure_bytes'] or 0:9,d}"
+                    f" {b['plotly_ready']:6d} {b['plotly_draw_started']:6d}"
                     + (f"  ({row['commit'][:10]})" if "commit" in row else "")
                 )
 
@@ -450,7 +454,11 @@ def print_profile(profiles: list[dict[str, Any]]) -> None:
     for number, load in enumerate(profiles, 1):
         browser, server = load["browser"], sorted(load["server"], key=lambda r: r["started"])
         updates = [r for r in server if r["path"].endswith("_dash-update-component")]
-        print(f"\nload {number}: first paint {browser['paint']:.0f} ms; html {browser['html']}")
+        html = ", ".join(f"{v:.0f}" for v in browser["html"] or [])
+        print(
+            f"\nload {number}: first paint {browser['paint']:.0f} ms; page (start, first byte, end, DOM"
+            f" loaded) {html}; plotly.js evaluated by {browser.get('plotly_ready') or 0:.0f} ms"
+        )
         print(f"{'request':58s} {'start':>7s} {'1st B':>7s} {'end':>7s} {'server ms':>9s} {'bytes':>9s}")
         index = 0
         for entry in sorted(browser["resources"], key=lambda e: e["start"]):
