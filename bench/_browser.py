@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,28 @@ PAINT_PROBE = """
         requestAnimationFrame(check);
     }
     requestAnimationFrame(check);
+    // Plotly's own draw time: wrap Plotly.react / Plotly.newPlot (dcc.Graph's entry points) as soon as
+    // plotly.js has defined window.Plotly; each call is recorded with its start and the time its promise
+    // settles (Plotly's rendering, automargin redraws included).
+    window.__wsgaugeDraws = [];
+    function wrap() {
+        const P = window.Plotly;
+        if (!P || !P.react) { return requestAnimationFrame(wrap); }
+        window.__wsgaugePlotlyReady = performance.now();  // the first frame with plotly.js evaluated
+        for (const name of ['react', 'newPlot']) {
+            const original = P[name];
+            P[name] = function () {
+                const gd = arguments[0];
+                const id = (gd && gd.id) || (gd && gd.parentElement && gd.parentElement.id) || '';
+                const row = {name: name, id: id, start: performance.now(), end: null};
+                window.__wsgaugeDraws.push(row);
+                const result = original.apply(this, arguments);
+                Promise.resolve(result).then(() => { row.end = performance.now(); });
+                return result;
+            };
+        }
+    }
+    wrap();
 })();
 """
 
@@ -103,3 +127,88 @@ def transferred(driver: Any) -> dict[str, Any]:
         "script_decoded_bytes": sum(int(e[2]) for e in entries),
         "plotly_decoded_bytes": sum(int(e[2]) for e in entries if "/plotly/package_data/" in e[0]),
     }
+
+
+class RequestLog:
+    """WSGI middleware recording each request's path, Dash callback outputs, server seconds and body bytes.
+
+    The server side of a page load's profile (:func:`page_profile` is the browser's side): which
+    ``_dash-update-component`` calls a load makes, what each costs the server, and how large its answer is.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        started = time.perf_counter()
+        output = ""
+        if environ.get("PATH_INFO", "").endswith("_dash-update-component"):
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(size)
+            environ["wsgi.input"] = _Body(body)
+            try:
+                output = str(json.loads(body).get("output", ""))
+            except ValueError:
+                output = "?"
+        status: list[str] = []
+
+        def recording_start(code: str, headers: Any, *rest: Any) -> Any:
+            status.append(code)
+            return start_response(code, headers, *rest)
+
+        chunks = list(self.app(environ, recording_start))  # the whole answer: its full server time
+        with self._lock:
+            self.rows.append(
+                {
+                    "path": environ.get("PATH_INFO", ""),
+                    "output": output[:80],
+                    "status": (status or ["?"])[0].split(" ", 1)[0],
+                    "server_s": round(time.perf_counter() - started, 4),
+                    "bytes": sum(len(c) for c in chunks),
+                    "started": started,
+                }
+            )
+        return chunks
+
+    def take(self) -> list[dict[str, Any]]:
+        """The rows recorded since the last call (and forget them)."""
+        with self._lock:
+            rows, self.rows = self.rows, []
+        return rows
+
+
+class _Body:
+    """A request body already read, handed back to the app as ``wsgi.input``."""
+
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self._stream = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._stream.readline(size)
+
+
+def page_profile(driver: Any) -> dict[str, Any]:
+    """The browser's side of the current page load: every request (start, first byte and end, ms from the
+    navigation start), Plotly's draw calls (start and end) and the first paint."""
+    return driver.execute_script(
+        """
+        const nav = performance.getEntriesByType('navigation')[0];
+        return {
+            paint: window.__wsgaugeFirstPaint || null,
+            html: nav ? [0, nav.responseStart, nav.responseEnd, nav.domContentLoadedEventEnd] : null,
+            resources: performance.getEntriesByType('resource').map(e => ({
+                name: e.name.replace(location.origin, ''), start: e.startTime, first_byte: e.responseStart,
+                end: e.responseEnd, bytes: e.decodedBodySize, transfer: e.transferSize,
+            })),
+            draws: window.__wsgaugeDraws || [],
+            plotly_ready: window.__wsgaugePlotlyReady || null,
+        };
+        """
+    )

@@ -18,6 +18,9 @@ plotly.js (the code before), and a blank Dash page with one graph (the floor), a
 Usage::
 
     python bench/monitor_scale.py [--rebuild] [--no-browser] [--repeat 5]
+    python bench/monitor_scale.py --paint-only [--before REV]     # first paint of the 24-hour run only
+    python bench/monitor_scale.py --probe-only [--before REV]     # the probe week's 7-day Live view
+    python bench/monitor_scale.py --profile [--probe-only]        # where warm page loads go
 
 Results are printed and written to ``bench/out/monitor_scale.json``.
 """
@@ -160,12 +163,18 @@ def undownsampled(path: Path, run_id: int) -> dict[str, Any]:
 PAINTED = "#timeline .js-plotly-plot"
 VARIANTS: dict[str, dict[str, Any] | None] = {
     "blank Dash page": None,
-    "full plotly.js (before)": {"plotly_js": "full"},
-    "basic bundle (after)": {"plotly_js": "basic"},
+    "before (checkout)": {"checkout": True},
+    "after, no run cache": {"run_cache": 0},
+    "after, no preload": {"preload_plotly": False},
+    "after (shipped)": {},
 }
 """What the browser part compares, each in the same run: a Dash page with one graph and nothing to read
-(the floor: Dash's own boot and a first Plotly frame, with the basic bundle), the monitor with Dash's
-full plotly.js (today's code before the partial bundle), and the monitor as shipped."""
+(the floor: Dash's own boot and a first Plotly frame, with the basic bundle); the monitor of the code before
+(``--before``, default the merge base with ``main``: a ``git archive`` of it served by its own
+``python -m monitor``); this code with its run cache off (what the first open of a run costs, each load);
+this code without the preload of plotly.js; and this code as shipped (the cache filled by the variant's
+first load)."""
+CHECKOUTS = OUT / "checkouts"
 
 
 def blank_app() -> Any:
@@ -184,8 +193,102 @@ def blank_app() -> Any:
     return app
 
 
+class CheckoutServer:
+    """``python -m monitor`` of another commit (a ``git archive`` of it in ``bench/out/checkouts/``) on a free
+    loopback port: the code before, served as it shipped, in the same run as this code."""
+
+    def __init__(self, rev: str, store: Path) -> None:
+        import subprocess
+
+        sha = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", rev], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        self.sha = sha
+        root = CHECKOUTS / sha[:12]
+        if not (root / "monitor").is_dir():
+            root.mkdir(parents=True, exist_ok=True)
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", sha], check=True, capture_output=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+        env = {**os.environ, "PYTHONPATH": str(root), "OPENBLAS_NUM_THREADS": "1"}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--results", str(store), "--port", "0"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()  # "wsgauge-monitor: serving STORE at http://127.0.0.1:PORT/"
+        if " at http://127.0.0.1:" not in line:
+            self._process.kill()
+            raise RuntimeError(f"the checkout's monitor did not start: {line!r}")
+        self.server_port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+
+    def shutdown(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+
+def _serve(name: str, options: dict[str, Any] | None, path: Path, before: str) -> Any:
+    from bench._browser import LoopbackServer, serve_monitor
+
+    if options is None:
+        return LoopbackServer(blank_app().server)
+    if options.get("checkout"):
+        return CheckoutServer(before, path)
+    return serve_monitor(path, **options)
+
+
+_BREAKDOWN_JS = """
+const updates = performance.getEntriesByType('resource')
+    .filter(e => e.name.includes('_dash-update-component'));
+const first = updates.length ? Math.min(...updates.map(e => e.startTime)) : null;
+const figure = updates.sort((a, b) => b.decodedBodySize - a.decodedBodySize)[0];
+const draws = (window.__wsgaugeDraws || []).filter(d => d.id === 'timeline' && d.end !== null);
+const draw = draws.length ? draws[draws.length - 1] : null;
+return {
+    first_callback_ms: first,
+    figure_request_ms: figure ? [figure.startTime, figure.responseEnd] : null,
+    figure_bytes: figure ? figure.decodedBodySize : null,
+    draw_ms: draw ? [draw.start, draw.end] : null,
+    plotly_ready_ms: window.__wsgaugePlotlyReady || null,
+};
+"""
+
+
+def _median_breakdown(loads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over loads of :func:`_breakdown`'s times (ms from the navigation start, or durations)."""
+
+    def med(f: Callable[[dict[str, Any]], float]) -> int:
+        return round(statistics.median(f(p) for p in loads))
+
+    return {
+        "first_callback_sent": med(lambda p: p["first_callback_ms"]),
+        "figure_request_sent": med(lambda p: p["figure_request_ms"][0]),
+        "figure_request": med(lambda p: p["figure_request_ms"][1] - p["figure_request_ms"][0]),
+        "plotly_draw": med(lambda p: p["draw_ms"][1] - p["draw_ms"][0]),
+        "plotly_draw_started": med(lambda p: p["draw_ms"][0]),
+        "plotly_ready": med(lambda p: p["plotly_ready_ms"] or 0),
+        "figure_bytes": loads[0]["figure_bytes"],
+    }
+
+
+def _breakdown(driver: Any) -> dict[str, Any]:
+    """Of the load just measured: when the first callback left, when the request that brought the timeline's
+    figure (the largest callback answer) left and arrived, and Plotly's last draw of the timeline."""
+    return driver.execute_script(_BREAKDOWN_JS)
+
+
 def browser_paint(
-    path: Path, url_query: str, *, repeat: int = 5, variants: dict[str, dict[str, Any] | None] | None = None
+    path: Path,
+    url_query: str,
+    *,
+    repeat: int = 5,
+    variants: dict[str, dict[str, Any] | None] | None = None,
+    before: str = "main",
 ) -> dict[str, dict[str, Any]]:
     """First paint in headless Chromium, cold and warm, median of ``repeat``, per variant.
 
@@ -194,25 +297,18 @@ def browser_paint(
     its second load and uses it from the third, https://v8.dev/blog/code-caching-for-devs), then ``repeat``
     measured loads: a user reopening the monitor. Paint is measured in the page (``performance.now()`` at
     the first animation frame in which the timeline is a drawn Plotly graph). Variants are interleaved
-    load by load, so a change in the machine's load hits all of them alike.
+    load by load, so a change in the machine's load hits all of them alike. Each load also records when its
+    first callback left, the request that brought the figure, and Plotly's draw (:func:`_breakdown`).
     """
-    from bench._browser import (
-        LoopbackServer,
-        first_paint,
-        headless_chromium,
-        install_paint_probe,
-        serve_monitor,
-        transferred,
-    )
+    from bench._browser import first_paint, headless_chromium, install_paint_probe, transferred
 
     variants = VARIANTS if variants is None else variants
-    servers = {
-        name: LoopbackServer(blank_app().server) if options is None else serve_monitor(path, **options)
-        for name, options in variants.items()
-    }
+    servers = {name: _serve(name, options, path, before) for name, options in variants.items()}
     urls = {name: f"http://127.0.0.1:{s.server_port}/{url_query}" for name, s in servers.items()}
     cold: dict[str, list[float]] = {name: [] for name in variants}
     warm: dict[str, list[float]] = {name: [] for name in variants}
+    parts: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    cold_parts: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     bytes_: dict[str, dict[str, Any]] = {}
     try:
         for _ in range(repeat):
@@ -221,6 +317,7 @@ def browser_paint(
                 try:
                     install_paint_probe(driver, PAINTED)
                     cold[name].append(first_paint(driver, url))
+                    cold_parts[name].append(_breakdown(driver))
                     bytes_.setdefault(name, transferred(driver))
                 finally:
                     driver.quit()
@@ -233,22 +330,63 @@ def browser_paint(
             for _ in range(repeat):
                 for name, driver in drivers.items():
                     warm[name].append(first_paint(driver, urls[name]))
+                    parts[name].append(_breakdown(driver))
         finally:
             for driver in drivers.values():
                 driver.quit()
     finally:
         for server in servers.values():
             server.shutdown()
-    return {
-        name: {
+    out: dict[str, dict[str, Any]] = {}
+    for name in variants:
+        row: dict[str, Any] = {
             "cold_median_s": round(statistics.median(cold[name]), 3),
             "warm_median_s": round(statistics.median(warm[name]), 3),
             "cold_s": [round(v, 3) for v in cold[name]],
             "warm_s": [round(v, 3) for v in warm[name]],
             **bytes_.get(name, {}),
         }
-        for name in variants
-    }
+        for label, loads in (("warm", parts[name]), ("cold", cold_parts[name])):
+            done = [p for p in loads if p.get("figure_request_ms") and p.get("draw_ms")]
+            if done and variants[name] is not None:
+                row[f"{label}_breakdown_ms"] = _median_breakdown(done)
+        if isinstance(servers[name], CheckoutServer):
+            row["commit"] = servers[name].sha
+        out[name] = row
+    return out
+
+
+def select_callback(path: Path, url_query: str, repeat: int) -> dict[str, float]:
+    """Server time of the callback that selects a run and draws its timeline (overview, read, figure and
+    Dash's JSON of the answer), through Flask's test client: median of ``repeat``, with the run cache off
+    and with it filled (the first call fills it and is not counted)."""
+    from monitor.app import create_app
+
+    out: dict[str, float] = {}
+    for label, entries in (("no_cache_s", 0), ("cached_s", 24)):
+        client = create_app(path, run_cache=entries).server.test_client()
+        deps = client.get("/_dash-dependencies").get_json()
+        select = next(d for d in deps if d["output"].startswith("..run-state.data"))
+        outputs = [
+            {"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
+            for o in select["output"].strip(".").split("...")
+        ]
+        values = {"url.search": url_query, "percentiles.value": ["p50", "p99"], "reset-range.n_clicks": 0}
+        body = {
+            "output": select["output"],
+            "outputs": outputs,
+            "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in select["inputs"]],
+            "state": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in select["state"]],
+            "changedPropIds": ["url.search"],
+        }
+
+        def call(client: Any = client, body: dict[str, Any] = body) -> None:
+            reply = client.post("/_dash-update-component", json=body)
+            assert reply.status_code == 200, reply.status_code
+
+        call()
+        out[label] = round(timed(call, repeat)[0], 4)
+    return out
 
 
 def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
@@ -262,6 +400,82 @@ def print_paint(title: str, paint: dict[str, dict[str, Any]]) -> None:
             f"{name:28s} {row['cold_median_s']:11.3f}s {row['warm_median_s']:11.3f}s "
             f"{row.get('script_decoded_bytes', 0):17,d}  {row['cold_s']} / {row['warm_s']}"
         )
+    print("medians (ms from navigation start): first callback sent; figure request sent, its duration;")
+    print("Plotly's draw of the timeline; bytes of the figure's answer; plotly.js evaluated; draw started")
+    for label in ("cold", "warm"):
+        for name, row in paint.items():
+            if f"{label}_breakdown_ms" in row:
+                b = row[f"{label}_breakdown_ms"]
+                print(
+                    f"  {label} {name:26s} {b['first_callback_sent']:6d} {b['figure_request_sent']:6d} "
+                    f"{b['figure_request']:6d} {b['plotly_draw']:6d} {b['figure_bytes'] or 0:9,d}"
+                    f" {b['plotly_ready']:6d} {b['plotly_draw_started']:6d}"
+                    + (f"  ({row['commit'][:10]})" if "commit" in row else "")
+                )
+
+
+def profile_load(path: Path, url_query: str, *, loads: int = 3, **options: Any) -> list[dict[str, Any]]:
+    """Where a warm page load's time goes: one Chromium, two loads to fill its caches, then ``loads`` loads,
+    each profiled from both sides: the browser's requests (Resource Timing, ms from the navigation start),
+    the server's time and bytes per request (:class:`bench._browser.RequestLog`), Plotly's draw calls."""
+    from bench._browser import (
+        LoopbackServer,
+        RequestLog,
+        first_paint,
+        headless_chromium,
+        install_paint_probe,
+        page_profile,
+    )
+    from monitor.app import create_app
+
+    log = RequestLog(create_app(path, **options).server)
+    server = LoopbackServer(log)
+    url = f"http://127.0.0.1:{server.server_port}/{url_query}"
+    driver = headless_chromium(1600, 1800)
+    out = []
+    try:
+        install_paint_probe(driver, PAINTED)
+        for _ in range(2):
+            first_paint(driver, url)
+        time.sleep(1.0)
+        log.take()
+        for _ in range(loads):
+            first_paint(driver, url)
+            time.sleep(1.5)  # the callbacks after the paint (spectrum, table, badges) finish too
+            out.append({"browser": page_profile(driver), "server": log.take()})
+    finally:
+        driver.quit()
+        server.shutdown()
+    return out
+
+
+def print_profile(profiles: list[dict[str, Any]]) -> None:
+    """One table per load: the page's requests in order, with the server's time and bytes of each."""
+    for number, load in enumerate(profiles, 1):
+        browser, server = load["browser"], sorted(load["server"], key=lambda r: r["started"])
+        updates = [r for r in server if r["path"].endswith("_dash-update-component")]
+        html = ", ".join(f"{v:.0f}" for v in browser["html"] or [])
+        print(
+            f"\nload {number}: first paint {browser['paint']:.0f} ms; page (start, first byte, end, DOM"
+            f" loaded) {html}; plotly.js evaluated by {browser.get('plotly_ready') or 0:.0f} ms"
+        )
+        print(f"{'request':58s} {'start':>7s} {'1st B':>7s} {'end':>7s} {'server ms':>9s} {'bytes':>9s}")
+        index = 0
+        for entry in sorted(browser["resources"], key=lambda e: e["start"]):
+            name = entry["name"][-58:]
+            server_ms, size = "", entry["bytes"]
+            if "_dash-update-component" in entry["name"] and index < len(updates):
+                row = updates[index]
+                index += 1
+                name = f"cb {row['output'][:50]} [{row['status']}]"
+                server_ms, size = f"{row['server_s'] * 1000:.0f}", row["bytes"]
+            print(
+                f"{name:58s} {entry['start']:7.0f} {entry['first_byte']:7.0f} {entry['end']:7.0f}"
+                f" {server_ms:>9s} {size:9,d}"
+            )
+        for draw in browser["draws"]:
+            end = draw["end"] if draw["end"] is not None else float("nan")
+            print(f"Plotly.{draw['name']:8s} #{draw['id']:20s} {draw['start']:7.0f} -> {end:7.0f}")
 
 
 PROBE_STORE = OUT / "monitor_probe_7d.sqlite3"
@@ -291,7 +505,7 @@ def build_probe(path: Path) -> float:
     return time.perf_counter() - started
 
 
-def probe_week(repeat: int, browser: bool, rebuild: bool) -> dict[str, Any]:
+def probe_week(repeat: int, browser: bool, rebuild: bool, before: str = "main") -> dict[str, Any]:
     """The Live view of a week-long probe with its 7-day window: server side in-process, then first paint."""
     from monitor import live
 
@@ -328,6 +542,8 @@ def probe_week(repeat: int, browser: bool, rebuild: bool) -> dict[str, Any]:
         return {"bucket": window.bucket, "bytes": len(payload), "points": [len(t.x) for t in fig.data]}
 
     seconds, info = timed(server_side, repeat)
+    result["select_callback"] = select_callback(PROBE_STORE, f"?run={run_id}&window=7d", repeat)
+    print(f"select-and-draw callback, in-process (median of {repeat}): {result['select_callback']}")
     result["server_side"] = {
         "seconds": round(seconds, 3),
         "bytes": info["bytes"],
@@ -339,8 +555,7 @@ def probe_week(repeat: int, browser: bool, rebuild: bool) -> dict[str, Any]:
         f"{info['bytes']:,} B, {info['bucket']} s buckets, at most {max(info['points'])} points a trace"
     )
     if browser:
-        variants = {k: v for k, v in VARIANTS.items() if v is not None}
-        paint = browser_paint(PROBE_STORE, f"?run={run_id}&window=7d", repeat=repeat, variants=variants)
+        paint = browser_paint(PROBE_STORE, f"?run={run_id}&window=7d", repeat=repeat, before=before)
         result["browser_paint"] = paint
         print_paint("probe week, Live view, 7-day window", paint)
     return result
@@ -358,11 +573,34 @@ def main() -> int:
     parser.add_argument(
         "--paint-only", action="store_true", help="of the 24-hour run, only the first paint in Chromium"
     )
+    parser.add_argument(
+        "--before",
+        default=None,
+        help="the commit whose monitor is the 'before' variant (default: the merge base of HEAD and main)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="where warm page loads go (requests, server time, bytes, Plotly draws): the 24-hour run, and "
+        "the probe week with --probe-only",
+    )
     args = parser.parse_args()
+    if args.before is None:
+        import subprocess
+
+        args.before = subprocess.run(
+            ["git", "-C", str(REPO), "merge-base", "HEAD", "main"], check=True, capture_output=True, text=True
+        ).stdout.strip()
     OUT.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
+    if args.profile:
+        store, query = (PROBE_STORE, "?run=1&window=7d") if args.probe_only else (STORE, "?run=1")
+        profiles = profile_load(store, query, loads=args.repeat)
+        print_profile(profiles)
+        (OUT / "monitor_profile.json").write_text(json.dumps(profiles, indent=2, default=float))
+        return 0
     if args.probe or args.probe_only:
-        result["probe_week"] = probe_week(args.repeat, not args.no_browser, args.rebuild)
+        result["probe_week"] = probe_week(args.repeat, not args.no_browser, args.rebuild, args.before)
         if args.probe_only:
             (OUT / "monitor_scale_probe.json").write_text(json.dumps(result, indent=2, default=float))
             print(f"\nwritten to {OUT / 'monitor_scale_probe.json'}")
@@ -381,7 +619,9 @@ def main() -> int:
     result["store"] = {"bytes": STORE.stat().st_size, **counts}
     repeat = args.repeat
     if args.paint_only:
-        paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat)
+        result["select_callback"] = select_callback(STORE, f"?run={run_id}", repeat)
+        print(f"select-and-draw callback, in-process (median of {repeat}): {result['select_callback']}")
+        paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat, before=args.before)
         result["browser_paint"] = paint
         print_paint("24-hour run", paint)
         (OUT / "monitor_scale_paint.json").write_text(json.dumps(result, indent=2, default=float))
@@ -452,7 +692,7 @@ def main() -> int:
         "max_points": round(max(base["points"]) / max(day["points"]), 1),
     }
     if not args.no_browser:
-        paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat)
+        paint = browser_paint(STORE, f"?run={run_id}", repeat=repeat, before=args.before)
         result["browser_paint"] = paint
         print_paint("24-hour run", paint)
     (OUT / "monitor_scale.json").write_text(json.dumps(result, indent=2, default=float))

@@ -26,8 +26,10 @@ import dash
 import flask
 
 from monitor import plotly_bundle
+from monitor.cache import DEFAULT_ENTRIES, RunCache
 from monitor.callbacks import register_callbacks
 from monitor.layout import make_layout
+from runstore.location import is_url, redacted
 
 __all__ = ["TOKEN_COOKIE", "MonitorAuth", "create_app"]
 
@@ -105,16 +107,24 @@ def create_app(
     url_base_pathname: str = "/",
     auth: MonitorAuth | None = None,
     plotly_js: Literal["basic", "full"] = "basic",
+    run_cache: int | RunCache = DEFAULT_ENTRIES,
+    preload_plotly: bool = True,
 ) -> dash.Dash:
     """Build the monitor over the run store at ``results_path`` (read-only; it may not exist yet).
 
     Args:
-        results_path: the run store file. A missing, empty or damaged store is reported in the page.
+        results_path: the run store file, or a ``postgresql://`` URL. A missing, empty, damaged or
+            unreachable store is reported in the page.
         server: a Flask app to mount the monitor in (for example Locust's web UI); ``None`` creates one.
         url_base_pathname: where the monitor lives on that server (``"/monitor/"``), between slashes.
         auth: credentials to require for every monitor route; ``None`` for none (loopback use).
         plotly_js: ``"basic"``, plotly.js's basic partial bundle (:mod:`monitor.plotly_bundle`);
             ``"full"``, Dash's own full plotly.js (the first-paint benchmark's baseline).
+        run_cache: how many derived views (overview, timeline, range statistics) of runs no longer written
+            to keep in memory (:class:`monitor.cache.RunCache`); 0 keeps none. Or the cache itself (tests
+            and the benchmark look into it, or clear it).
+        preload_plotly: fetch plotly.js from the page's head (:func:`monitor.plotly_bundle.preload_in_head`)
+            instead of only when the first graph mounts.
 
     Returns:
         The Dash app; ``app.server`` is the Flask app serving it.
@@ -123,7 +133,8 @@ def create_app(
         raise ValueError("url_base_pathname must start and end with '/'")
     if plotly_js not in ("basic", "full"):
         raise ValueError(f"plotly_js must be 'basic' or 'full', not {plotly_js!r}")
-    path = Path(results_path)
+    # A URL stays a string: as a Path, "postgresql://host/db" would become "postgresql:/host/db", a file.
+    path: Path | str = str(results_path) if is_url(str(results_path)) else Path(results_path)
     app = dash.Dash(
         __name__,
         server=True if server is None else server,
@@ -133,8 +144,11 @@ def create_app(
         update_title=None,
         compress=False,
     )
-    app.layout = functools.partial(make_layout, str(path))
-    register_callbacks(app, path)
+    app.layout = functools.partial(make_layout, redacted(path))
+    cache = run_cache if isinstance(run_cache, RunCache) else RunCache(run_cache)
+    register_callbacks(app, path, cache)
+    if preload_plotly:
+        app.index_string = plotly_bundle.preload_in_head(app.index_string, url_base_pathname)
     if auth is not None:
         _install_auth(app.server, auth, url_base_pathname)
     if plotly_js == "basic":

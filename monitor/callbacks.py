@@ -3,9 +3,11 @@
 Callbacks are registered per app by :func:`register_callbacks` (``app.callback``) rather than with the global
 ``dash.callback``: Dash hands the global registry to the *first* app that serves a request, and
 :func:`monitor.app.create_app` must be able to build several apps in one process (tests, or a monitor
-mounted under another Flask server beside a standalone one). Nothing is kept between requests on the
-server: what a browser tab is looking at lives in its ``dcc.Store`` components (``RUN_STATE``,
-``VIEW_STATE``), and every callback opens the run store read-only for the length of one request.
+mounted under another Flask server beside a standalone one). What a browser tab is looking at lives in its
+``dcc.Store`` components (``RUN_STATE``, ``VIEW_STATE``), and every callback opens the run store read-only
+for the length of one request. The one thing kept between requests is a bounded cache of what was derived
+from runs no longer being written (:class:`monitor.cache.RunCache`: overview, timeline figure, range
+statistics): their data cannot change, and re-reading a day of rows is most of a page load's wait.
 
 No callback lets an exception escape: a missing, empty, newer or damaged store becomes a message in the page
 and the app keeps serving.
@@ -13,6 +15,7 @@ and the app keeps serving.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import urllib.parse
@@ -27,7 +30,9 @@ from dash.exceptions import PreventUpdate
 
 from monitor import data, figures, ids, layout
 from monitor import live as live_view
-from runstore.store import RunNotFound, StoreError, StoreNotFound
+from monitor.cache import RunCache, run_key, store_identity
+from runstore.location import is_url, redacted
+from runstore.store import RunNotFound, RunStore, StoreError, StoreNotFound
 
 __all__ = ["parse_query", "parse_relayout", "parse_run_param", "register_callbacks"]
 
@@ -116,60 +121,108 @@ def _default_metrics(metrics: list[str]) -> list[str]:
 
 
 def _build_timeline(
-    store_path: Path,
+    store_path: Path | str,
+    state: Mapping[str, Any],
+    selection: Mapping[str, Any],
+    rng: list[float] | None,
+    uirev: str,
+    cache: RunCache | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Read and draw the timeline for a range (``None``: the whole run); returns the figure and the view.
+
+    A run no longer written (and its compared run, if any) is drawn once per state, selection and range:
+    later calls get the cached figure (shared: not to be mutated) and a copy of the view.
+    """
+    key = None
+    with data.open_store(store_path) as store:
+        if cache is not None and cache.entries:
+            key = _timeline_key(store, store_path, state, selection, rng, uirev)
+            hit = cache.get(key)
+            if hit is not None:
+                return hit[0], {**hit[1], "drawn_at": time.time()}
+        fig, view = _read_and_draw(store, state, selection, rng, uirev)
+    if cache is not None and view:
+        cache.put(key, (fig, view))
+        view = dict(view)
+    return fig, view
+
+
+def _timeline_key(
+    store: RunStore,
+    store_path: Path | str,
+    state: Mapping[str, Any],
+    selection: Mapping[str, Any],
+    rng: list[float] | None,
+    uirev: str,
+) -> Any:
+    """The cache key of a timeline: ``None`` (not cached) while the run or its compared run is live."""
+    identity = store_identity(store_path)
+    key = run_key(identity, store.get_run(int(state["run"])))
+    if key is None:
+        return None
+    compare = None
+    if state.get("compare") is not None:
+        compare = run_key(identity, store.get_run(int(state["compare"])))
+        if compare is None:
+            return None
+    what = json.dumps([state, selection, rng, uirev], sort_keys=True, default=str)
+    return ("timeline", key, compare, what)
+
+
+def _read_and_draw(
+    store: RunStore,
     state: Mapping[str, Any],
     selection: Mapping[str, Any],
     rng: list[float] | None,
     uirev: str,
 ) -> tuple[Any, dict[str, Any]]:
-    """Read and draw the timeline for a range (``None``: the whole run); returns the figure and the view."""
-    with data.open_store(store_path) as store:
-        run_id = int(state["run"])
-        run = store.get_run(run_id)
-        live = run.is_live()
-        if not live and not state.get("live") and state.get("span"):
-            span = (int(state["span"][0]), int(state["span"][1]))  # a finished run's span does not change
-        else:
-            span = store.time_range(run_id)
-        if span is None:
-            return figures.empty_figure("This run has no samples yet."), {}
-        probe_window = selection.get("window") if state.get("probe") else None
-        live_from = live_to = None
-        if rng:
-            lo, hi = float(rng[0]), float(rng[1])
-            margin = (hi - lo) * 0.25
-            window = data.plan_window(max(lo - margin, span[0]), min(hi + margin, span[1] + 1))
-        elif probe_window:
-            live_from, live_to = live_view.live_range(span, probe_window, live=live, now=time.time())
-            window = data.plan_window(live_from, live_to)
-        else:
-            window = data.plan_window(span[0], span[1] + 1)
-        status = live_view.read_status(store, run, float(span[1])) if state.get("probe") else None
-        until = float(span[1]) if live else None
-        series = data.read_timeline(
-            store,
-            run_id,
-            window,
-            span=span,
-            metrics=selection["metrics"],
-            percentiles=selection["percentiles"],
-            server=selection["server"],
-            server_names=state.get("server_names", []),
-            until=until,
-        )
-        compare = None
-        if state.get("compare") is not None:
-            cspan = store.time_range(int(state["compare"]))
-            if cspan is not None:
-                compare = data.read_timeline(
-                    store,
-                    int(state["compare"]),
-                    window,
-                    span=cspan,
-                    metrics=[m for m in selection["metrics"] if m in state.get("compare_metrics", [])],
-                    percentiles=selection["percentiles"],
-                    shift=float(state["shift"]),
-                )
+    """Read the run's series for the view and draw them (the uncached part of :func:`_build_timeline`)."""
+    run_id = int(state["run"])
+    run = store.get_run(run_id)
+    live = run.is_live()
+    if not live and not state.get("live") and state.get("span"):
+        span = (int(state["span"][0]), int(state["span"][1]))  # a finished run's span does not change
+    else:
+        span = store.time_range(run_id)
+    if span is None:
+        return figures.empty_figure("This run has no samples yet."), {}
+    probe_window = selection.get("window") if state.get("probe") else None
+    live_from = live_to = None
+    if rng:
+        lo, hi = float(rng[0]), float(rng[1])
+        margin = (hi - lo) * 0.25
+        window = data.plan_window(max(lo - margin, span[0]), min(hi + margin, span[1] + 1))
+    elif probe_window:
+        live_from, live_to = live_view.live_range(span, probe_window, live=live, now=time.time())
+        window = data.plan_window(live_from, live_to)
+    else:
+        window = data.plan_window(span[0], span[1] + 1)
+    status = live_view.read_status(store, run, float(span[1])) if state.get("probe") else None
+    until = float(span[1]) if live else None
+    series = data.read_timeline(
+        store,
+        run_id,
+        window,
+        span=span,
+        metrics=selection["metrics"],
+        percentiles=selection["percentiles"],
+        server=selection["server"],
+        server_names=state.get("server_names", []),
+        until=until,
+    )
+    compare = None
+    if state.get("compare") is not None:
+        cspan = store.time_range(int(state["compare"]))
+        if cspan is not None:
+            compare = data.read_timeline(
+                store,
+                int(state["compare"]),
+                window,
+                span=cspan,
+                metrics=[m for m in selection["metrics"] if m in state.get("compare_metrics", [])],
+                percentiles=selection["percentiles"],
+                shift=float(state["shift"]),
+            )
     rows = figures.timeline_rows(
         server=bool(selection["server"]),
         send_lag="send_lag" in state.get("metrics", []),
@@ -221,8 +274,11 @@ function (relayout) {
 """
 
 
-def register_callbacks(app: dash.Dash, store_path: Path) -> None:
-    """Register every callback of the monitor page on ``app``, reading the run store at ``store_path``."""
+def register_callbacks(app: dash.Dash, store_path: Path | str, cache: RunCache | None = None) -> None:
+    """Register every callback of the monitor page on ``app``, reading the run store at ``store_path``
+    (a file path or a ``postgresql://`` URL); ``cache``: what is kept of runs no longer written (``None``:
+    a :class:`RunCache` of its default size; ``RunCache(0)``: nothing)."""
+    cache = RunCache() if cache is None else cache
 
     app.clientside_callback(_X_RANGE_JS, Output(ids.X_RANGE, "data"), Input(ids.TIMELINE, "relayoutData"))
 
@@ -231,7 +287,6 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Output(ids.COMPARE, "options"),
         Output(ids.BANNER, "children"),
         Output(ids.BANNER, "className"),
-        Output(ids.STORE_STATUS, "data"),
         Output(ids.RUNS_FILTER_HOST, "options"),
         Output(ids.RUNS_FILTER_TAG, "options"),
         Output(ids.RUNS_FILTER_BUILD, "options"),
@@ -241,34 +296,25 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         Input(ids.RUNS_FILTER_HOST, "value"),
         Input(ids.RUNS_FILTER_TAG, "value"),
         Input(ids.RUNS_FILTER_BUILD, "value"),
-        State(ids.STORE_STATUS, "data"),
     )
     def refresh_runs(
-        search: str | None,
-        _n: int | None,
-        host: str | None,
-        tag: str | None,
-        build: str | None,
-        status: str | None,
+        search: str | None, _n: int | None, host: str | None, tag: str | None, build: str | None
     ) -> tuple[Any, ...]:
-        def changed(new: str) -> Any:
-            return no_update if new == status else new
-
         no_filters = ([], [], [], _HIDDEN)
         try:
             with data.open_store(store_path) as store:
                 rows = data.list_runs(store)
         except StoreNotFound:
             waiting = _waiting_for_store(store_path)
-            return [], [], waiting, "banner banner-info", changed("missing"), *no_filters
+            return [], [], waiting, "banner banner-info", *no_filters
         except StoreError as exc:
             if _is_empty_file(store_path):  # a writer has created the file and not yet its schema
                 waiting = _waiting_for_store(store_path)
-                return [], [], waiting, "banner banner-info", changed("missing"), *no_filters
-            return [], [], data.describe_error(exc), "banner banner-error", changed("error"), *no_filters
+                return [], [], waiting, "banner banner-info", *no_filters
+            return [], [], data.describe_error(exc), "banner banner-error", *no_filters
         except Exception as exc:  # never a traceback in the page
             log.exception("cannot list runs in %s", store_path)
-            return [], [], data.describe_error(exc), "banner banner-error", changed("error"), *no_filters
+            return [], [], data.describe_error(exc), "banner banner-error", *no_filters
         selected = parse_run_param(search) or (rows[0].id if rows else None)
         options = [
             {"label": f"#{r.id} {r.name} ({layout.format_time(r.started_at)[:16]})", "value": r.id}
@@ -279,9 +325,9 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             return (
                 layout.runs_list(rows, None),
                 [],
-                f"The run store {store_path} has no runs yet: start a load test with --results {store_path}.",
+                f"The run store {redacted(store_path)} has no runs yet: start a load test with "
+                f"--results {redacted(store_path)}.",
                 "banner banner-info",
-                changed("empty"),
                 *no_filters,
             )
         chosen = {"host": host, "tag": tag, "build": build}
@@ -295,10 +341,30 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             options,
             None,
             "banner hidden",
-            changed("ok"),
             *layout.runs_filter(facets, chosen),
             _SHOWN if any(facets.values()) else _HIDDEN,
         )
+
+    @app.callback(
+        Output(ids.STORE_STATUS, "data"),
+        Input(ids.RUNS_INTERVAL, "n_intervals"),
+        State(ids.STORE_STATUS, "data"),
+        State(ids.RUN_STATE, "data"),
+        prevent_initial_call=True,
+    )
+    def watch_store(_n: int, status: str | None, run_state: dict[str, Any] | None) -> Any:
+        """While the page shows a problem instead of a run, say when the store changes state (it appears,
+        gets its first run, recovers), so that select_run tries again.
+
+        Not part of the page load (``prevent_initial_call``), and silent while a run is shown or on its
+        way: a callback of the load that outputs one of select_run's inputs would make Dash hold select_run
+        back until it answered (a round trip before the first chart), and a new select_run request while
+        one is under way would make Dash drop the answer of the first.
+        """
+        if not (run_state or {}).get("error"):
+            return no_update
+        new = _store_status(store_path)
+        return no_update if new == status else new
 
     @app.callback(
         Output(ids.RUN_STATE, "data"),
@@ -336,16 +402,19 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         view_state: dict[str, Any] | None,
         run_state: dict[str, Any] | None,
     ) -> tuple[Any, ...]:
-        if ctx.triggered_id == ids.STORE_STATUS and not (run_state or {}).get("error"):
+        retry = ctx.triggered_id == ids.STORE_STATUS
+        if retry and not (run_state or {}).get("error"):
             raise PreventUpdate  # the store changed state, but a run is already shown (or on its way)
 
         def failed(message: str, *, in_banner: bool = False) -> tuple[Any, ...]:
             # Said once: a store-wide problem (or an empty store) by refresh_runs's banner, a run-level one
             # here in the header; the charts, spectrum and table are hidden rather than repeating it.
             state = {"error": message}
+            if retry and state == run_state:
+                raise PreventUpdate  # still the same problem: the page already says so
             header = [] if in_banner else [html_message(message)]
             head_style = _HIDDEN if in_banner else _SHOWN
-            outputs = _timeline_outputs(store_path, state)
+            outputs = _timeline_outputs(store_path, state, cache=cache)
             return (
                 state,
                 header,
@@ -366,11 +435,11 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             with data.open_store(store_path) as store:
                 run_id = parse_run_param(search) or store.latest_run_id()
                 if run_id is None:
-                    return failed(f"No runs in {store_path} yet.", in_banner=True)
-                view = data.overview(store, run_id)
+                    return failed(f"No runs in {redacted(store_path)} yet.", in_banner=True)
+                view = _overview(store, store_path, run_id, cache)
                 compare = None
                 if compare_id is not None and int(compare_id) != run_id:
-                    compare = data.overview(store, int(compare_id))
+                    compare = _overview(store, store_path, int(compare_id), cache)
         except RunNotFound as exc:
             return failed(data.describe_error(exc))
         except StoreError as exc:
@@ -424,7 +493,9 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
             not (view.live or (view.span is None and view.run.status == "running")),
             _SHOWN if probe else _HIDDEN,
             window,
-            *_timeline_outputs(store_path, state, selection, _kept_range(state, view_state), resets),
+            *_timeline_outputs(
+                store_path, state, selection, _kept_range(state, view_state), resets, cache=cache
+            ),
         )
 
     @app.callback(
@@ -468,7 +539,7 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         }
         if triggered <= _SELECTED_BY_SELECT_RUN and _already_drawn(state, view, selection):
             raise PreventUpdate  # select_run has just drawn this run with this selection
-        return _timeline_outputs(store_path, state, selection, rng, resets)
+        return _timeline_outputs(store_path, state, selection, rng, resets, cache=cache)
 
     @app.callback(
         Output(ids.TIMELINE, "figure", allow_duplicate=True),
@@ -527,19 +598,8 @@ def register_callbacks(app: dash.Dash, store_path: Path) -> None:
         rng = view.get("range") or ([view["live_from"], view["live_to"]] if view.get("live_window") else None)
         try:
             with data.open_store(store_path) as store:
-                span = tuple(view["span"])
-                lo, hi = (rng[0], rng[1]) if rng else (None, None)
-                stats = data.range_stats(store, int(view["run"]), state["metrics"], lo, hi, span)
-                cstats = None
-                if state.get("compare") is not None:
-                    cspan = store.time_range(int(state["compare"]))
-                    if cspan is not None:
-                        shift = float(state["shift"])
-                        clo = None if lo is None else lo - shift
-                        chi = None if hi is None else hi - shift
-                        cstats = data.range_stats(
-                            store, int(state["compare"]), state["compare_metrics"], clo, chi, cspan
-                        )
+                key = _range_key(store, store_path, view, state, rng) if cache.entries else None
+                stats, cstats = cache.get_or_make(key, lambda: _range_stats(store, view, state, rng))
         except StoreError as exc:
             message = data.describe_error(exc)
             return figures.empty_figure(message, height=360), html_message(message)
@@ -629,12 +689,60 @@ def _uirevision(state: Mapping[str, Any], resets: int | None = None) -> str:
     return f"{state['run']}:{state.get('compare')}:{resets or 0}"
 
 
+def _overview(store: RunStore, store_path: Path | str, run_id: int, cache: RunCache) -> data.RunOverview:
+    """:func:`monitor.data.overview` of a run, from the cache when the run is no longer written."""
+    run = store.get_run(run_id)
+    key = run_key(store_identity(store_path), run) if cache.entries else None
+    return cache.get_or_make(None if key is None else ("overview", key), lambda: data.overview_of(store, run))
+
+
+def _range_key(
+    store: RunStore,
+    store_path: Path | str,
+    view: Mapping[str, Any],
+    state: Mapping[str, Any],
+    rng: list[float] | None,
+) -> Any:
+    """The cache key of a range's statistics: ``None`` while the run or its compared run is live."""
+    identity = store_identity(store_path)
+    key = run_key(identity, store.get_run(int(view["run"])))
+    compare = None
+    if key is not None and state.get("compare") is not None:
+        compare = run_key(identity, store.get_run(int(state["compare"])))
+        if compare is None:
+            return None
+    if key is None:
+        return None
+    what = json.dumps([view["span"], rng, state], sort_keys=True, default=str)
+    return ("range", key, compare, what)
+
+
+def _range_stats(
+    store: RunStore, view: Mapping[str, Any], state: Mapping[str, Any], rng: list[float] | None
+) -> tuple[data.RangeStats, data.RangeStats | None]:
+    """The range's statistics, and the compared run's over the same stretch of its own time."""
+    span = tuple(view["span"])
+    lo, hi = (rng[0], rng[1]) if rng else (None, None)
+    stats = data.range_stats(store, int(view["run"]), state["metrics"], lo, hi, span)
+    cstats = None
+    if state.get("compare") is not None:
+        cspan = store.time_range(int(state["compare"]))
+        if cspan is not None:
+            shift = float(state["shift"])
+            clo = None if lo is None else lo - shift
+            chi = None if hi is None else hi - shift
+            cstats = data.range_stats(store, int(state["compare"]), state["compare_metrics"], clo, chi, cspan)
+    return stats, cstats
+
+
 def _timeline_outputs(
-    store_path: Path,
+    store_path: Path | str,
     state: Mapping[str, Any],
     selection: Mapping[str, Any] | None = None,
     rng: list[float] | None = None,
     resets: int | None = None,
+    *,
+    cache: RunCache | None = None,
 ) -> tuple[Any, dict[str, Any], Any]:
     """The timeline figure, the view state and the range label for a run state and a selection."""
     if state.get("error") or state.get("empty"):
@@ -643,7 +751,9 @@ def _timeline_outputs(
         return figures.empty_figure(""), view, ""  # hidden; the banner or header says why
     assert selection is not None
     try:
-        fig, new_view = _build_timeline(store_path, state, selection, rng, _uirevision(state, resets))
+        fig, new_view = _build_timeline(
+            store_path, state, selection, rng, _uirevision(state, resets), cache=cache
+        )
     except StoreError as exc:
         message = data.describe_error(exc)
         return figures.empty_figure(message), {"run": state["run"], "error": message}, ""
@@ -668,7 +778,9 @@ def _selection_of(view: Mapping[str, Any] | None, state: Mapping[str, Any]) -> d
     }
 
 
-def _live_update(store_path: Path, state: Mapping[str, Any], view: Mapping[str, Any]) -> tuple[Any, ...]:
+def _live_update(
+    store_path: Path | str, state: Mapping[str, Any], view: Mapping[str, Any]
+) -> tuple[Any, ...]:
     """Extend the drawn traces with the points written since the last update (a ``Patch``), or redraw."""
     run_id = int(view["run"])
     selection = _selection_of(view, state)
@@ -729,17 +841,34 @@ def _live_update(store_path: Path, state: Mapping[str, Any], view: Mapping[str, 
     return patch, new_view, no_update, _range_label(new_view)
 
 
-def _is_empty_file(path: Path) -> bool:
+def _store_status(store_path: Path | str) -> str:
+    """``missing`` (no store yet, or a file still empty), ``error``, ``empty`` (no runs) or ``ok``."""
     try:
-        return path.stat().st_size == 0
+        with data.open_store(store_path) as store:
+            return "ok" if store.latest_run_id() is not None else "empty"
+    except StoreNotFound:
+        return "missing"
+    except StoreError:
+        return "missing" if _is_empty_file(store_path) else "error"
+    except Exception:
+        log.exception("cannot open the run store %s", redacted(store_path))
+        return "error"
+
+
+def _is_empty_file(path: Path | str) -> bool:
+    if is_url(path):
+        return False
+    try:
+        return Path(path).stat().st_size == 0
     except OSError:
         return False
 
 
-def _waiting_for_store(store_path: Path) -> str:
+def _waiting_for_store(store_path: Path | str) -> str:
+    where = redacted(store_path)
     return (
-        f"No run store at {store_path} yet: waiting for a load test to write it "
-        f"(locust -f loadtest ... --results {store_path}); runs appear here as soon as it does."
+        f"No run store {'in' if is_url(store_path) else 'at'} {where} yet: waiting for a load test to write "
+        f"it (locust -f loadtest ... --results {where}); runs appear here as soon as it does."
     )
 
 

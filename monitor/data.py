@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ from charts.load import LoadDescription, describe_load
 from charts.spectrum import spectrum_of
 from monitor.downsample import choose_bucket, insert_gaps, minmax
 from runstore import histogram as hdr
+from runstore.location import redacted
 from runstore.names import (
     CONNECTION_STATES,
     COUNTER_ERRORS,
@@ -79,6 +81,7 @@ __all__ = [
     "list_runs",
     "open_store",
     "overview",
+    "overview_of",
     "plan_window",
     "range_stats",
     "read_timeline",
@@ -117,10 +120,12 @@ _EMPTY_SERIES = pd.DataFrame(
 
 @contextlib.contextmanager
 def open_store(path: str | Path) -> Iterator[RunStore]:
-    """Open the run store read-only for one request; damage found while reading becomes :class:`StoreCorrupt`.
+    """Open the run store read-only for one request; a database error while reading becomes a
+    :class:`StoreError` with a one-line message for the page (damage in an SQLite file, a PostgreSQL server
+    that stopped answering or a database whose tables are not a run store's).
 
     Raises:
-        StoreError: no store, not a run store, a newer schema, or damaged data (one-line message).
+        StoreError: no store, not a run store, a newer schema, damaged data, an unreachable database.
     """
     store = RunStore.open(path, readonly=True)
     try:
@@ -131,8 +136,34 @@ def open_store(path: str | Path) -> Iterator[RunStore]:
         if "HdrHistogram" in str(exc) or "histogram" in str(exc):
             raise StoreCorrupt(f"{path} holds a damaged latency histogram: {exc}") from exc
         raise
+    except Exception as exc:
+        problem = _postgres_problem(store, exc)
+        if problem is None:
+            raise
+        raise problem from exc
     finally:
         store.close()
+
+
+def _postgres_problem(store: RunStore, exc: Exception) -> StoreError | None:
+    """What a psycopg error raised while reading a PostgreSQL store means, or ``None`` (not one).
+
+    psycopg is imported only by a PostgreSQL store (:meth:`RunStore.open`), so an SQLite monitor never
+    loads it here either.
+    """
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(exc, psycopg.Error):
+        return None
+    where = redacted(store.location)
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
+        return StoreCorrupt(
+            f"{where} is not a wsgauge run store this wsgauge can read (its tables differ: {detail}); "
+            "point --results at the database a load test writes"
+        )
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return StoreError(f"the run store {where} stopped answering: {detail}")
+    return StoreError(f"cannot read the run store {where}: {detail}")
 
 
 # --- runs ---------------------------------------------------------------------------------------------------
@@ -290,10 +321,14 @@ def overview(store: RunStore, run_id: int, now: float | None = None) -> RunOverv
     Raises:
         RunNotFound: no such run.
     """
-    run = store.get_run(run_id)
-    span = store.time_range(run_id)
-    metrics = tuple(store.latency_metrics(run_id))
-    names = tuple(store.server_metric_names(run_id))
+    return overview_of(store, store.get_run(run_id), now)
+
+
+def overview_of(store: RunStore, run: RunRecord, now: float | None = None) -> RunOverview:
+    """:func:`overview` of a run whose record is already read."""
+    span = store.time_range(run.id)
+    metrics = tuple(store.latency_metrics(run.id))
+    names = tuple(store.server_metric_names(run.id))
     return RunOverview(run, span, metrics, tuple(server_families(names)), run.is_live(now), names)
 
 

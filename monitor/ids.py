@@ -70,7 +70,8 @@ RUN_STATE: Final = "run-state"
 VIEW_STATE: Final = "view-state"
 """dcc.Store: the timeline's window, selected range, live cursor and trace keys (set on every redraw)."""
 STORE_STATUS: Final = "store-status"
-"""dcc.Store: ``missing``, ``error``, ``empty`` or ``ok``; set by the runs refresh when it changes, so that a
-store (or a first run) appearing while the page waits selects its run."""
+"""dcc.Store: ``missing``, ``error``, ``empty`` or ``ok``; set by ``watch_store`` when it changes while the
+page shows a problem instead of a run, so that a store (or a first run) appearing while the page waits
+selects its run."""
 X_RANGE: Final = "x-range"
 """dcc.Store: the time axis's last zoom/pan/reset (``relayoutData`` filtered in the browser)."""

@@ -24,7 +24,7 @@ from typing import Final
 
 import flask
 
-__all__ = ["BUNDLE", "DASH_PLOTLY_PATH", "install"]
+__all__ = ["BUNDLE", "DASH_PLOTLY_PATH", "install", "preload_in_head"]
 
 BUNDLE: Final = Path(__file__).with_name("vendor") / "plotly-basic-4.1.1.min.js"
 """The vendored bundle (MIT: ``vendor/plotly-basic.LICENSE.txt``)."""
@@ -57,3 +57,17 @@ def install(server: flask.Flask, prefix: str) -> None:
         response.cache_control.public = True
         response.cache_control.max_age = CACHE_SECONDS
         return response
+
+
+def preload_in_head(index_string: str, prefix: str) -> str:
+    """Dash's page template with a ``<link rel="preload">`` of plotly.js in its head.
+
+    ``dcc.Graph`` asks for plotly.js only once the first graph has mounted, after Dash has fetched the
+    layout and the callback graph; a preload starts the download with Dash's own scripts, and the script
+    element ``dcc.Graph`` adds later is served from it. Nothing runs sooner or in series: the preload only
+    fetches.
+    """
+    link = f'<link rel="preload" href="{prefix}{DASH_PLOTLY_PATH}" as="script">'
+    if "{%css%}" not in index_string:
+        return index_string
+    return index_string.replace("{%css%}", "{%css%}\n        " + link, 1)

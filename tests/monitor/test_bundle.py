@@ -68,3 +68,13 @@ def test_full_plotly_only_when_asked_and_mounted_under_its_prefix_behind_credent
     assert client.get("/m" + URL).status_code == 401
     served = client.get("/m" + URL, headers={"Authorization": "Bearer t"})
     assert served.data == plotly_bundle.BUNDLE.read_bytes()
+
+
+def test_the_page_preloads_plotly_js_from_where_dcc_graph_fetches_it(tmp_path: Path) -> None:
+    link = '<link rel="preload" href="/monitor/' + plotly_bundle.DASH_PLOTLY_PATH + '" as="script">'
+    mounted = create_app(tmp_path / "runs.sqlite3", url_base_pathname="/monitor/").server.test_client()
+    page = mounted.get("/monitor/").text
+    assert link in page and page.index(link) < page.index("<body>")  # in the head, before Dash's scripts
+    assert mounted.get("/monitor/" + plotly_bundle.DASH_PLOTLY_PATH).status_code == 200
+    plain = create_app(tmp_path / "runs.sqlite3", preload_plotly=False).server.test_client()
+    assert 'rel="preload"' not in plain.get("/").text
