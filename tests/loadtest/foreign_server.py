@@ -135,10 +135,13 @@ class ForeignServer:
     async def _session(
         self, request: web.Request, ws: web.WebSocketResponse, drop_after: int | None
     ) -> web.WebSocketResponse:
-        await ws.prepare(request)
+        # Recorded before the 101 goes out: a client's connect returns when it has read the 101, and a test
+        # reading handshakes[-1] right after must find its own handshake, not the one before it.
+        ready = ws.can_prepare(request)
         self.handshakes.append(
-            {"path": request.path, "headers": dict(request.headers), "protocol": ws.ws_protocol}
+            {"path": request.path, "headers": dict(request.headers), "protocol": ready.protocol}
         )
+        await ws.prepare(request)
         served = 0
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
