@@ -9,11 +9,12 @@ gives ``None`` and nothing is flagged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
-
-import pandas as pd
+from typing import TYPE_CHECKING, Final
 
 from runstore.health import generator_bound
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["GATE_NOTE_SHARE", "REASON_WORDS", "GeneratorHealth", "generator_health"]
 

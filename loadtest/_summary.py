@@ -198,6 +198,8 @@ def format_summary(
     generator = summary.get("generator") or {}
     if generator.get("bound_s"):
         lines.append(f"generator-bound: {generator['sentence']}")
+    if summary.get("incomplete"):
+        lines.append(f"incomplete run: {summary['incomplete']}")
     lines.append("")
     lines.append(f"stored: {store_path} (run id {run_id})")
     return "\n".join(lines)

@@ -83,6 +83,8 @@ class Headline:
     """How the load was set: a shape (class, stages) or ``-u`` / ``-r``."""
     health: GeneratorHealth | None = None
     """The load generator's own health over the run; ``None`` for runs recorded without it."""
+    incomplete: str | None = None
+    """Why the run lacks some worker's last samples (its summary's ``incomplete``); ``None`` when complete."""
 
 
 def key_metrics(data: RunData) -> list[str]:
@@ -151,4 +153,5 @@ def headline(data: RunData) -> Headline:
         note=note,
         load=describe_load(data.run.get("options"), data.run.get("summary")),
         health=run_health(data),
+        incomplete=(data.run.get("summary") or {}).get("incomplete"),
     )

@@ -29,6 +29,7 @@ __all__ = [
     "figure_fragment",
     "headline_html",
     "health_banner",
+    "incomplete_banner",
     "page",
     "report_html",
     "verdict_rows",
@@ -53,6 +54,7 @@ td.status span{padding:1px 6px;border-radius:3px;color:#fff;font-size:.85em}
 .not-judged{background:#718096}.inconclusive{background:#b7791f}
 .tiles{display:flex;gap:10px;flex-wrap:wrap;margin:8px 0}
 .tile{background:#f5f7fa;border-radius:4px;padding:6px 12px;min-width:110px}
+.incomplete{background:#fed7d7;border:1px solid #c53030;border-radius:4px;padding:6px 12px;margin:8px 0}
 .generator-bound{background:#fefcbf;border:1px solid #d69e2e;border-radius:4px;padding:6px 12px;margin:8px 0}
 .tile b{display:block;font-size:1.25em}.tile span{color:#616e7c;font-size:.8em}
 table.options td{text-align:left;white-space:normal;font-family:ui-monospace,monospace;font-size:.95em}
@@ -139,6 +141,17 @@ def health_banner(health: GeneratorHealth | None) -> str:
         f'<p class="generator-bound" role="alert" data-bound="{health.bound}" data-judged="{health.judged}">'
         f"<b>Generator-bound:</b> {html.escape(health.sentence)} "
         '<span class="muted">(shaded on the latency charts; see "Load generator health")</span></p>'
+    )
+
+
+def incomplete_banner(reason: str | None) -> str:
+    """The report's warning when a worker's last samples never reached the master: the run's counts and
+    rates are short by that worker's share of its last seconds; empty for a complete run."""
+    if not reason:
+        return ""
+    return (
+        f'<p class="incomplete" role="alert"><b>Incomplete run:</b> {html.escape(reason)} '
+        '<span class="muted">(its counts and rates undercount)</span></p>'
     )
 
 
@@ -232,6 +245,7 @@ def headline_html(line: Headline, title: str | None = None) -> str:
         f'<span class="muted">{html.escape(why)}</span></p>'
         + (f'<ul class="rules">{rules}</ul>' if rules else "")
         + health_banner(line.health)
+        + incomplete_banner(line.incomplete)
         + f"{load}<div class='tiles'>{tiles}</div>{table}</section>"
     )
 

@@ -21,16 +21,21 @@ it was, since ``max`` is kept exactly).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-import pandas as pd
 
+from runstore.lazy import LazyModule
 from runstore.names import (
     GAUGE_GENERATOR_CPU,
     GAUGE_GENERATOR_GC_MAX_PAUSE,
     GAUGE_GENERATOR_LOOP_LAG,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")  # imported by the first summary, not by a load generator's start
 
 __all__ = ["CPU_LIMIT", "GC_PAUSE_LIMIT_MS", "LOOP_LAG_LIMIT_MS", "generator_bound"]
 

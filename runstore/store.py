@@ -23,17 +23,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from runstore import histogram as hdr
 from runstore._sqlite import SQLiteBackend
 from runstore.errors import RunNotFound, SchemaTooNew, StoreCorrupt, StoreError, StoreNotFound
+from runstore.lazy import LazyModule
 from runstore.samples import ConnectionEvent, SecondSample
 from runstore.schema import LATENCY_COLUMNS, LATENCY_UPSERT, RESOLUTIONS
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from runstore._postgres import PostgresBackend
+else:
+    pd = LazyModule("pandas")  # the read side's DataFrames: a writing load generator never imports it
 
 Backend = Union[SQLiteBackend, "PostgresBackend"]
 

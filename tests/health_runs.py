@@ -64,6 +64,7 @@ def write_health_run(
     cpu_seconds: Collection[int] = (),
     lag_seconds: Collection[int] = (),
     seed: int = 1,
+    incomplete: str | None = None,
 ) -> HealthRun:
     """Write one finished run and return where it is."""
     rng = random.Random(seed)
@@ -90,6 +91,8 @@ def write_health_run(
                 agg.set_gauge(GAUGE_GENERATOR_CPU, [0.97 if offset in cpu_seconds else 0.3], at=at)
                 agg.set_gauge(GAUGE_GENERATOR_LOOP_LAG, [12.0 if offset in lag_seconds else 0.8], at=at)
         write_drained(store, run_id, agg)
-        summary = {"peak_users": peak_users if peak_users is not None else users}
+        summary: dict[str, Any] = {"peak_users": peak_users if peak_users is not None else users}
+        if incomplete:
+            summary["incomplete"] = incomplete  # as the master marks a run missing a worker's last samples
         store.finish_run(run_id, "completed", ended_at=float(start + seconds), summary=summary)
     return HealthRun(run_id, start, seconds)

@@ -10,7 +10,7 @@ from reports.errors import ReportError
 from reports.gate.absolute import absolute_rule
 from reports.gate.estimators import estimator_for
 from reports.gate.evidence import Evidence, gather_evidence
-from reports.gate.generator import generator_note
+from reports.gate.generator import generator_note, incomplete_note
 from reports.gate.judge import error_rate_rule, latency_rules, throughput_rule
 from reports.gate.result import GateResult, RuleResult, Verdict
 from reports.thresholds import Thresholds
@@ -50,9 +50,9 @@ def evaluate_gate(
         raise ReportError("nothing to check: no baseline and no absolute rules in the thresholds")
     results += [absolute_rule(rule, evidence.kept_c, evidence.whole_c, th) for rule in th.absolute]
     for role, kept in (("baseline", evidence.kept_b), ("candidate", evidence.kept_c)):
-        note = generator_note(role, kept)  # a note, never a change of verdict (reports.gate.generator)
-        if note:
-            notes.append(note)
+        for note in (generator_note(role, kept), incomplete_note(role, kept)):  # notes, never a verdict
+            if note:
+                notes.append(note)
     verdict = _verdict(results, th)
     bases, cands = evidence.whole_b, evidence.whole_c
     return GateResult(

@@ -16,7 +16,7 @@ import numpy as np
 from charts.health import GATE_NOTE_SHARE, GeneratorHealth, generator_health
 from reports.data import RunData
 
-__all__ = ["generator_note", "run_health"]
+__all__ = ["generator_note", "incomplete_note", "run_health"]
 
 
 def run_health(data: RunData) -> GeneratorHealth | None:
@@ -48,4 +48,20 @@ def generator_note(role: str, runs: Sequence[RunData]) -> str | None:
         f"{role}: latency in {bound:,} of {total:,} {unit} ({bound / total:.0%}, {where}) is the load "
         f"generator's, not the target's: {why}; above {GATE_NOTE_SHARE:.0%} its tail percentiles are partly "
         "the generator's (the verdict is unchanged; rerun on a quieter machine to be sure)"
+    )
+
+
+def incomplete_note(role: str, runs: Sequence[RunData]) -> str | None:
+    """The note for one side whose runs include an incomplete one (a worker's last samples never reached the
+    master): its counts and throughput undercount, so a throughput or error-count rule may fire on what is
+    missing, not on the target. A note, like the generator's: the verdict is unchanged."""
+    short = [
+        (data.label, reason) for data in runs if (reason := (data.run.get("summary") or {}).get("incomplete"))
+    ]
+    if not short:
+        return None
+    which = "; ".join(f"{label}: {reason}" for label, reason in short)
+    return (
+        f"{role}: {len(short)} of {len(runs)} runs incomplete ({which}); their counts and throughput"
+        " undercount (the verdict is unchanged; rerun to be sure)"
     )
