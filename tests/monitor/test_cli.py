@@ -58,6 +58,10 @@ class Served:
         return self.process.returncode, err
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def _serving(args: Sequence[str], cwd: Path) -> Iterator[Served]:
     process = subprocess.Popen(
@@ -67,6 +71,9 @@ def _serving(args: Sequence[str], cwd: Path) -> Iterator[Served]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal: a suite started in the background (``cmd &``) ignores SIGINT, and the
+        # monitor would inherit that and never see the stop() below.
+        preexec_fn=_default_sigint,
     )
     try:
         selector = selectors.DefaultSelector()
