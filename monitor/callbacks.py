@@ -120,6 +120,32 @@ def _default_metrics(metrics: list[str]) -> list[str]:
     return [m for m in metrics if m != "send_lag"]
 
 
+def _selected_series(
+    store: RunStore,
+    run_id: int,
+    window: data.Window,
+    span: tuple[int, int],
+    selection: dict[str, Any],
+    state: dict[str, Any],
+    *,
+    since: float | None = None,
+    until: float | None = None,
+) -> pd.DataFrame:
+    """The run's series the picker selected: a whole window's read, or only what came ``since`` a cursor."""
+    return data.read_timeline(
+        store,
+        run_id,
+        window,
+        span=span,
+        metrics=selection["metrics"],
+        percentiles=selection["percentiles"],
+        server=selection["server"],
+        server_names=state.get("server_names", []),
+        since=since,
+        until=until,
+    )
+
+
 def _build_timeline(
     store_path: Path | str,
     state: Mapping[str, Any],
@@ -199,17 +225,7 @@ def _read_and_draw(
         window = data.plan_window(span[0], span[1] + 1)
     status = live_view.read_status(store, run, float(span[1])) if state.get("probe") else None
     until = float(span[1]) if live else None
-    series = data.read_timeline(
-        store,
-        run_id,
-        window,
-        span=span,
-        metrics=selection["metrics"],
-        percentiles=selection["percentiles"],
-        server=selection["server"],
-        server_names=state.get("server_names", []),
-        until=until,
-    )
+    series = _selected_series(store, run_id, window, span, selection, state, until=until)
     compare = None
     if state.get("compare") is not None:
         cspan = store.time_range(int(state["compare"]))
@@ -806,17 +822,8 @@ def _live_update(
         if not needs_redraw:
             if until <= cursor:
                 raise PreventUpdate
-            series = data.read_timeline(
-                store,
-                run_id,
-                window,
-                span=span,
-                metrics=selection["metrics"],
-                percentiles=selection["percentiles"],
-                server=selection["server"],
-                server_names=state.get("server_names", []),
-                since=cursor,
-                until=until,
+            series = _selected_series(
+                store, run_id, window, span, selection, state, since=cursor, until=until
             )
             points, unknown = figures.extend_points(series, view["keys"])
             alerted = series["family"].eq("events") & series["name"].isin(_ALERT_KINDS)
