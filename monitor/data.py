@@ -45,6 +45,7 @@ from charts.load import LoadDescription, describe_load
 from charts.spectrum import spectrum_of
 from monitor.downsample import choose_bucket, insert_gaps, minmax
 from runstore import histogram as hdr
+from runstore.errors import first_line
 from runstore.location import redacted
 from runstore.names import (
     CONNECTION_STATES,
@@ -155,7 +156,7 @@ def _postgres_problem(store: RunStore, exc: Exception) -> StoreError | None:
     if psycopg is None or not isinstance(exc, psycopg.Error):
         return None
     where = redacted(store.location)
-    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    detail = first_line(exc)
     if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
         return StoreCorrupt(
             f"{where} is not a wsgauge run store this wsgauge can read (its tables differ: {detail}); "

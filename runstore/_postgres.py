@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from runstore.errors import SchemaTooNew, StoreError, StoreNotFound
+from runstore.errors import SchemaTooNew, StoreError, StoreNotFound, first_line
 from runstore.location import redacted
 from runstore.schema import RESOLUTIONS, SCHEMA_VERSION, migrations, statements
 
@@ -30,10 +30,6 @@ _RUN_LOCK = 0x77736762  # open_run's look-up-then-create
 _CONNECT_TIMEOUT_S = 10
 _pools: dict[tuple[str, bool], ConnectionPool] = {}
 _pools_lock = threading.Lock()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _pool(url: str, readonly: bool) -> ConnectionPool:
@@ -50,7 +46,7 @@ def _pool(url: str, readonly: bool) -> ConnectionPool:
         try:
             psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_S, **options).close()
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to the run store {redacted(url)}: {_first_line(exc)}") from exc
+            raise StoreError(f"cannot connect to the run store {redacted(url)}: {first_line(exc)}") from exc
         pool = ConnectionPool(
             url,
             min_size=1,
@@ -99,7 +95,7 @@ class PostgresBackend:
             self.schema_version = self._prepare()
         except psycopg.Error as exc:
             self.close()
-            raise StoreError(f"run store {self.location}: {_first_line(exc)}") from exc
+            raise StoreError(f"run store {self.location}: {first_line(exc)}") from exc
         except BaseException:
             self.close()
             raise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RunNotFound", "SchemaTooNew", "StoreCorrupt", "StoreError", "StoreNotFound"]
+__all__ = ["RunNotFound", "SchemaTooNew", "StoreCorrupt", "StoreError", "StoreNotFound", "first_line"]
 
 
 class StoreError(Exception):
@@ -23,3 +23,8 @@ class SchemaTooNew(StoreError):
 
 class RunNotFound(StoreError):
     """No run with that id."""
+
+
+def first_line(exc: BaseException) -> str:
+    """A database error's first line (a driver's message may run to several), or its type's name."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
